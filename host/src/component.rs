@@ -1,0 +1,124 @@
+//! Loading a policy component: recognising what the bytes are, checking imports against the
+//! allow-list, and pre-instantiating against the contract so each call only instantiates.
+
+use wasmtime::component::{types::ComponentItem, Component, Linker};
+use wasmtime::Engine;
+
+use crate::bindings::RetryPolicyPre;
+use crate::error::Error;
+use crate::sandbox::HostState;
+
+/// The interface a policy must export.
+pub const POLICY_EXPORT: &str = "runretry:policy/policy@0.1.0";
+
+/// Import namespaces a policy may use. A Rust std guest imports ~13 WASI interfaces; every one
+/// is linked with nothing granted. Sockets and HTTP are refused outright: a policy has no
+/// business on the network, and saying so at load time beats a failure mid-decision.
+pub const ALLOWED_IMPORT_PREFIXES: [&str; 6] = [
+    "wasi:cli/",
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:filesystem/",
+    "runretry:policy/",
+];
+
+/// What a file holds, judged from its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WasmKind {
+    /// A component (the only thing runretry runs).
+    Component,
+    /// A core module: the right language, the wrong packaging.
+    CoreModule,
+    /// Not WebAssembly at all.
+    NotWasm,
+}
+
+/// Classify bytes by the Wasm preamble (magic, then version and layer).
+pub fn wasm_kind(bytes: &[u8]) -> WasmKind {
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => WasmKind::CoreModule,
+        Some([0, b'a', b's', b'm', _, _, 1, 0]) => WasmKind::Component,
+        _ => WasmKind::NotWasm,
+    }
+}
+
+/// Compile a component (or fetch it from the compile cache) after checking what it is.
+pub fn compile(engine: &Engine, name: &str, bytes: &[u8]) -> Result<Component, Error> {
+    match wasm_kind(bytes) {
+        WasmKind::Component => {}
+        WasmKind::CoreModule => {
+            return Err(Error::invalid_component(format!(
+                "{name}: is a core WebAssembly module, not a component; build policies as \
+                 components (for Rust: cargo build --target wasm32-wasip2)"
+            )))
+        }
+        WasmKind::NotWasm => {
+            return Err(Error::invalid_component(format!("{name}: is not a WebAssembly file")))
+        }
+    }
+    Component::new(engine, bytes)
+        .map_err(|e| Error::invalid_component(format!("{name}: does not compile: {e:#}")))
+}
+
+/// Names of a component's imports and exports.
+pub fn imports_and_exports(engine: &Engine, component: &Component) -> (Vec<String>, Vec<String>) {
+    let ty = component.component_type();
+    let imports = ty.imports(engine).map(|(name, _)| name.to_string()).collect();
+    let exports = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
+    (imports, exports)
+}
+
+/// Refuse any import outside [`ALLOWED_IMPORT_PREFIXES`], naming it.
+pub fn check_imports(name: &str, imports: &[String]) -> Result<(), Error> {
+    match imports.iter().find(|i| !ALLOWED_IMPORT_PREFIXES.iter().any(|p| i.starts_with(p))) {
+        Some(import) => Err(Error::invalid_component(format!(
+            "{name}: imports {import:?}, which policies may not use (allowed: {})",
+            ALLOWED_IMPORT_PREFIXES.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Check the export's shape and pre-instantiate: after this, a call is instantiate + call.
+pub fn prepare(
+    engine: &Engine,
+    linker: &Linker<HostState>,
+    name: &str,
+    component: &Component,
+) -> Result<RetryPolicyPre<HostState>, Error> {
+    let (imports, exports) = imports_and_exports(engine, component);
+    check_imports(name, &imports)?;
+    if !exports.iter().any(|e| e == POLICY_EXPORT) {
+        return Err(Error::invalid_component(format!(
+            "{name}: does not export {POLICY_EXPORT} (it exports: {}); is it built for the \
+             runretry:policy/retry-policy world?",
+            if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") }
+        )));
+    }
+    if let Some(ComponentItem::ComponentInstance(instance)) =
+        component.component_type().get_export(engine, POLICY_EXPORT).map(|export| export.ty)
+    {
+        for function in ["should-retry", "select-steps"] {
+            if instance.get_export(engine, function).is_none() {
+                return Err(Error::invalid_component(format!(
+                    "{name}: export {POLICY_EXPORT} has no function {function:?}"
+                )));
+            }
+        }
+    }
+    let pre = linker
+        .instantiate_pre(component)
+        .map_err(|e| Error::invalid_component(format!("{name}: cannot be linked: {e:#}")))?;
+    RetryPolicyPre::new(pre).map_err(|e| {
+        Error::invalid_component(format!("{name}: export {POLICY_EXPORT} does not match the contract: {e:#}"))
+    })
+}
+
+/// A linker with WASI p2 (nothing granted) for every policy.
+pub fn policy_linker(engine: &Engine) -> Result<Linker<HostState>, Error> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        .map_err(|e| Error::invalid_component(format!("cannot link WASI: {e}")))?;
+    Ok(linker)
+}

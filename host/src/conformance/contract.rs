@@ -1,0 +1,260 @@
+//! The contract suite: properties every policy must hold whatever its semantics, on inputs the
+//! kit generates (seeded, so a failure reproduces).
+//!
+//! For every generated case a policy must: answer `should-retry` without failing, with a
+//! well-formed decision (checked by `validate`: `retry` iff `LAUNCH_NEW`, a retry has a number
+//! >= 1, a strategy and plan step keys without duplicates, non-empty whenever the plan is; a
+//! finite `delay_seconds` >= 0; `resubmit_run_id` only with `RESUBMIT_EXISTING`); answer
+//! `select-steps` for every strategy with plan keys only, or a refusal; and give the same answers
+//! from two fresh instances.
+
+use indexmap::IndexMap;
+
+use crate::case::{
+    Backfill, BackfillStatus, Case, Config, Failure, GroupMember, Run, RunStatus, Step, StepStatus, Tags,
+    KNOWN_FAILURE_REASONS,
+};
+use crate::decision::Strategy;
+use crate::policy::Policy;
+
+use super::Report;
+
+/// Run the contract suite against `policy`.
+pub fn run(policy: &Policy) -> Report {
+    let mut report = Report::default();
+    for (name, case) in generate() {
+        report.record(&name, "contract", check(policy, &case));
+    }
+    report
+}
+
+/// Every property, for one input.
+pub fn check(policy: &Policy, case: &Case) -> Vec<String> {
+    let mut problems = Vec::new();
+    match (policy.decide(case), policy.decide(case)) {
+        (Ok(first), Ok(second)) => {
+            if first != second {
+                problems.push(format!("should-retry is not deterministic: {first:?} then {second:?}"));
+            }
+            if first.retry != (first.action == crate::decision::Action::LaunchNew) {
+                problems.push("retry must be true exactly when action is LAUNCH_NEW".into());
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => problems.push(format!("should-retry failed: {e}")),
+    }
+    for strategy in [Strategy::FromFailure, Strategy::AllSteps, Strategy::FromAssetFailure] {
+        match (policy.select_steps(&case.run, strategy), policy.select_steps(&case.run, strategy)) {
+            (Ok(first), Ok(second)) if first != second => problems.push(format!(
+                "select-steps {strategy:?} is not deterministic: {first:?} then {second:?}"
+            )),
+            (Ok(_), Ok(_)) => {}
+            (Err(e), _) | (_, Err(e)) => problems.push(format!("select-steps {strategy:?} failed: {e}")),
+        }
+    }
+    problems
+}
+
+/// The generated inputs, named.
+pub fn generate() -> Vec<(String, Case)> {
+    let mut cases = Vec::new();
+    let reasons: Vec<Option<&str>> = std::iter::once(None)
+        .chain(KNOWN_FAILURE_REASONS.iter().map(|r| Some(*r)))
+        .chain([Some("PREEMPTED_BY_A_NEWER_DAGSTER")])
+        .collect();
+    let configs = [
+        Config { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true },
+        Config { enabled: true, max_retries: 0, retry_on_asset_or_op_failure: false },
+        Config { enabled: false, max_retries: 5, retry_on_asset_or_op_failure: true },
+    ];
+    for (c, config) in configs.iter().enumerate() {
+        for reason in &reasons {
+            let mut case = base_case(diamond(), *config);
+            case.failure.reason = reason.map(str::to_string);
+            cases.push((format!("reason-{}-config-{c}", reason.unwrap_or("none")), case));
+        }
+    }
+    let mut rng = Lcg(0x5eed_2026);
+    for i in 0..40 {
+        cases.push((format!("random-{i}"), random_case(&mut rng)));
+    }
+    cases.extend(edge_cases());
+    cases
+}
+
+fn edge_cases() -> Vec<(String, Case)> {
+    let enabled = Config { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true };
+    let mut out = vec![("empty-plan".to_string(), base_case(Vec::new(), enabled))];
+
+    // 10,000 steps: a chain with side branches, failures spread through it.
+    let big: Vec<Step> = (0..10_000)
+        .map(|i| {
+            let status = match i % 997 {
+                13 => StepStatus::Failure,
+                500 => StepStatus::InProgress,
+                _ if i > 9_000 => StepStatus::NotStarted,
+                _ => StepStatus::Success,
+            };
+            let upstream = if i == 0 { vec![] } else { vec![format!("step_{}", i / 2)] };
+            step(&format!("step_{i}"), upstream, status)
+        })
+        .collect();
+    out.push(("plan-of-10000-steps".into(), base_case(big, enabled)));
+
+    let long = "k".repeat(10_000);
+    let unicode = "шаг_ü_步骤_🚀";
+    let keys_case = base_case(
+        vec![
+            step(&long, vec![], StepStatus::Success),
+            step(unicode, vec![long.clone()], StepStatus::Failure),
+            step(&format!("{unicode}_after"), vec![unicode.to_string()], StepStatus::NotStarted),
+        ],
+        enabled,
+    );
+    out.push(("long-and-non-ascii-keys".into(), keys_case));
+
+    let mut many_tags = base_case(diamond(), enabled);
+    for i in 0..1_000 {
+        many_tags.run.tags.insert(format!("team/tag_{i}"), format!("value-{i}-ß"));
+    }
+    out.push(("1000-tags".into(), many_tags));
+
+    let mut big_group = base_case(diamond(), Config { max_retries: 1_000, ..enabled });
+    big_group.run.run_id = "run-499".into();
+    big_group.run.root_run_id = Some("run-0".into());
+    big_group.run.parent_run_id = Some("run-498".into());
+    big_group.run.group = Some(
+        (0..500)
+            .map(|i| GroupMember {
+                run_id: format!("run-{i}"),
+                parent_run_id: (i > 0).then(|| format!("run-{}", i - 1)),
+                tags: IndexMap::from([("dagster/retry_number".to_string(), i.to_string())]),
+                status: Some(RunStatus::Failure),
+                exists: true,
+            })
+            .collect(),
+    );
+    out.push(("group-of-500-runs".into(), big_group));
+    out
+}
+
+fn base_case(steps: Vec<Step>, config: Config) -> Case {
+    Case {
+        config,
+        run: Run {
+            run_id: "run-A".into(),
+            status: RunStatus::Failure,
+            tags: Tags::new(),
+            root_run_id: None,
+            parent_run_id: None,
+            group: None,
+            steps,
+            step_keys_to_execute: None,
+            op_selection: None,
+            job_tags: Tags::new(),
+            backfill: None,
+            job: Some("contract_job".into()),
+        },
+        failure: Failure { reason: Some("STEP_FAILURE".into()), message: None },
+    }
+}
+
+fn step(key: &str, upstream: Vec<String>, status: StepStatus) -> Step {
+    Step { key: key.into(), upstream, status, instances: None, dynamic_output: false, mapping_keys: Vec::new() }
+}
+
+fn diamond() -> Vec<Step> {
+    vec![
+        step("A", vec![], StepStatus::Success),
+        step("B", vec!["A".into()], StepStatus::Failure),
+        step("C", vec!["A".into()], StepStatus::Success),
+        step("D", vec!["B".into(), "C".into()], StepStatus::NotStarted),
+    ]
+}
+
+/// A small deterministic generator (no dependency, same sequence on every machine).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+fn random_case(rng: &mut Lcg) -> Case {
+    const STATUSES: [StepStatus; 6] = [
+        StepStatus::Success,
+        StepStatus::Failure,
+        StepStatus::Skipped,
+        StepStatus::InProgress,
+        StepStatus::NotStarted,
+        StepStatus::ResourceInitFailure,
+    ];
+    let n = 1 + rng.below(30) as usize;
+    let mut steps = Vec::with_capacity(n);
+    for i in 0..n {
+        let upstream: Vec<String> =
+            (0..i).filter(|_| rng.below(4) == 0).map(|j| steps_key(&steps, j)).collect();
+        if rng.below(6) == 0 {
+            let instances: IndexMap<String, StepStatus> =
+                (0..rng.below(4)).map(|k| (k.to_string(), *rng.pick(&STATUSES))).collect();
+            steps.push(Step {
+                key: format!("mapped_{i}[?]"),
+                upstream,
+                status: StepStatus::Mapped,
+                instances: Some(instances),
+                dynamic_output: false,
+                mapping_keys: Vec::new(),
+            });
+        } else {
+            steps.push(step(&format!("op_{i}"), upstream, *rng.pick(&STATUSES)));
+        }
+    }
+    let config = Config {
+        enabled: rng.below(5) != 0,
+        max_retries: rng.below(5) as i64 - 1,
+        retry_on_asset_or_op_failure: rng.below(2) == 0,
+    };
+    let mut case = base_case(steps, config);
+    case.run.status = *rng.pick(&[RunStatus::Failure, RunStatus::Failure, RunStatus::Canceled, RunStatus::Success]);
+    case.failure.reason = rng.pick(&[None, Some("STEP_FAILURE"), Some("RUN_EXCEPTION"), Some("NEW_REASON")]).map(str::to_string);
+    let tag_values = [
+        ("dagster/max_retries", *rng.pick(&["2", " 3 ", "x", "-1", "0"])),
+        ("dagster/retry_strategy", *rng.pick(&["ALL_STEPS", "FROM_FAILURE", "all_steps", "FROM_ASSET_FAILURE"])),
+        ("dagster/retry_on_asset_or_op_failure", *rng.pick(&["false", "no", "0", "True"])),
+        ("dagster/will_retry", *rng.pick(&["true", "false"])),
+        ("dagster/backfill", "bf-1"),
+    ];
+    for (key, value) in tag_values {
+        if rng.below(3) == 0 {
+            case.run.tags.insert(key.into(), value.into());
+        }
+    }
+    if case.run.tags.contains_key("dagster/backfill") {
+        case.run.backfill = Some(Backfill {
+            id: "bf-1".into(),
+            exists: rng.below(4) != 0,
+            status: *rng.pick(&[BackfillStatus::Requested, BackfillStatus::Completed, BackfillStatus::Canceling]),
+        });
+    }
+    if rng.below(2) == 0 {
+        case.run.run_id = "run-R1".into();
+        case.run.root_run_id = Some("run-A".into());
+        case.run.parent_run_id = Some("run-A".into());
+        case.run.group = Some(vec![
+            GroupMember { run_id: "run-A".into(), parent_run_id: None, tags: Tags::new(), status: Some(RunStatus::Failure), exists: rng.below(5) != 0 },
+            GroupMember { run_id: "run-R1".into(), parent_run_id: Some("run-A".into()), tags: Tags::new(), status: Some(RunStatus::Failure), exists: true },
+        ]);
+    }
+    case
+}
+
+fn steps_key(steps: &[Step], index: usize) -> String {
+    steps[index].key.clone()
+}

@@ -1,0 +1,67 @@
+//! Reading the `run_retries:` block of a Dagster instance file (`dagster.yaml`).
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::case::Config;
+use crate::error::Error;
+
+/// Only `run_retries` matters; every other key of the instance file is ignored.
+#[derive(Deserialize)]
+struct InstanceFile {
+    #[serde(default)]
+    run_retries: Option<Config>,
+}
+
+/// The `run_retries` block of the file at `path`; Dagster's defaults when the block is absent.
+pub fn read_run_retries(path: &Path) -> Result<Config, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::bad_input(format!("{}: cannot read: {e}", path.display())))?;
+    parse_run_retries(&path.display().to_string(), &text)
+}
+
+/// Parse `run_retries` from YAML text; `source` names the file in errors, with the field path
+/// (`run_retries.max_retries`) and YAML line.
+pub fn parse_run_retries(source: &str, text: &str) -> Result<Config, Error> {
+    if text.trim().is_empty() {
+        return Ok(Config::default());
+    }
+    let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+    let file: InstanceFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        Error::bad_input(format!("{source}: {path}: {}", e.into_inner()))
+    })?;
+    Ok(file.run_retries.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_block_and_ignores_other_keys() {
+        let text = "storage:\n  sqlite: {base_dir: /tmp}\nrun_retries:\n  enabled: true\n  max_retries: 3\n";
+        let config = parse_run_retries("dagster.yaml", text).unwrap();
+        assert_eq!(config, Config { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true });
+    }
+
+    #[test]
+    fn absent_block_gives_dagster_defaults() {
+        assert_eq!(parse_run_retries("d.yaml", "telemetry: {enabled: false}\n").unwrap(), Config::default());
+        assert_eq!(parse_run_retries("d.yaml", "").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn bad_value_names_file_and_field() {
+        let err = parse_run_retries("dagster.yaml", "run_retries:\n  max_retries: three\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("dagster.yaml") && text.contains("run_retries.max_retries"), "{text}");
+    }
+
+    #[test]
+    fn unknown_key_in_block_is_an_error() {
+        let err = parse_run_retries("dagster.yaml", "run_retries:\n  max_retry: 3\n").unwrap_err();
+        assert!(err.to_string().contains("max_retry"), "{err}");
+    }
+}

@@ -1,0 +1,81 @@
+//! `runretry inspect`: what a component is and whether it can serve as a policy.
+
+use std::fmt;
+
+use crate::component::{self, WasmKind, POLICY_EXPORT};
+use crate::policy::Sandbox;
+
+/// What inspection found.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The file's name.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: usize,
+    /// What the bytes are.
+    pub kind: WasmKind,
+    /// The component's imports (empty unless it compiled).
+    pub imports: Vec<String>,
+    /// The component's exports.
+    pub exports: Vec<String>,
+    /// `None` when it satisfies the contract; otherwise why not.
+    pub problem: Option<String>,
+}
+
+impl Report {
+    /// It can be loaded as a policy.
+    pub fn satisfies_contract(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+/// Inspect `bytes` (named `name`) with the sandbox's engine.
+pub fn inspect(sandbox: &Sandbox, name: &str, bytes: &[u8]) -> Report {
+    let mut report = Report {
+        name: name.to_string(),
+        size: bytes.len(),
+        kind: component::wasm_kind(bytes),
+        imports: Vec::new(),
+        exports: Vec::new(),
+        problem: None,
+    };
+    match component::compile(sandbox.engine(), name, bytes) {
+        Ok(compiled) => {
+            (report.imports, report.exports) = component::imports_and_exports(sandbox.engine(), &compiled);
+            report.problem = sandbox.load_bytes(name, bytes).err().map(|e| e.to_string());
+        }
+        Err(e) => report.problem = Some(e.to_string()),
+    }
+    report
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "file:     {}", self.name)?;
+        writeln!(f, "size:     {} bytes", self.size)?;
+        let kind = match self.kind {
+            WasmKind::Component => "component",
+            WasmKind::CoreModule => "core module",
+            WasmKind::NotWasm => "not WebAssembly",
+        };
+        writeln!(f, "kind:     {kind}")?;
+        let world = if self.exports.iter().any(|e| e == POLICY_EXPORT) {
+            "runretry:policy/retry-policy@0.1.0"
+        } else {
+            "unknown (no runretry policy export)"
+        };
+        writeln!(f, "world:    {world}")?;
+        writeln!(f, "exports:  {}", self.exports.len())?;
+        for export in &self.exports {
+            writeln!(f, "  {export}")?;
+        }
+        writeln!(f, "imports:  {}", self.imports.len())?;
+        for import in &self.imports {
+            writeln!(f, "  {import}")?;
+        }
+        match &self.problem {
+            None => writeln!(f, "contract: satisfied"),
+            Some(problem) => writeln!(f, "contract: NOT satisfied: {problem}"),
+        }
+    }
+}

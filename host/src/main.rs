@@ -1,0 +1,288 @@
+//! The `runretry` command line: parses arguments, calls the library, prints JSON.
+//! Exit codes (case-format §5): 0 answered, 1 policy refused, 2 bad input, 3 policy failed.
+
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use runretry::conformance::{self, SuiteChoice};
+use runretry::fallback::{self, OnPolicyError};
+use runretry::{inspect, Case, Error, Policy, Sandbox, SandboxConfig, Selection, Strategy};
+
+#[derive(Parser)]
+#[command(name = "runretry", version, about = "Run-retry policies for workflow orchestrators, as sandboxed WebAssembly components")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decide what to do about a failed run (JSON case in, decision out).
+    Decide {
+        /// The case file, or `-` for stdin; with --batch, a JSON Lines file of cases.
+        case: PathBuf,
+        /// One case per line in, one decision (or error object) per line out, in order.
+        #[arg(long)]
+        batch: bool,
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// What to do when the policy fails.
+        #[arg(long, value_enum, default_value = "fail")]
+        on_policy_error: OnPolicyError,
+    },
+    /// The steps a re-execution runs with a strategy.
+    SelectSteps {
+        /// The case file, or `-` for stdin.
+        case: PathBuf,
+        /// ALL_STEPS, FROM_FAILURE or FROM_ASSET_FAILURE.
+        #[arg(long, value_enum)]
+        strategy: Strategy,
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
+    /// Check a policy against a conformance suite.
+    Conformance {
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// `default` (Dagster's semantics), `contract` (what every policy must hold), or a path
+        /// to a case file or a directory of them.
+        #[arg(long, default_value = "default")]
+        suite: String,
+        /// Decision fields not compared (e.g. delay_seconds for a backoff policy).
+        #[arg(long, value_delimiter = ',')]
+        ignore_field: Vec<String>,
+    },
+    /// Describe a component: world, exports, imports, size, and whether it is a valid policy.
+    Inspect {
+        /// The component file.
+        file: PathBuf,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
+    },
+}
+
+#[derive(Args)]
+struct PolicyArgs {
+    /// A policy component; the embedded default policy when absent.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// A Dagster instance file whose `run_retries:` block replaces the case's `config`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+}
+
+#[derive(Args)]
+struct SandboxArgs {
+    /// Fuel per call (~Wasm instructions).
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Wall-clock deadline per call, in milliseconds.
+    #[arg(long)]
+    deadline_ms: Option<u64>,
+    /// Linear-memory cap per instance, in MiB.
+    #[arg(long)]
+    max_memory_mib: Option<usize>,
+    /// Wasm stack cap, in KiB.
+    #[arg(long)]
+    max_stack_kib: Option<usize>,
+    /// Largest input, in bytes of text.
+    #[arg(long)]
+    max_input_bytes: Option<usize>,
+    /// Largest output, in bytes of text.
+    #[arg(long)]
+    max_output_bytes: Option<usize>,
+    /// Do not read or write the compile cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+impl SandboxArgs {
+    fn config(&self) -> SandboxConfig {
+        let mut config = SandboxConfig::default();
+        if let Some(fuel) = self.fuel {
+            config.fuel = fuel;
+        }
+        if let Some(ms) = self.deadline_ms {
+            config.deadline = Duration::from_millis(ms);
+        }
+        if let Some(mib) = self.max_memory_mib {
+            config.max_memory_bytes = mib << 20;
+        }
+        if let Some(kib) = self.max_stack_kib {
+            config.max_wasm_stack = kib << 10;
+        }
+        if let Some(bytes) = self.max_input_bytes {
+            config.max_input_bytes = bytes;
+        }
+        if let Some(bytes) = self.max_output_bytes {
+            config.max_output_bytes = bytes;
+        }
+        if self.no_cache {
+            config.cache_dir = None;
+        }
+        config
+    }
+}
+
+/// A failure of the command, with the exit code it maps to.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure { code: exit_code(&error), message: error.to_string() }
+    }
+}
+
+fn exit_code(error: &Error) -> u8 {
+    if error.is_bad_input() {
+        2
+    } else {
+        3
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("runretry: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn run(command: Command) -> Result<u8, Failure> {
+    match command {
+        Command::Decide { case, batch, policy, on_policy_error } => {
+            let loaded = load(&policy)?;
+            if batch {
+                return decide_batch(&case, &loaded, on_policy_error);
+            }
+            let case = read_case(&case, &loaded.config)?;
+            let decision = fallback::decide(&loaded.policy, loaded.default.as_ref(), &case, on_policy_error)?;
+            print_json(&decision);
+            Ok(0)
+        }
+        Command::SelectSteps { case, strategy, policy } => {
+            let loaded = load(&policy)?;
+            let case = read_case(&case, &loaded.config)?;
+            let selection = loaded.policy.select_steps(&case.run, strategy)?;
+            print_json(&selection);
+            Ok(if matches!(selection, Selection::Refused { .. }) { 1 } else { 0 })
+        }
+        Command::Conformance { policy, suite, ignore_field } => {
+            let loaded = load(&policy)?;
+            let choice = SuiteChoice::parse(&suite);
+            let report = conformance::run_suite(&loaded.policy, &choice, &ignore_field)?;
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            for failure in &report.failures {
+                let _ = writeln!(out, "{failure}");
+            }
+            let _ = writeln!(out, "{} passed, {} failed", report.passed, report.failures.len());
+            Ok(if report.failures.is_empty() { 0 } else { 1 })
+        }
+        Command::Inspect { file, sandbox } => {
+            let sandbox = Sandbox::new(sandbox.config())?;
+            let bytes = std::fs::read(&file)
+                .map_err(|e| Error::bad_input(format!("{}: cannot read: {e}", file.display())))?;
+            let report = inspect::inspect(&sandbox, &file.display().to_string(), &bytes);
+            print!("{report}");
+            Ok(if report.satisfies_contract() { 0 } else { 3 })
+        }
+    }
+}
+
+/// The policy to run, the default policy for fallbacks, and the config override.
+struct Loaded {
+    policy: Policy,
+    default: Option<Policy>,
+    config: Option<runretry::case::Config>,
+}
+
+fn load(args: &PolicyArgs) -> Result<Loaded, Failure> {
+    let config = args.config.as_deref().map(runretry::dagster_yaml::read_run_retries).transpose()?;
+    let sandbox = Sandbox::new(args.sandbox.config())?;
+    let (policy, default) = match &args.policy {
+        Some(path) => (sandbox.load_file(path)?, Some(sandbox.load_default()?)),
+        None => (sandbox.load_default()?, None),
+    };
+    Ok(Loaded { policy, default, config })
+}
+
+fn read_source(path: &Path) -> Result<(String, String), Failure> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Error::bad_input(format!("<stdin>: cannot read: {e}")))?;
+        return Ok(("<stdin>".into(), text));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::bad_input(format!("{}: cannot read: {e}", path.display())))?;
+    Ok((path.display().to_string(), text))
+}
+
+fn read_case(path: &Path, config: &Option<runretry::case::Config>) -> Result<Case, Failure> {
+    let (source, text) = read_source(path)?;
+    let mut case = Case::from_json(&source, &text)?;
+    if let Some(config) = config {
+        case.config = *config;
+    }
+    Ok(case)
+}
+
+/// JSON Lines: every line answered in order; a bad line gets an error object and the run goes
+/// on. Exits 0 when every line was decided, else 2 or 3 after the last line.
+fn decide_batch(path: &Path, loaded: &Loaded, mode: OnPolicyError) -> Result<u8, Failure> {
+    let (source, reader): (String, Box<dyn BufRead>) = if path == Path::new("-") {
+        ("<stdin>".into(), Box::new(std::io::stdin().lock()))
+    } else {
+        let file = std::fs::File::open(path)
+            .map_err(|e| Error::bad_input(format!("{}: cannot read: {e}", path.display())))?;
+        (path.display().to_string(), Box::new(std::io::BufReader::new(file)))
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut worst = 0u8;
+    for (index, line) in reader.lines().enumerate() {
+        let line_source = format!("{source}:{}", index + 1);
+        let line = line.map_err(|e| Error::bad_input(format!("{line_source}: cannot read: {e}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let answer = Case::from_json(&line_source, &line).and_then(|mut case| {
+            if let Some(config) = &loaded.config {
+                case.config = *config;
+            }
+            fallback::decide(&loaded.policy, loaded.default.as_ref(), &case, mode)
+        });
+        let json = match answer {
+            Ok(decision) => serde_json::to_string(&decision),
+            Err(error) => {
+                worst = worst.max(exit_code(&error));
+                serde_json::to_string(&serde_json::json!({
+                    "line": index + 1,
+                    "error": error.to_string(),
+                    "kind": error.kind(),
+                }))
+            }
+        };
+        let _ = writeln!(out, "{}", json.expect("decisions serialise"));
+    }
+    let _ = out.flush();
+    Ok(worst)
+}
+
+fn print_json<T: serde::Serialize>(value: &T) {
+    println!("{}", serde_json::to_string_pretty(value).expect("answers serialise"));
+}

@@ -1,0 +1,242 @@
+//! The sandbox a policy runs in: one documented config, the engine built from it, and the
+//! per-call store with WASI granting nothing.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::error::Error;
+
+/// Every limit a policy runs under. All are on by default; each knob says its default, what it
+/// costs, and why the default is what it is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SandboxConfig {
+    /// Fuel per call (instantiation included), about one unit per Wasm instruction.
+    /// Default 2,000,000,000: ~1 s of straight-line guest code, 100x what the default policy needs
+    /// on a 10,000-step plan and ample for Python and JavaScript interpreters. Cost: metering adds
+    /// a few percent to guest run time. Why: a deterministic bound on compute, independent of load.
+    pub fuel: u64,
+    /// Wall-clock deadline per call, enforced by epoch interruption. Default 2 s. Cost: one
+    /// ticker thread per engine and a cheap check at loop heads. Why: catches what fuel cannot
+    /// see coming (a slow host machine, a huge budget) and bounds latency for the orchestrator.
+    pub deadline: Duration,
+    /// Epoch tick: the deadline's resolution. Default 5 ms. Cost: one wake-up per tick.
+    pub epoch_tick: Duration,
+    /// Linear-memory cap per instance, in bytes. Default 512 MiB: a Python (componentize-py)
+    /// guest needs tens of MiB before it runs a line; 512 MiB leaves room for big plans while a
+    /// memory bomb stays harmless. Cost: none until reached.
+    pub max_memory_bytes: usize,
+    /// Table-elements cap per table. Default 1,000,000: interpreters have large function tables.
+    pub max_table_elements: usize,
+    /// Wasm stack cap in bytes. Default 2 MiB (wasmtime's own is 512 KiB): interpreters recurse
+    /// deeply; runaway recursion still ends in a clean stack-overflow trap.
+    pub max_wasm_stack: usize,
+    /// Largest input a call accepts, in bytes of text (step keys, tags, ids). Default 64 MiB.
+    pub max_input_bytes: usize,
+    /// Largest decision a guest may return, in bytes of text. Default 16 MiB.
+    pub max_output_bytes: usize,
+    /// Guest stderr kept and attached to errors. Default 64 KiB; writes beyond it fail in the guest.
+    pub max_stderr_bytes: usize,
+    /// Pre-reserve instance slots (pooling allocator with copy-on-write memory images) for fast
+    /// fresh instances. Default on; falls back to on-demand allocation when the machine cannot
+    /// reserve the address space. Cost: virtual address space, not memory.
+    pub pooling: bool,
+    /// Where compiled components are cached; `None` disables the cache. Default:
+    /// `$RUNRETRY_CACHE_DIR`, else `$XDG_CACHE_HOME/runretry`, else `~/.cache/runretry`;
+    /// `RUNRETRY_CACHE=off` disables it. Why: Python and JavaScript guests take 8-37 s to compile.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            fuel: 2_000_000_000,
+            deadline: Duration::from_secs(2),
+            epoch_tick: Duration::from_millis(5),
+            max_memory_bytes: 512 << 20,
+            max_table_elements: 1_000_000,
+            max_wasm_stack: 2 << 20,
+            max_input_bytes: 64 << 20,
+            max_output_bytes: 16 << 20,
+            max_stderr_bytes: 64 << 10,
+            pooling: true,
+            cache_dir: default_cache_dir(),
+        }
+    }
+}
+
+/// The documented default cache location, honouring the opt-out.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if std::env::var("RUNRETRY_CACHE").is_ok_and(|v| v == "off" || v == "0") {
+        return None;
+    }
+    if let Some(dir) = std::env::var_os("RUNRETRY_CACHE_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("runretry"))
+}
+
+/// Instances the pooling allocator keeps slots for. Concurrent calls beyond this fail to
+/// instantiate rather than grow without bound.
+const POOLED_COMPONENT_INSTANCES: u32 = 64;
+/// Python guests hold more than 16 core instances per component.
+const POOLED_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+
+/// Build the engine: fuel, epochs, stack cap, cache, and (when possible) the pooling allocator.
+pub fn build_engine(config: &SandboxConfig) -> Result<Engine, Error> {
+    let mut wasm = Config::new();
+    wasm.wasm_component_model(true)
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(config.max_wasm_stack)
+        .memory_init_cow(true)
+        // Policies are synchronous functions: no async stacks or concurrency machinery per call.
+        .concurrency_support(false);
+    if let Some(dir) = &config.cache_dir {
+        attach_cache(&mut wasm, dir);
+    }
+    if config.pooling {
+        let mut pooled = wasm.clone();
+        pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(config)));
+        if let Ok(engine) = Engine::new(&pooled) {
+            start_epoch_ticker(&engine, config.epoch_tick);
+            return Ok(engine);
+        }
+        // Address space is short here (ulimit -v, 32-bit): on-demand allocation still works.
+    }
+    let engine = Engine::new(&wasm)
+        .map_err(|e| Error::invalid_component(format!("cannot configure the Wasm engine: {e}")))?;
+    start_epoch_ticker(&engine, config.epoch_tick);
+    Ok(engine)
+}
+
+fn pooling_config(config: &SandboxConfig) -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(POOLED_COMPONENT_INSTANCES)
+        .max_core_instances_per_component(POOLED_CORE_INSTANCES_PER_COMPONENT)
+        .total_core_instances(POOLED_COMPONENT_INSTANCES * 8)
+        .max_memories_per_component(8)
+        .total_memories(POOLED_COMPONENT_INSTANCES * 2)
+        .max_tables_per_component(64)
+        .total_tables(POOLED_COMPONENT_INSTANCES * 16)
+        .max_memory_size(config.max_memory_bytes)
+        .table_elements(config.max_table_elements);
+    pool
+}
+
+/// Use wasmtime's content-addressed compile cache: entries are keyed by the component's hash
+/// and the engine's configuration and version, and only entries it wrote itself are loaded.
+fn attach_cache(wasm: &mut Config, dir: &std::path::Path) {
+    let mut cache_config = wasmtime::CacheConfig::new();
+    cache_config.with_directory(dir);
+    // A cache that cannot be set up (read-only home, ...) only costs compile time.
+    if let Ok(cache) = wasmtime::Cache::new(cache_config) {
+        wasm.cache(Some(cache));
+    }
+}
+
+/// Advance the engine's epoch every `tick` for as long as the engine lives.
+fn start_epoch_ticker(engine: &Engine, tick: Duration) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("runretry-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(tick);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => return,
+            }
+        })
+        .expect("spawn the epoch ticker thread");
+}
+
+/// Per-call host state: WASI with nothing granted, the resource limiter, captured stderr.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limiter: Limiter,
+    pub(crate) stderr: MemoryOutputPipe,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Refuses growth past the caps and remembers that it did, so the resulting trap (a Rust guest
+/// aborts on allocation failure) is reported as a memory limit, not a generic trap.
+pub(crate) struct Limiter {
+    max_memory_bytes: usize,
+    max_table_elements: usize,
+    pub(crate) hit: Arc<AtomicBool>,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.max_memory_bytes;
+        if !allowed {
+            self.hit.store(true, Ordering::Relaxed);
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.max_table_elements;
+        if !allowed {
+            self.hit.store(true, Ordering::Relaxed);
+        }
+        Ok(allowed)
+    }
+}
+
+/// A fresh store for one call, with fuel and deadline set (a new store starts with neither).
+pub fn new_store(engine: &Engine, config: &SandboxConfig) -> Store<HostState> {
+    let stderr = MemoryOutputPipe::new(config.max_stderr_bytes);
+    // No preopens, no environment, no arguments, no network, no stdin/stdout: only stderr, bounded.
+    let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
+    let state = HostState {
+        wasi,
+        table: ResourceTable::new(),
+        limiter: Limiter {
+            max_memory_bytes: config.max_memory_bytes,
+            max_table_elements: config.max_table_elements,
+            hit: Arc::new(AtomicBool::new(false)),
+        },
+        stderr,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limiter);
+    store.set_fuel(config.fuel).expect("fuel is enabled on every runretry engine");
+    let ticks = config.deadline.as_nanos().div_ceil(config.epoch_tick.as_nanos().max(1));
+    store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
+    store.epoch_deadline_trap();
+    store
+}
+
+/// Turn a wasmtime failure during a call into the typed error it stands for.
+pub fn classify(err: wasmtime::Error, store: &Store<HostState>, config: &SandboxConfig) -> Error {
+    let state = store.data();
+    let stderr = String::from_utf8_lossy(&state.stderr.contents()).into_owned();
+    match err.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::OutOfFuel) => return Error::FuelExhausted { fuel: config.fuel },
+        Some(wasmtime::Trap::Interrupt) => {
+            return Error::DeadlineExceeded { deadline_ms: config.deadline.as_millis() as u64 }
+        }
+        Some(wasmtime::Trap::StackOverflow) => return Error::StackOverflow,
+        _ => {}
+    }
+    if state.limiter.hit.load(Ordering::Relaxed) {
+        return Error::MemoryLimit { limit_bytes: config.max_memory_bytes };
+    }
+    Error::GuestTrap { message: format!("{err:?}"), stderr }
+}
