@@ -55,7 +55,8 @@ fn guest_target_dir(out_dir: &Path) -> PathBuf {
         .ancestors()
         .find(|dir| dir.join("CACHEDIR.TAG").exists())
         .unwrap_or_else(|| out_dir.ancestors().nth(4).unwrap());
-    target_root.join("wasm-guests")
+    // Its own dir: the test guests build this crate without its export, under the same name.
+    target_root.join("wasm-guests/default-policy")
 }
 
 /// `cargo build --release --target wasm32-wasip2` of one guest crate; returns the component.

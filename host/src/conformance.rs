@@ -283,10 +283,13 @@ pub fn compare_selection(
                 differences.extend(differ("strategy", expected, &serde_json::json!(strategy)));
             }
         }
-        Selection::Refused { error } => {
+        Selection::Refused { strategy, error } => {
             match checked("error") {
                 Some(expected) => differences.extend(differ("error", expected, &Value::String(error.clone()))),
                 None => differences.push(format!("error: expected a selection, got refusal {error:?}")),
+            }
+            if let Some(expected) = checked("strategy") {
+                differences.extend(differ("strategy", expected, &serde_json::json!(strategy)));
             }
         }
     }

@@ -84,6 +84,8 @@ pub enum Selection {
     },
     /// Why the run cannot be re-executed that way.
     Refused {
+        /// The strategy asked for.
+        strategy: Strategy,
         /// The policy's message.
         error: String,
     },

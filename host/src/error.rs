@@ -101,7 +101,8 @@ impl fmt::Display for Error {
                 let first_line = message.lines().next().unwrap_or("trap");
                 write!(f, "policy trapped: {first_line}")?;
                 if !stderr.trim().is_empty() {
-                    write!(f, "; guest stderr: {}", stderr.trim())?;
+                    let lines: Vec<&str> = stderr.trim().lines().collect();
+                    write!(f, "; guest stderr: {}", lines.join(" | "))?;
                 }
                 Ok(())
             }

@@ -116,7 +116,7 @@ impl Policy {
                 let steps = PlanKeys::new(run).check_steps("steps", steps)?;
                 Ok(Selection::Steps { strategy, steps })
             }
-            Err(error) => Ok(Selection::Refused { error }),
+            Err(error) => Ok(Selection::Refused { strategy, error }),
         }
     }
 

@@ -34,8 +34,10 @@ pub struct SandboxConfig {
     pub max_memory_bytes: usize,
     /// Table-elements cap per table. Default 1,000,000: interpreters have large function tables.
     pub max_table_elements: usize,
-    /// Wasm stack cap in bytes. Default 2 MiB (wasmtime's own is 512 KiB): interpreters recurse
-    /// deeply; runaway recursion still ends in a clean stack-overflow trap.
+    /// Wasm stack cap in bytes. Default 1 MiB (wasmtime's own is 512 KiB): interpreters recurse
+    /// deeply; runaway recursion still ends in a clean stack-overflow trap. Hazard: guest code
+    /// runs on the calling thread's stack, so this must stay well below that stack's size (Rust
+    /// spawns 2 MiB threads by default); past it the host process overflows and aborts.
     pub max_wasm_stack: usize,
     /// Largest input a call accepts, in bytes of text (step keys, tags, ids). Default 64 MiB.
     pub max_input_bytes: usize,
@@ -61,7 +63,7 @@ impl Default for SandboxConfig {
             epoch_tick: Duration::from_millis(5),
             max_memory_bytes: 512 << 20,
             max_table_elements: 1_000_000,
-            max_wasm_stack: 2 << 20,
+            max_wasm_stack: 1 << 20,
             max_input_bytes: 64 << 20,
             max_output_bytes: 16 << 20,
             max_stderr_bytes: 64 << 10,
@@ -227,7 +229,8 @@ pub fn new_store(engine: &Engine, config: &SandboxConfig) -> Store<HostState> {
 pub fn classify(err: wasmtime::Error, store: &Store<HostState>, config: &SandboxConfig) -> Error {
     let state = store.data();
     let stderr = String::from_utf8_lossy(&state.stderr.contents()).into_owned();
-    match err.downcast_ref::<wasmtime::Trap>() {
+    let trap = err.downcast_ref::<wasmtime::Trap>();
+    match trap {
         Some(wasmtime::Trap::OutOfFuel) => return Error::FuelExhausted { fuel: config.fuel },
         Some(wasmtime::Trap::Interrupt) => {
             return Error::DeadlineExceeded { deadline_ms: config.deadline.as_millis() as u64 }
@@ -238,5 +241,10 @@ pub fn classify(err: wasmtime::Error, store: &Store<HostState>, config: &Sandbox
     if state.limiter.hit.load(Ordering::Relaxed) {
         return Error::MemoryLimit { limit_bytes: config.max_memory_bytes };
     }
-    Error::GuestTrap { message: format!("{err:?}"), stderr }
+    // The trap itself first (its Display is one line); the wasm backtrace follows.
+    let message = match trap {
+        Some(trap) => format!("{trap}\n{err:?}"),
+        None => format!("{err:#}"),
+    };
+    Error::GuestTrap { message, stderr }
 }

@@ -1,0 +1,175 @@
+//! The `runretry` binary end to end: the spec's examples, dagster.yaml, and every kind of bad
+//! input getting its exit code and a message naming what is wrong (never a panic).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn runretry(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runretry"))
+        .args(args)
+        .env("RUNRETRY_CACHE", "off")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run runretry");
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(pipe);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "runretry panicked: {stderr}");
+    output
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn example(name: &str) -> String {
+    let dir = repo().join("tests/conformance/examples");
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(name))
+        .unwrap_or_else(|| panic!("no example {name}"));
+    file.display().to_string()
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&output.stdout))
+    })
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Every spec example through the CLI with the embedded default policy: the expected fields.
+#[test]
+fn twelve_spec_examples_give_the_expected_answers() {
+    let dir = repo().join("tests/conformance/examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path().display().to_string();
+        let case: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let expect = case["expect"].as_object().unwrap();
+        let output = if case["kind"] == "select_steps" {
+            let strategy = case["input"]["strategy"].as_str().unwrap();
+            runretry(&["select-steps", "--strategy", strategy, &path], None)
+        } else {
+            runretry(&["decide", &path], None)
+        };
+        let got = json(&output);
+        if let Some(error) = expect.get("error").filter(|e| !e.is_null()) {
+            assert_eq!(output.status.code(), Some(1), "{path}: a refusal exits 1");
+            assert_eq!(&got["error"], error, "{path}");
+        } else {
+            assert_eq!(output.status.code(), Some(0), "{path}: {}", stderr(&output));
+        }
+        for field in ["retry", "retry_number", "strategy", "steps", "new_run_tags", "action", "resubmit_run_id"] {
+            if let Some(want) = expect.get(field).filter(|v| !v.is_null()) {
+                assert_eq!(&got[field], want, "{path}: field {field}");
+            }
+        }
+        if let Some(want) = expect.get("will_retry_tag").filter(|v| !v.is_null()) {
+            let written = &got["failed_run_tags"]["dagster/will_retry"];
+            let final_value = if written.is_null() { &case["run"]["tags"]["dagster/will_retry"] } else { written };
+            assert_eq!(final_value, want, "{path}: will_retry_tag");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 12);
+}
+
+#[test]
+fn case_from_stdin() {
+    let text = std::fs::read_to_string(example("06")).unwrap();
+    let output = runretry(&["decide", "-"], Some(&text));
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(json(&output)["strategy"], "ALL_STEPS");
+}
+
+#[test]
+fn dagster_yaml_replaces_the_case_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("dagster.yaml");
+    std::fs::write(&yaml, "storage:\n  sqlite:\n    base_dir: /tmp\nrun_retries:\n  enabled: false\n").unwrap();
+    let output = runretry(&["decide", "--config", yaml.to_str().unwrap(), &example("01")], None);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(json(&output)["action"], "NONE", "enabled: false in dagster.yaml wins over the case");
+}
+
+#[test]
+fn bad_yaml_value_names_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("dagster.yaml");
+    std::fs::write(&yaml, "run_retries:\n  enabled: true\n  max_retries: lots\n").unwrap();
+    let output = runretry(&["decide", "--config", yaml.to_str().unwrap(), &example("01")], None);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(message.contains("dagster.yaml") && message.contains("run_retries.max_retries"), "{message}");
+}
+
+#[test]
+fn malformed_json_is_exit_2_naming_the_source() {
+    let output = runretry(&["decide", "-"], Some("{\"run\": {"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("<stdin>"), "{}", stderr(&output));
+}
+
+#[test]
+fn wrong_field_type_names_the_json_path() {
+    let case = r#"{"run": {"run_id": "a", "status": "FAILURE", "steps": [{"key": "x", "status": "SUCCESS"}, {"key": "y", "upstream": "x", "status": "FAILURE"}]}}"#;
+    let output = runretry(&["decide", "-"], Some(case));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("run.steps[1].upstream"), "{}", stderr(&output));
+}
+
+#[test]
+fn unknown_upstream_key_is_bad_input() {
+    let case = r#"{"run": {"run_id": "a", "status": "FAILURE", "steps": [{"key": "y", "upstream": ["nope"], "status": "FAILURE"}]}}"#;
+    let output = runretry(&["select-steps", "--strategy", "FROM_FAILURE", "-"], Some(case));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("run.steps[0].upstream[0]"), "{}", stderr(&output));
+}
+
+#[test]
+fn missing_case_file_is_exit_2() {
+    let output = runretry(&["decide", "/nonexistent/case.json"], None);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("/nonexistent/case.json"));
+}
+
+#[test]
+fn missing_policy_file_is_exit_2() {
+    let output = runretry(&["decide", "--policy", "/nonexistent/policy.wasm", &example("01")], None);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("/nonexistent/policy.wasm"));
+}
+
+#[test]
+fn a_file_that_is_not_a_component_is_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_wasm = dir.path().join("policy.wasm");
+    std::fs::write(&not_wasm, b"#!/bin/sh\necho retry\n").unwrap();
+    let output = runretry(&["decide", "--policy", not_wasm.to_str().unwrap(), &example("01")], None);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(stderr(&output).contains("is not a WebAssembly file"), "{}", stderr(&output));
+
+    let core_module = dir.path().join("core.wasm");
+    std::fs::write(&core_module, b"\0asm\x01\0\0\0").unwrap();
+    let output = runretry(&["decide", "--policy", core_module.to_str().unwrap(), &example("01")], None);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(stderr(&output).contains("core WebAssembly module"), "{}", stderr(&output));
+}
+
+#[test]
+fn refusal_prints_error_json_and_exits_1() {
+    let output = runretry(&["select-steps", "--strategy", "FROM_FAILURE", &example("12")], None);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(json(&output)["error"].as_str().unwrap().contains("not failed or canceled"));
+}

@@ -1,0 +1,80 @@
+//! The conformance matrix: every guest in the repository against the contract suite, and the
+//! guests that claim Dagster's semantics against the default suite. Example policies are columns
+//! generated from `examples/*/Cargo.toml` (`[package.metadata.runretry] suites`), so adding one
+//! adds its tests.
+
+use runretry::conformance::{self, SuiteChoice};
+use runretry::{Policy, Sandbox, SandboxConfig};
+
+fn sandbox() -> Sandbox {
+    Sandbox::new(SandboxConfig { cache_dir: None, ..SandboxConfig::default() }).unwrap()
+}
+
+fn assert_passes(policy: &Policy, suite: SuiteChoice, ignore: &[String]) {
+    let report = conformance::run_suite(policy, &suite, ignore).unwrap();
+    let failures: Vec<String> = report.failures.iter().map(ToString::to_string).collect();
+    assert!(failures.is_empty(), "{} failed {suite:?}:\n{}", policy.name(), failures.join("\n"));
+    assert!(report.passed >= 12, "suite {suite:?} ran only {} cases", report.passed);
+}
+
+#[test]
+fn default_policy_passes_the_default_suite() {
+    let report = conformance::run_suite(&sandbox().load_default().unwrap(), &SuiteChoice::Default, &[]).unwrap();
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+    assert!(report.passed >= 92, "the default suite must hold the 12 examples and >= 80 cases: {}", report.passed);
+}
+
+#[test]
+fn default_policy_passes_the_contract_suite() {
+    assert_passes(&sandbox().load_default().unwrap(), SuiteChoice::Contract, &[]);
+}
+
+#[test]
+fn wrong_guest_is_caught_with_a_readable_diff() {
+    let wrong = sandbox().load_file(runretry_test_guests::WRONG_MAX_RETRIES.as_ref()).unwrap();
+    // It is a well-formed policy...
+    assert_passes(&wrong, SuiteChoice::Contract, &[]);
+    // ...with the wrong semantics, which the default suite must show field by field.
+    let report = conformance::run_suite(&wrong, &SuiteChoice::Default, &[]).unwrap();
+    let example = report
+        .failures
+        .iter()
+        .find(|f| f.name == "max_zero_config_tag_three_retries")
+        .unwrap_or_else(|| panic!("the tag-driven retry case must fail: {:#?}", report.failures));
+    let line = example.to_string();
+    assert!(line.contains("action: expected \"LAUNCH_NEW\", got \"NONE\""), "{line}");
+    assert!(line.contains("retry_number: expected 1, got null"), "{line}");
+}
+
+#[test]
+fn every_suite_case_names_its_spec_section() {
+    for (path, text) in conformance::DEFAULT_SUITE {
+        let value: serde_json::Value = serde_json::from_str(text).unwrap();
+        let cases = value.as_array().cloned().unwrap_or_else(|| vec![value.clone()]);
+        for case in cases {
+            let named = case.get("section").is_some() || path.contains("/examples/");
+            assert!(named, "{path}: case {} names no spec section", case["name"]);
+        }
+    }
+}
+
+macro_rules! example_column {
+    ($name:ident, $path:expr, [$($suite:expr),*], [$($ignore:expr),*]) => {
+        mod $name {
+            use super::*;
+
+            #[test]
+            fn passes_its_suites() {
+                let policy = sandbox().load_file($path.as_ref()).unwrap();
+                let suites: &[&str] = &[$($suite),*];
+                assert!(suites.contains(&"contract"), "every example must pass the contract suite");
+                let ignore: Vec<String> = vec![$($ignore.to_string()),*];
+                for suite in suites {
+                    assert_passes(&policy, SuiteChoice::parse(suite), &ignore);
+                }
+            }
+        }
+    };
+}
+
+runretry_test_guests::foreach_example_policy!(example_column);

@@ -1,0 +1,110 @@
+//! Builds every guest the tests use, from source, for wasm32-wasip2 (the idea of wasmtime's
+//! `crates/test-programs/artifacts`): the test guests in `tests/guests`, one hostile guest per
+//! feature of `tests/guests/hostile`, and every example policy in `examples/`. Writes constants
+//! for their paths and `foreach_*!` macros, so a guest without a test is a test error.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../..");
+    let root = root.canonicalize().unwrap();
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    let target_dir = out_dir
+        .ancestors()
+        .find(|dir| dir.join("CACHEDIR.TAG").exists())
+        .unwrap_or_else(|| out_dir.ancestors().nth(4).unwrap())
+        .join("wasm-guests/test-guests");
+    let guests = root.join("tests/guests");
+    for watched in [guests.clone(), root.join("examples"), root.join("guest-default-policy/src"), root.join("wit")] {
+        println!("cargo:rerun-if-changed={}", watched.display());
+    }
+
+    let mut code = String::new();
+    let manifest = guests.join("Cargo.toml");
+    for (krate, constant) in [("wrong-max-retries", "WRONG_MAX_RETRIES"), ("other-world", "OTHER_WORLD")] {
+        let wasm = build(&manifest, &target_dir, krate, None, &out_dir);
+        writeln!(code, "/// The `{krate}` test guest.\npub const {constant}: &str = {:?};", wasm.display().to_string()).unwrap();
+    }
+
+    let hostile: toml::Table = std::fs::read_to_string(guests.join("hostile/Cargo.toml")).unwrap().parse().unwrap();
+    let mut features: Vec<&String> = hostile["features"].as_table().unwrap().keys().collect();
+    features.sort();
+    let mut hostile_macro = String::new();
+    for feature in features {
+        let wasm = build(&manifest, &target_dir, "hostile", Some(feature), &out_dir);
+        writeln!(hostile_macro, "        $m!({feature}, {:?});", wasm.display().to_string()).unwrap();
+    }
+    writeln!(
+        code,
+        "/// Calls `$m!(feature, path)` for every hostile guest.\n#[macro_export]\nmacro_rules! foreach_hostile {{\n    ($m:ident) => {{\n{hostile_macro}    }};\n}}"
+    )
+    .unwrap();
+
+    let mut policies_macro = String::new();
+    for example in example_dirs(&root.join("examples")) {
+        let manifest: toml::Table = std::fs::read_to_string(example.join("Cargo.toml")).unwrap().parse().unwrap();
+        let name = manifest["package"]["name"].as_str().unwrap().to_string();
+        let meta = manifest["package"].get("metadata").and_then(|m| m.get("runretry"));
+        let list = |key: &str| -> Vec<String> {
+            meta.and_then(|m| m.get(key))
+                .and_then(|v| v.as_array())
+                .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default()
+        };
+        let wasm = build(&example.join("Cargo.toml"), &target_dir, &name, None, &out_dir);
+        writeln!(
+            policies_macro,
+            "        $m!({}, {:?}, {:?}, {:?});",
+            name.replace('-', "_"),
+            wasm.display().to_string(),
+            list("suites"),
+            list("ignore_fields")
+        )
+        .unwrap();
+    }
+    writeln!(
+        code,
+        "/// Calls `$m!(name, path, [suites], [ignored fields])` for every example policy.\n#[macro_export]\nmacro_rules! foreach_example_policy {{\n    ($m:ident) => {{\n{policies_macro}    }};\n}}"
+    )
+    .unwrap();
+    std::fs::write(out_dir.join("guests.rs"), code).unwrap();
+}
+
+/// Rust example policies: `examples/*/Cargo.toml`.
+fn example_dirs(examples: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(examples)
+        .map(|entries| entries.flatten().map(|e| e.path()).filter(|p| p.join("Cargo.toml").exists()).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}
+
+/// Build one guest crate (optionally one feature) and copy its component into `out_dir`.
+fn build(manifest: &Path, target_dir: &Path, krate: &str, feature: Option<&str>, out_dir: &Path) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .arg(manifest)
+        .args(["-p", krate])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo");
+    if let Some(feature) = feature {
+        command.args(["--features", feature]);
+    }
+    let status = command.status().expect("run cargo for a test guest");
+    assert!(status.success(), "building guest {krate} {feature:?} failed (is wasm32-wasip2 installed?)");
+    let built = target_dir.join("wasm32-wasip2/release").join(format!("{}.wasm", krate.replace('-', "_")));
+    let name = match feature {
+        Some(feature) => format!("{krate}-{feature}.wasm"),
+        None => format!("{krate}.wasm"),
+    };
+    let dest = out_dir.join(name);
+    std::fs::copy(&built, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
+    dest
+}
