@@ -218,6 +218,10 @@ pub fn from_json<T: serde::de::DeserializeOwned>(source: &str, text: &str) -> Re
 impl Case {
     /// Parse and validate a case; `source` names it in errors (a file name, `<stdin>`, `line 3`).
     pub fn from_json(source: &str, text: &str) -> Result<Case, Error> {
+        // serde would read a JSON array positionally into the struct: say what is wrong instead.
+        if !text.trim_start().starts_with('{') {
+            return Err(Error::bad_input(format!("{source}: a case is one JSON object ({{\"run\": ...}})")));
+        }
         let case: Case = from_json(source, text)?;
         case.validate().map_err(|e| Error::bad_input(format!("{source}: {e}")))?;
         Ok(case)

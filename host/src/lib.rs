@@ -35,5 +35,5 @@ pub mod validate;
 pub use case::Case;
 pub use decision::{Action, Decision, Selection, Strategy};
 pub use error::Error;
-pub use policy::{Policy, Sandbox, DEFAULT_POLICY_WASM};
+pub use policy::{Policy, Sandbox, WarmPolicy, DEFAULT_POLICY_WASM};
 pub use sandbox::SandboxConfig;

@@ -4,9 +4,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use wasmtime::component::Linker;
-use wasmtime::Engine;
+use wasmtime::{Engine, Store};
 
-use crate::bindings::RetryPolicyPre;
+use crate::bindings::{RetryPolicy, RetryPolicyPre};
 use crate::case::{Case, Run};
 use crate::component;
 use crate::decision::{Decision, Selection, Strategy};
@@ -81,13 +81,44 @@ impl Policy {
     /// The complete decision for a case, from a fresh instance (a trap poisons a store, and one
     /// decision must never see another's state).
     pub fn decide(&self, case: &Case) -> Result<Decision, Error> {
+        let mut store = self.new_store();
+        let bindings = self.instantiate(&mut store)?;
+        self.decide_in(&mut store, &bindings, case)
+    }
+
+    /// The steps a re-execution with `strategy` runs, or the policy's refusal.
+    pub fn select_steps(&self, run: &Run, strategy: Strategy) -> Result<Selection, Error> {
+        let mut store = self.new_store();
+        let bindings = self.instantiate(&mut store)?;
+        self.select_steps_in(&mut store, &bindings, run, strategy)
+    }
+
+    /// An instance kept for many calls: faster (no instantiation per call) but calls share the
+    /// guest's memory, so use it only for policies you trust to be stateless, e.g. replaying
+    /// history. Any failure poisons it; later calls then fail fast.
+    pub fn warm(&self) -> Result<WarmPolicy, Error> {
+        let mut store = self.new_store();
+        let bindings = self.instantiate(&mut store)?;
+        Ok(WarmPolicy { policy: self.clone(), store, bindings, poisoned: None })
+    }
+
+    fn new_store(&self) -> Store<HostState> {
+        sandbox::new_store(&self.sandbox.engine, &self.sandbox.config)
+    }
+
+    fn instantiate(&self, store: &mut Store<HostState>) -> Result<RetryPolicy, Error> {
+        self.pre.instantiate(&mut *store).map_err(|e| sandbox::classify(e, store, &self.sandbox.config))
+    }
+
+    fn decide_in(&self, store: &mut Store<HostState>, bindings: &RetryPolicy, case: &Case) -> Result<Decision, Error> {
         self.check_input_size(&case.run)?;
         let run = marshal::run_to_wit(&case.run);
         let failure = marshal::failure_to_wit(&case.failure);
         let config = marshal::config_to_wit(&case.config);
-        let wit_decision = self.call(|store, policy| {
-            policy.runretry_policy_policy().call_should_retry(store, &run, &failure, config)
-        })?;
+        let wit_decision = bindings
+            .runretry_policy_policy()
+            .call_should_retry(&mut *store, &run, &failure, config)
+            .map_err(|e| sandbox::classify(e, store, &self.sandbox.config))?;
         let tag_pairs = (wit_decision.new_run_tags.len(), wit_decision.failed_run_tags.len());
         let decision = marshal::decision_from_wit(wit_decision);
         if validate::decision_size(&decision) > self.sandbox.config.max_output_bytes {
@@ -99,14 +130,19 @@ impl Policy {
         validate::check_decision(&case.run, decision, tag_pairs)
     }
 
-    /// The steps a re-execution with `strategy` runs, or the policy's refusal.
-    pub fn select_steps(&self, run: &Run, strategy: Strategy) -> Result<Selection, Error> {
+    fn select_steps_in(
+        &self,
+        store: &mut Store<HostState>,
+        bindings: &RetryPolicy,
+        run: &Run,
+        strategy: Strategy,
+    ) -> Result<Selection, Error> {
         self.check_input_size(run)?;
         let wit_run = marshal::run_to_wit(run);
-        let wit_strategy = marshal::strategy_to_wit(strategy);
-        let answer = self.call(|store, policy| {
-            policy.runretry_policy_policy().call_select_steps(store, &wit_run, wit_strategy)
-        })?;
+        let answer = bindings
+            .runretry_policy_policy()
+            .call_select_steps(&mut *store, &wit_run, marshal::strategy_to_wit(strategy))
+            .map_err(|e| sandbox::classify(e, store, &self.sandbox.config))?;
         match answer {
             Ok(steps) => {
                 let size: usize = steps.iter().map(String::len).sum();
@@ -120,17 +156,6 @@ impl Policy {
         }
     }
 
-    /// Instantiate in a fresh store and make one call, classifying any failure.
-    fn call<R>(
-        &self,
-        f: impl FnOnce(&mut wasmtime::Store<HostState>, &crate::bindings::RetryPolicy) -> wasmtime::Result<R>,
-    ) -> Result<R, Error> {
-        let config = &self.sandbox.config;
-        let mut store = sandbox::new_store(&self.sandbox.engine, config);
-        let result = self.pre.instantiate(&mut store).and_then(|policy| f(&mut store, &policy));
-        result.map_err(|e| sandbox::classify(e, &store, config))
-    }
-
     fn check_input_size(&self, run: &Run) -> Result<(), Error> {
         let size = marshal::input_size(run);
         let cap = self.sandbox.config.max_input_bytes;
@@ -138,5 +163,43 @@ impl Policy {
             return Err(Error::bad_input(format!("the run is {size} bytes of text, over the {cap} byte input cap")));
         }
         Ok(())
+    }
+}
+
+/// A policy instance reused across calls (see [`Policy::warm`]).
+pub struct WarmPolicy {
+    policy: Policy,
+    store: Store<HostState>,
+    bindings: RetryPolicy,
+    poisoned: Option<Error>,
+}
+
+impl WarmPolicy {
+    /// Decide with the kept instance; fuel and deadline are reset for every call.
+    pub fn decide(&mut self, case: &Case) -> Result<Decision, Error> {
+        self.guarded(|policy, store, bindings| policy.decide_in(store, bindings, case))
+    }
+
+    /// Select steps with the kept instance.
+    pub fn select_steps(&mut self, run: &Run, strategy: Strategy) -> Result<Selection, Error> {
+        self.guarded(|policy, store, bindings| policy.select_steps_in(store, bindings, run, strategy))
+    }
+
+    fn guarded<R>(
+        &mut self,
+        call: impl FnOnce(&Policy, &mut Store<HostState>, &RetryPolicy) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        if let Some(error) = &self.poisoned {
+            return Err(error.clone());
+        }
+        sandbox::refill(&mut self.store, &self.policy.sandbox.config);
+        let result = call(&self.policy, &mut self.store, &self.bindings);
+        // Bad input never reached the guest; anything else may have left it half-way.
+        if let Err(error) = &result {
+            if !error.is_bad_input() {
+                self.poisoned = Some(error.clone());
+            }
+        }
+        result
     }
 }

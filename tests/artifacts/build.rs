@@ -53,13 +53,21 @@ fn main() {
                 .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
                 .unwrap_or_default()
         };
+        // Suites other than the built-in ones are paths relative to the example.
+        let suites: Vec<String> = list("suites")
+            .into_iter()
+            .map(|s| match s.as_str() {
+                "default" | "contract" => s,
+                path => example.join(path).display().to_string(),
+            })
+            .collect();
         let wasm = build(&example.join("Cargo.toml"), &target_dir, &name, None, &out_dir);
         writeln!(
             policies_macro,
             "        $m!({}, {:?}, {:?}, {:?});",
             name.replace('-', "_"),
             wasm.display().to_string(),
-            list("suites"),
+            suites,
             list("ignore_fields")
         )
         .unwrap();

@@ -1,0 +1,74 @@
+//! Dagster's run-retry semantics, plus exponential backoff between retries.
+//!
+//! The decision is the default policy's; this policy only fills in `delay_seconds` for a
+//! `LAUNCH_NEW`: `base * 2^(retry_number - 1)`, capped, with jitter derived from the run id, so
+//! the same run always gets the same delay (no clock, no random import) while a burst of failed
+//! runs is spread out. Configured per run (or per job, through job tags) by tags:
+//!
+//! | tag | default | meaning |
+//! |---|---|---|
+//! | `runretry/backoff_base_seconds` | 30 | delay before the first retry |
+//! | `runretry/backoff_max_seconds` | 900 | cap on any delay |
+//! | `runretry/backoff_jitter` | 0.2 | spread, a fraction of the delay: 0.2 is ±10% |
+
+use runretry_default_policy::{export_policy, tag, Action, Config, Decision, Failure, Policy, Run, Strategy};
+
+// ANCHOR: backoff
+/// Reads one numeric backoff tag: absent gives the default; a bad value gives the default and
+/// an event saying so, so a typo never blocks a retry.
+fn number_tag(run: &Run, key: &str, default: f64, events: &mut Vec<String>) -> f64 {
+    match tag(&run.tags, key) {
+        None => default,
+        Some(raw) => match raw.trim().parse::<f64>() {
+            Ok(value) if value.is_finite() && value >= 0.0 => value,
+            _ => {
+                events.push(format!("Ignoring tag {key}={raw:?}: not a number >= 0; using {default}"));
+                default
+            }
+        },
+    }
+}
+
+/// A number in [0, 1) fixed by the run id (FNV-1a): the same run always gets the same jitter.
+fn unit_hash(run_id: &str) -> f64 {
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for byte in run_id.bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x100000001b3);
+    }
+    (hash >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// `base * 2^(n-1)`, capped, jittered by ±jitter/2, capped again.
+pub fn backoff_seconds(run: &Run, retry_number: u32, events: &mut Vec<String>) -> f64 {
+    let base = number_tag(run, "runretry/backoff_base_seconds", 30.0, events);
+    let max = number_tag(run, "runretry/backoff_max_seconds", 900.0, events);
+    let jitter = number_tag(run, "runretry/backoff_jitter", 0.2, events).min(1.0);
+    let exponent = retry_number.saturating_sub(1).min(60) as i32;
+    let delay = (base * 2f64.powi(exponent)).min(max);
+    let spread = 1.0 + jitter * (unit_hash(&run.run_id) - 0.5);
+    (delay * spread).min(max).max(0.0)
+}
+// ANCHOR_END: backoff
+
+struct BackoffPolicy;
+
+// ANCHOR: policy
+impl Policy for BackoffPolicy {
+    fn should_retry(run: &Run, failure: &Failure, config: &Config) -> Decision {
+        let mut decision = runretry_default_policy::should_retry(run, failure, config);
+        if decision.action == Action::LaunchNew {
+            let retry_number = decision.retry_number.unwrap_or(1);
+            let delay = backoff_seconds(run, retry_number, &mut decision.events);
+            decision.delay_seconds = delay;
+            decision.reason = format!("{}; retry {retry_number} waits {delay:.1} s (exponential backoff)", decision.reason);
+        }
+        decision
+    }
+
+    fn select_steps(run: &Run, strategy: Strategy) -> Result<Vec<String>, String> {
+        runretry_default_policy::select_steps(run, strategy)
+    }
+}
+
+export_policy!(BackoffPolicy);
+// ANCHOR_END: policy
