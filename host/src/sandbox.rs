@@ -18,13 +18,15 @@ use crate::error::Error;
 #[derive(Clone, Debug, PartialEq)]
 pub struct SandboxConfig {
     /// Fuel per call (instantiation included), about one unit per Wasm instruction.
-    /// Default 2,000,000,000: ~1 s of straight-line guest code, 100x what the default policy needs
-    /// on a 10,000-step plan and ample for Python and JavaScript interpreters. Cost: metering adds
-    /// a few percent to guest run time. Why: a deterministic bound on compute, independent of load.
+    /// Default 10,000,000,000: a few seconds of guest code. The default policy needs ~1% of it on
+    /// a 10,000-step plan, but an interpreted JavaScript guest (StarlingMonkey) needed over
+    /// 2,000,000,000 for the same plan. Cost: metering adds a few percent to guest run time.
+    /// Why: a deterministic bound on compute, the same answer whatever the machine's load.
     pub fuel: u64,
-    /// Wall-clock deadline per call, enforced by epoch interruption. Default 2 s. Cost: one
-    /// ticker thread per engine and a cheap check at loop heads. Why: catches what fuel cannot
-    /// see coming (a slow host machine, a huge budget) and bounds latency for the orchestrator.
+    /// Wall-clock deadline per call, enforced by epoch interruption. Default 5 s: above what the
+    /// fuel budget takes on this class of machine, so on a healthy host fuel (deterministic) is
+    /// the limit that bites, and a retry decision still never holds an orchestrator up for long.
+    /// Cost: one ticker thread per engine and a cheap check at loop heads.
     pub deadline: Duration,
     /// Epoch tick: the deadline's resolution. Default 5 ms. Cost: one wake-up per tick.
     pub epoch_tick: Duration,
@@ -58,8 +60,8 @@ pub struct SandboxConfig {
 impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {
-            fuel: 2_000_000_000,
-            deadline: Duration::from_secs(2),
+            fuel: 10_000_000_000,
+            deadline: Duration::from_secs(5),
             epoch_tick: Duration::from_millis(5),
             max_memory_bytes: 512 << 20,
             max_table_elements: 1_000_000,

@@ -6,8 +6,11 @@
 use runretry::conformance::{self, SuiteChoice};
 use runretry::{Policy, Sandbox, SandboxConfig};
 
+/// A compile cache under the target dir: the Python and JavaScript examples take 10-20 s each
+/// to compile, once.
 fn sandbox() -> Sandbox {
-    Sandbox::new(SandboxConfig { cache_dir: None, ..SandboxConfig::default() }).unwrap()
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("compile-cache");
+    Sandbox::new(SandboxConfig { cache_dir: Some(cache), ..SandboxConfig::default() }).unwrap()
 }
 
 fn assert_passes(policy: &Policy, suite: SuiteChoice, ignore: &[String]) {

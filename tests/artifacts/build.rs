@@ -17,6 +17,7 @@ fn main() {
         .unwrap_or_else(|| out_dir.ancestors().nth(4).unwrap())
         .join("wasm-guests/test-guests");
     let guests = root.join("tests/guests");
+    println!("cargo:rerun-if-env-changed=RUNRETRY_SKIP_NON_RUST_EXAMPLES");
     for watched in [guests.clone(), root.join("examples"), root.join("guest-default-policy/src"), root.join("wit")] {
         println!("cargo:rerun-if-changed={}", watched.display());
     }
@@ -72,6 +73,49 @@ fn main() {
         )
         .unwrap();
     }
+    for example in non_rust_example_dirs(&root.join("examples")) {
+        let manifest: toml::Table = std::fs::read_to_string(example.join("example.toml")).unwrap().parse().unwrap();
+        let name = manifest["name"].as_str().unwrap().to_string();
+        if std::env::var_os("RUNRETRY_SKIP_NON_RUST_EXAMPLES").is_some() {
+            println!("cargo:warning=RUNRETRY_SKIP_NON_RUST_EXAMPLES is set: example {name} is not built or tested");
+            continue;
+        }
+        let list = |key: &str| -> Vec<String> {
+            manifest.get(key).and_then(|v| v.as_array())
+                .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default()
+        };
+        let suites: Vec<String> = list("suites")
+            .into_iter()
+            .map(|s| match s.as_str() {
+                "default" | "contract" => s,
+                path => example.join(path).display().to_string(),
+            })
+            .collect();
+        let wasm = out_dir.join(format!("{name}.wasm"));
+        let command = list("build");
+        let status = Command::new(&command[0])
+            .args(&command[1..])
+            .current_dir(&example)
+            .env("OUT", &wasm)
+            .env("RUNRETRY_TOOLS_DIR", target_dir.join("../tools"))
+            .status()
+            .unwrap_or_else(|e| panic!("run the build of example {name}: {e}"));
+        assert!(
+            status.success(),
+            "building example {name} failed; its toolchain comes from a package registry (see \
+             docs/writing-a-policy.md). Set RUNRETRY_SKIP_NON_RUST_EXAMPLES=1 to test without it."
+        );
+        writeln!(
+            policies_macro,
+            "        $m!({}, {:?}, {:?}, {:?});",
+            name.replace('-', "_"),
+            wasm.display().to_string(),
+            suites,
+            list("ignore_fields")
+        )
+        .unwrap();
+    }
     writeln!(
         code,
         "/// Calls `$m!(name, path, [suites], [ignored fields])` for every example policy.\n#[macro_export]\nmacro_rules! foreach_example_policy {{\n    ($m:ident) => {{\n{policies_macro}    }};\n}}"
@@ -84,6 +128,15 @@ fn main() {
 fn example_dirs(examples: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(examples)
         .map(|entries| entries.flatten().map(|e| e.path()).filter(|p| p.join("Cargo.toml").exists()).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}
+
+/// Examples in other languages: `examples/*/example.toml` names the build command.
+fn non_rust_example_dirs(examples: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(examples)
+        .map(|entries| entries.flatten().map(|e| e.path()).filter(|p| p.join("example.toml").exists()).collect())
         .unwrap_or_default();
     dirs.sort();
     dirs
