@@ -2,7 +2,7 @@
 //! `_derive_state_of_past_run`, keeping its tracking-dict model so mapped-step corner cases come
 //! out exactly as Dagster's do.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::model::{Run, RunStatus, Step, StepStatus, Strategy};
 
@@ -44,124 +44,219 @@ fn from_failure(run: &Run) -> Result<Vec<String>, String> {
 }
 
 /// How Dagster refers to a step: plain `name`, unresolved `name[?]`, or resolved `name[k]`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Handle {
-    Plain(String),
-    Unresolved(String),
-    Resolved(String, String),
+/// Borrowed from the plan, so tracking allocates nothing per step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Handle<'a> {
+    Plain(&'a str),
+    /// The name without `[?]`.
+    Unresolved(&'a str),
+    /// The name and the mapping key.
+    Resolved(&'a str, &'a str),
 }
 
-impl Handle {
-    fn parse(key: &str) -> Handle {
+impl<'a> Handle<'a> {
+    fn parse(key: &'a str) -> Handle<'a> {
         if let Some(body) = key.strip_suffix(']') {
             if let Some(open) = body.rfind('[') {
                 let (name, mapping_key) = (&body[..open], &body[open + 1..]);
                 return if mapping_key == "?" {
-                    Handle::Unresolved(name.to_string())
+                    Handle::Unresolved(name)
                 } else {
-                    Handle::Resolved(name.to_string(), mapping_key.to_string())
+                    Handle::Resolved(name, mapping_key)
                 };
             }
         }
-        Handle::Plain(key.to_string())
+        Handle::Plain(key)
     }
 
     fn key(&self) -> String {
         match self {
-            Handle::Plain(name) => name.clone(),
+            Handle::Plain(name) => name.to_string(),
             Handle::Unresolved(name) => format!("{name}[?]"),
             Handle::Resolved(name, k) => format!("{name}[{k}]"),
         }
     }
 
     /// Resolved instances are tracked under their unresolved form (`_update_tracking_dict`).
-    fn tracking_key(&self) -> String {
-        match self {
-            Handle::Resolved(name, _) => format!("{name}[?]"),
-            other => other.key(),
+    fn tracking_key(&self) -> TrackKey<'a> {
+        match *self {
+            Handle::Plain(key) => TrackKey { name: key, mapped: false },
+            Handle::Unresolved(name) | Handle::Resolved(name, _) => TrackKey { name, mapped: true },
         }
     }
 }
 
-/// Dagster's `TrackingDict`: tracking key -> handles seen under it.
-#[derive(Default)]
-struct Tracking(BTreeMap<String, BTreeSet<Handle>>);
+/// A tracking-dict key: a plan key string, with `name[?]` held as `(name, mapped)`. A plan key
+/// `name[k]` stays a plain string here, as in Dagster, where it never equals a tracking key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct TrackKey<'a> {
+    name: &'a str,
+    mapped: bool,
+}
 
-impl Tracking {
-    fn add(&mut self, handle: Handle) {
+impl<'a> TrackKey<'a> {
+    fn of_plan_key(key: &'a str) -> Self {
+        match key.strip_suffix("[?]") {
+            Some(name) => TrackKey { name, mapped: true },
+            None => TrackKey { name: key, mapped: false },
+        }
+    }
+}
+
+/// The handles tracked under one key: almost always one, so no allocation for that case.
+#[derive(Clone, Debug, Default)]
+enum Entries<'a> {
+    #[default]
+    Empty,
+    One(Handle<'a>),
+    Many(Vec<Handle<'a>>),
+}
+
+impl<'a> Entries<'a> {
+    fn insert(&mut self, handle: Handle<'a>) {
+        match self {
+            Entries::Empty => *self = Entries::One(handle),
+            Entries::One(first) if *first != handle => *self = Entries::Many(vec![*first, handle]),
+            Entries::One(_) => {}
+            Entries::Many(handles) => {
+                if !handles.contains(&handle) {
+                    handles.push(handle);
+                }
+            }
+        }
+    }
+
+    fn contains(&self, handle: &Handle<'a>) -> bool {
+        match self {
+            Entries::Empty => false,
+            Entries::One(one) => one == handle,
+            Entries::Many(handles) => handles.contains(handle),
+        }
+    }
+
+    fn as_slice(&self) -> &[Handle<'a>] {
+        match self {
+            Entries::Empty => &[],
+            Entries::One(one) => std::slice::from_ref(one),
+            Entries::Many(handles) => handles,
+        }
+    }
+}
+
+/// Dagster's `TrackingDict`: tracking key -> handles seen under it. A key is present exactly
+/// when something was added under it.
+struct Tracking<'a>(HashMap<TrackKey<'a>, Entries<'a>, Fnv>);
+
+impl<'a> Tracking<'a> {
+    fn with_capacity(capacity: usize) -> Self {
+        Tracking(HashMap::with_capacity_and_hasher(capacity, Fnv))
+    }
+
+    fn add(&mut self, handle: Handle<'a>) {
         self.0.entry(handle.tracking_key()).or_default().insert(handle);
     }
 
     /// `_in_tracking_dict`: a resolved handle must itself be present; any other handle only
     /// needs its key, so `x[?]` counts as present when any instance is.
-    fn contains(&self, handle: &Handle) -> bool {
-        match handle {
-            Handle::Resolved(..) => {
-                self.0.get(&handle.tracking_key()).is_some_and(|set| set.contains(handle))
-            }
-            _ => self.0.contains_key(&handle.key()),
+    fn contains(&self, handle: &Handle<'a>) -> bool {
+        match self.0.get(&handle.tracking_key()) {
+            None => false,
+            Some(entries) => !matches!(handle, Handle::Resolved(..)) || entries.contains(handle),
         }
     }
 
-    fn has_key(&self, key: &str) -> bool {
-        self.0.contains_key(key)
+    fn has_key(&self, key: TrackKey<'a>) -> bool {
+        self.0.contains_key(&key)
+    }
+
+    fn get(&self, key: &TrackKey<'a>) -> &[Handle<'a>] {
+        self.0.get(key).map_or(&[], Entries::as_slice)
     }
 
     /// `_copy_from_tracking_dict`.
-    fn copy_from(&mut self, src: &Tracking, handle: &Handle) {
-        let key = handle.tracking_key();
-        if let Some(set) = src.0.get(&key) {
-            self.0.entry(key).or_default().extend(set.iter().cloned());
+    fn copy_from(&mut self, src: &Tracking<'a>, handle: &Handle<'a>) {
+        for h in src.get(&handle.tracking_key()) {
+            self.add(*h);
         }
+    }
+
+    fn handles(&self) -> impl Iterator<Item = &Handle<'a>> {
+        self.0.values().flat_map(Entries::as_slice)
+    }
+}
+
+/// FNV-1a: plan keys are short strings, and SipHash's DoS resistance buys nothing here.
+#[derive(Default, Clone, Copy)]
+struct Fnv;
+
+impl std::hash::BuildHasher for Fnv {
+    type Hasher = FnvHasher;
+    fn build_hasher(&self) -> FnvHasher {
+        FnvHasher(0xcbf29ce484222325)
+    }
+}
+
+struct FnvHasher(u64);
+
+impl std::hash::Hasher for FnvHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x100000001b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
 /// What the parent's event log says, in Dagster's tracking form.
-#[derive(Default)]
-struct ParentLog {
-    all: Tracking,
-    failed: Tracking,
-    succeeded: Tracking,
-    skipped: Tracking,
-    interrupted: Tracking,
+struct ParentLog<'a> {
+    all: Tracking<'a>,
+    failed: Tracking<'a>,
+    succeeded: Tracking<'a>,
+    skipped: Tracking<'a>,
+    interrupted: Tracking<'a>,
 }
 
-impl ParentLog {
-    fn from_plan(steps: &[Step]) -> Self {
-        let mut log = ParentLog::default();
+impl<'a> ParentLog<'a> {
+    fn from_plan(steps: &'a [Step]) -> Self {
+        let tracking = || Tracking::with_capacity(steps.len());
+        let mut log = ParentLog {
+            all: tracking(),
+            failed: Tracking::with_capacity(8),
+            succeeded: tracking(),
+            skipped: Tracking::with_capacity(8),
+            interrupted: Tracking::with_capacity(8),
+        };
         for step in steps {
             if step.status == StepStatus::Mapped {
                 let name = match Handle::parse(&step.key) {
-                    Handle::Unresolved(name) => name,
-                    Handle::Plain(name) | Handle::Resolved(name, _) => name,
+                    Handle::Unresolved(name) | Handle::Plain(name) | Handle::Resolved(name, _) => name,
                 };
                 for (mapping_key, status) in &step.instances {
-                    log.record(Handle::Resolved(name.clone(), mapping_key.clone()), *status);
+                    log.record(Handle::Resolved(name, mapping_key), *status);
                 }
             } else {
                 log.record(Handle::parse(&step.key), step.status);
             }
         }
         // Logged, but neither failed, succeeded nor skipped: interrupted.
-        let mut interrupted = Tracking::default();
-        for handle in log.all.0.values().flatten() {
-            if !log.failed.contains(handle)
-                && !log.succeeded.contains(handle)
-                && !log.skipped.contains(handle)
-            {
-                interrupted.add(handle.clone());
+        let mut interrupted = Tracking::with_capacity(8);
+        for handle in log.all.handles() {
+            if !log.failed.contains(handle) && !log.succeeded.contains(handle) && !log.skipped.contains(handle) {
+                interrupted.add(*handle);
             }
         }
         log.interrupted = interrupted;
         log
     }
 
-    fn record(&mut self, handle: Handle, status: StepStatus) {
+    fn record(&mut self, handle: Handle<'a>, status: StepStatus) {
         match status {
             StepStatus::NotStarted | StepStatus::Mapped => return,
-            StepStatus::Failure | StepStatus::ResourceInitFailure => self.failed.add(handle.clone()),
-            StepStatus::Success => self.succeeded.add(handle.clone()),
-            StepStatus::Skipped => self.skipped.add(handle.clone()),
+            StepStatus::Failure | StepStatus::ResourceInitFailure => self.failed.add(handle),
+            StepStatus::Success => self.succeeded.add(handle),
+            StepStatus::Skipped => self.skipped.add(handle),
             StepStatus::InProgress => {}
         }
         self.all.add(handle);
@@ -172,14 +267,15 @@ impl ParentLog {
 pub fn from_failure_selection(run: &Run) -> Vec<String> {
     let log = ParentLog::from_plan(&run.steps);
     // The parent's own step subset bounds both the iterated steps and their dependencies.
-    let subset: Option<HashSet<&str>> = run
+    let subset: Option<HashSet<&str, Fnv>> = run
         .step_keys_to_execute
         .as_ref()
         .filter(|keys| !keys.is_empty())
         .map(|keys| keys.iter().map(String::as_str).collect());
     let in_subset = |key: &str| subset.as_ref().is_none_or(|s| s.contains(key));
 
-    let mut to_retry = Tracking::default();
+    let mut to_retry = Tracking::with_capacity(steps_hint(run));
+    let mut deps: Vec<TrackKey> = Vec::new();
     for step in topological(&run.steps) {
         if !in_subset(&step.key) {
             continue;
@@ -195,65 +291,96 @@ pub fn from_failure_selection(run: &Run) -> Vec<String> {
         if log.interrupted.contains(&handle) {
             to_retry.copy_from(&log.interrupted, &handle);
         }
-        let deps: Vec<&str> =
-            step.upstream.iter().map(String::as_str).filter(|u| in_subset(u)).collect();
+        deps.clear();
+        deps.extend(step.upstream.iter().filter(|u| in_subset(u)).map(|u| TrackKey::of_plan_key(u)));
         let never_ran = !log.all.contains(&handle);
         // An unresolved mapped step whose upstream ran is not "missing": its instances that
         // never started are dropped (surprising, but Dagster's behaviour).
         let upstream_ran = matches!(handle, Handle::Unresolved(_))
-            && deps.iter().any(|d| log.skipped.has_key(d) || log.succeeded.has_key(d));
+            && deps.iter().any(|d| log.skipped.has_key(*d) || log.succeeded.has_key(*d));
         if never_ran && !upstream_ran {
-            to_retry.add(handle.clone());
+            to_retry.add(handle);
         }
-        let retrying: BTreeSet<&str> = deps.into_iter().filter(|d| to_retry.has_key(d)).collect();
-        for dep in retrying {
-            let dep_handles: Vec<Handle> = to_retry.0[dep].iter().cloned().collect();
+        for (i, dep) in deps.iter().enumerate() {
+            // `retrying_dep_keys` is a set: a dependency listed twice counts once.
+            if deps[..i].contains(dep) {
+                continue;
+            }
+            let dep_handles = to_retry.get(dep);
+            if dep_handles.is_empty() {
+                continue;
+            }
             let all_resolved = dep_handles.iter().all(|h| matches!(h, Handle::Resolved(..)));
-            match &handle {
+            match handle {
                 Handle::Unresolved(name) if all_resolved => {
-                    for dep_handle in dep_handles {
-                        if let Handle::Resolved(_, k) = dep_handle {
-                            to_retry.add(Handle::Resolved(name.clone(), k));
-                        }
+                    let keys: Vec<&str> = dep_handles
+                        .iter()
+                        .filter_map(|h| if let Handle::Resolved(_, k) = h { Some(*k) } else { None })
+                        .collect();
+                    for k in keys {
+                        to_retry.add(Handle::Resolved(name, k));
                     }
                 }
-                _ => to_retry.add(handle.clone()),
+                _ => to_retry.add(handle),
             }
         }
     }
-    let keys: BTreeSet<String> = to_retry.0.values().flatten().map(Handle::key).collect();
-    keys.into_iter().collect()
+    let mut keys: Vec<String> = to_retry.handles().map(Handle::key).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+fn steps_hint(run: &Run) -> usize {
+    run.steps.len().min(1024)
 }
 
 /// Plan steps in dependency order (Kahn's algorithm, ties in plan order). Steps caught in a
 /// cycle, which a valid plan never has, follow in plan order rather than being lost.
 fn topological(steps: &[Step]) -> Vec<&Step> {
-    let index: HashMap<&str, usize> =
-        steps.iter().enumerate().map(|(i, s)| (s.key.as_str(), i)).collect();
-    let mut pending: Vec<usize> = vec![0; steps.len()];
-    let mut downstream: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+    let n = steps.len();
+    let index: HashMap<&str, usize, Fnv> = steps.iter().enumerate().map(|(i, s)| (s.key.as_str(), i)).collect();
+    // Edges upstream -> downstream in one flat array (CSR): no allocation per step.
+    let mut pending = vec![0u32; n];
+    let mut offsets = vec![0usize; n + 1];
+    let mut edges: Vec<(usize, usize)> = Vec::with_capacity(n);
     for (i, step) in steps.iter().enumerate() {
         for up in &step.upstream {
             if let Some(&u) = index.get(up.as_str()) {
                 pending[i] += 1;
-                downstream[u].push(i);
+                offsets[u + 1] += 1;
+                edges.push((u, i));
             }
         }
     }
-    let mut ready: std::collections::VecDeque<usize> =
-        (0..steps.len()).filter(|&i| pending[i] == 0).collect();
-    let mut order = Vec::with_capacity(steps.len());
-    let mut placed = vec![false; steps.len()];
-    while let Some(i) = ready.pop_front() {
-        order.push(i);
-        placed[i] = true;
-        for &d in &downstream[i] {
+    for i in 0..n {
+        offsets[i + 1] += offsets[i];
+    }
+    let mut fill = offsets.clone();
+    let mut downstream = vec![0usize; edges.len()];
+    for (u, d) in edges {
+        downstream[fill[u]] = d;
+        fill[u] += 1;
+    }
+    let mut order: Vec<usize> = (0..n).filter(|&i| pending[i] == 0).collect();
+    order.reserve(n.saturating_sub(order.len()));
+    let mut next = 0;
+    while next < order.len() {
+        let i = order[next];
+        next += 1;
+        for &d in &downstream[offsets[i]..offsets[i + 1]] {
             pending[d] -= 1;
             if pending[d] == 0 {
-                ready.push_back(d);
+                order.push(d);
             }
         }
     }
-    order.extend((0..steps.len()).filter(|&i| !placed[i]));
+    if order.len() < n {
+        let mut placed = vec![false; n];
+        for &i in &order {
+            placed[i] = true;
+        }
+        order.extend((0..n).filter(|&i| !placed[i]));
+    }
     order.into_iter().map(|i| &steps[i]).collect()
 }

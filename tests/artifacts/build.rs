@@ -154,7 +154,10 @@ fn build(manifest: &Path, target_dir: &Path, krate: &str, feature: Option<&str>,
         .arg(target_dir)
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")
-        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo");
+        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
+        // Guests are small: whole-program optimisation is cheap here and makes them faster.
+        .env("CARGO_PROFILE_RELEASE_LTO", "true")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1");
     if let Some(feature) = feature {
         command.args(["--features", feature]);
     }
