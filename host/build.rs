@@ -12,8 +12,13 @@ fn main() {
         println!("cargo:rerun-if-changed={}", watched.display());
     }
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
-    let target_dir = guest_target_dir(&out_dir);
-    let wasm = build_guest(&guest_dir.join("Cargo.toml"), &target_dir, "runretry_default_policy");
+    // A prebuilt default policy (for packagers, or builds on a toolchain without the wasm
+    // target, such as the fuzzers' nightly); otherwise build it from source.
+    println!("cargo:rerun-if-env-changed=RUNRETRY_DEFAULT_POLICY_WASM");
+    let wasm = match std::env::var_os("RUNRETRY_DEFAULT_POLICY_WASM") {
+        Some(prebuilt) => PathBuf::from(prebuilt),
+        None => build_guest(&guest_dir.join("Cargo.toml"), &guest_target_dir(&out_dir), "runretry_default_policy"),
+    };
     std::fs::copy(&wasm, out_dir.join("default_policy.wasm")).expect("copy the default policy");
     embed_default_suite(&root.join("tests/conformance"), &out_dir.join("default_suite.rs"));
 }

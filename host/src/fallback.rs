@@ -20,12 +20,25 @@ pub enum OnPolicyError {
 /// Decide with `policy`; on a policy failure apply `mode`. Bad input is never masked: no policy
 /// could have answered it. `default` is the policy used by [`OnPolicyError::Default`].
 pub fn decide(policy: &Policy, default: Option<&Policy>, case: &Case, mode: OnPolicyError) -> Result<Decision, Error> {
-    let error = match policy.decide(case) {
-        Ok(decision) => return Ok(decision),
-        Err(error) if error.is_bad_input() => return Err(error),
-        Err(error) => error,
-    };
-    let note = format!("policy {} failed ({}): {error}", policy.name(), error.kind());
+    match policy.decide(case) {
+        Ok(decision) => Ok(decision),
+        Err(error) => fall_back(error, policy.name(), default, case, mode),
+    }
+}
+
+/// Apply `mode` to a policy failure: `error` came from the policy named `policy_name` (while
+/// deciding, or while loading it: a broken deployment must not stop retries either).
+pub fn fall_back(
+    error: Error,
+    policy_name: &str,
+    default: Option<&Policy>,
+    case: &Case,
+    mode: OnPolicyError,
+) -> Result<Decision, Error> {
+    if error.is_bad_input() {
+        return Err(error);
+    }
+    let note = format!("policy {policy_name} failed ({}): {error}", error.kind());
     match (mode, default) {
         (OnPolicyError::Fail, _) => Err(error),
         (OnPolicyError::GiveUp, _) => Ok(Decision::give_up(

@@ -163,12 +163,12 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<u8, Failure> {
     match command {
         Command::Decide { case, batch, policy, on_policy_error } => {
-            let loaded = load(&policy)?;
+            let loaded = load_with_fallback(&policy, on_policy_error)?;
             if batch {
                 return decide_batch(&case, &loaded, on_policy_error);
             }
             let case = read_case(&case, &loaded.config)?;
-            let decision = fallback::decide(&loaded.policy, loaded.default.as_ref(), &case, on_policy_error)?;
+            let decision = loaded.decide(&case, on_policy_error)?;
             print_json(&decision);
             Ok(0)
         }
@@ -209,6 +209,38 @@ struct Loaded {
     config: Option<runretry::case::Config>,
 }
 
+/// For `decide`: like [`Loaded`], but a policy that fails to load is a policy failure that
+/// `--on-policy-error give-up|default` covers, decision by decision.
+struct Deciding {
+    policy: Result<Policy, (String, Error)>,
+    default: Option<Policy>,
+    config: Option<runretry::case::Config>,
+}
+
+impl Deciding {
+    fn decide(&self, case: &Case, mode: OnPolicyError) -> Result<runretry::Decision, Error> {
+        match &self.policy {
+            Ok(policy) => fallback::decide(policy, self.default.as_ref(), case, mode),
+            Err((name, error)) => fallback::fall_back(error.clone(), name, self.default.as_ref(), case, mode),
+        }
+    }
+}
+
+fn load_with_fallback(args: &PolicyArgs, mode: OnPolicyError) -> Result<Deciding, Failure> {
+    let config = args.config.as_deref().map(runretry::dagster_yaml::read_run_retries).transpose()?;
+    let sandbox = Sandbox::new(args.sandbox.config())?;
+    let Some(path) = &args.policy else {
+        return Ok(Deciding { policy: Ok(sandbox.load_default()?), default: None, config });
+    };
+    let default = Some(sandbox.load_default()?);
+    let policy = match sandbox.load_file(path) {
+        Ok(policy) => Ok(policy),
+        Err(error) if error.is_bad_input() || mode == OnPolicyError::Fail => return Err(error.into()),
+        Err(error) => Err((path.display().to_string(), error)),
+    };
+    Ok(Deciding { policy, default, config })
+}
+
 fn load(args: &PolicyArgs) -> Result<Loaded, Failure> {
     let config = args.config.as_deref().map(runretry::dagster_yaml::read_run_retries).transpose()?;
     let sandbox = Sandbox::new(args.sandbox.config())?;
@@ -243,7 +275,7 @@ fn read_case(path: &Path, config: &Option<runretry::case::Config>) -> Result<Cas
 
 /// JSON Lines: every line answered in order; a bad line gets an error object and the run goes
 /// on. Exits 0 when every line was decided, else 2 or 3 after the last line.
-fn decide_batch(path: &Path, loaded: &Loaded, mode: OnPolicyError) -> Result<u8, Failure> {
+fn decide_batch(path: &Path, loaded: &Deciding, mode: OnPolicyError) -> Result<u8, Failure> {
     let (source, reader): (String, Box<dyn BufRead>) = if path == Path::new("-") {
         ("<stdin>".into(), Box::new(std::io::stdin().lock()))
     } else {
@@ -264,7 +296,7 @@ fn decide_batch(path: &Path, loaded: &Loaded, mode: OnPolicyError) -> Result<u8,
             if let Some(config) = &loaded.config {
                 case.config = *config;
             }
-            fallback::decide(&loaded.policy, loaded.default.as_ref(), &case, mode)
+            loaded.decide(&case, mode)
         });
         let json = match answer {
             Ok(decision) => serde_json::to_string(&decision),

@@ -173,3 +173,45 @@ fn refusal_prints_error_json_and_exits_1() {
     assert_eq!(output.status.code(), Some(1));
     assert!(json(&output)["error"].as_str().unwrap().contains("not failed or canceled"));
 }
+
+#[test]
+fn batch_answers_every_line_in_order_and_reports_bad_lines() {
+    let one_line = |name: &str| {
+        let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(example(name)).unwrap()).unwrap();
+        serde_json::to_string(&value).unwrap()
+    };
+    let input = format!("{}\n{{\"run\": 42}}\n\n{}\n", one_line("01"), one_line("06"));
+    let output = runretry(&["decide", "--batch", "-"], Some(&input));
+    assert_eq!(output.status.code(), Some(2), "a bad line makes the exit code 2 after all lines");
+    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "blank lines are skipped, every other line answered");
+    assert_eq!(lines[0]["action"], "LAUNCH_NEW");
+    assert_eq!(lines[1]["line"], 2);
+    assert!(lines[1]["error"].as_str().unwrap().contains("<stdin>:2"), "{}", lines[1]);
+    assert_eq!(lines[2]["strategy"], "ALL_STEPS");
+}
+
+#[test]
+fn on_policy_error_covers_a_policy_that_does_not_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let core_module = dir.path().join("core.wasm");
+    std::fs::write(&core_module, b"\0asm\x01\0\0\0").unwrap();
+    let policy = core_module.to_str().unwrap();
+    // A policy that cannot even load is a policy failure like any other...
+    let output = runretry(&["decide", "--policy", policy, &example("01")], None);
+    assert_eq!(output.status.code(), Some(3));
+    // ...which give-up turns into "no retry", saying why...
+    let output = runretry(&["decide", "--policy", policy, "--on-policy-error", "give-up", &example("01")], None);
+    assert_eq!(output.status.code(), Some(0));
+    let decision = json(&output);
+    assert_eq!(decision["action"], "NONE");
+    assert!(decision["events"][0].as_str().unwrap().contains("invalid policy component"), "{decision}");
+    // ...and default turns into the default policy's decision.
+    let output = runretry(&["decide", "--policy", policy, "--on-policy-error", "default", &example("01")], None);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(json(&output)["action"], "LAUNCH_NEW");
+}
