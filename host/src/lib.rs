@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 mod bindings;
+pub mod cache;
 pub mod case;
 pub mod component;
 pub mod dagster_yaml;

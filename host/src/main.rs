@@ -202,10 +202,9 @@ fn run(command: Command) -> Result<u8, Failure> {
     }
 }
 
-/// The policy to run, the default policy for fallbacks, and the config override.
+/// The policy to run and the config override.
 struct Loaded {
     policy: Policy,
-    default: Option<Policy>,
     config: Option<runretry::case::Config>,
 }
 
@@ -244,11 +243,11 @@ fn load_with_fallback(args: &PolicyArgs, mode: OnPolicyError) -> Result<Deciding
 fn load(args: &PolicyArgs) -> Result<Loaded, Failure> {
     let config = args.config.as_deref().map(runretry::dagster_yaml::read_run_retries).transpose()?;
     let sandbox = Sandbox::new(args.sandbox.config())?;
-    let (policy, default) = match &args.policy {
-        Some(path) => (sandbox.load_file(path)?, Some(sandbox.load_default()?)),
-        None => (sandbox.load_default()?, None),
+    let policy = match &args.policy {
+        Some(path) => sandbox.load_file(path)?,
+        None => sandbox.load_default()?,
     };
-    Ok(Loaded { policy, default, config })
+    Ok(Loaded { policy, config })
 }
 
 fn read_source(path: &Path) -> Result<(String, String), Failure> {

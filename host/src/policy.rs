@@ -8,6 +8,7 @@ use wasmtime::{Engine, Store};
 
 use crate::bindings::{RetryPolicy, RetryPolicyPre};
 use crate::case::{Case, Run};
+use crate::cache::CompileCache;
 use crate::component;
 use crate::decision::{Decision, Selection, Strategy};
 use crate::error::Error;
@@ -24,6 +25,7 @@ pub struct Sandbox {
     engine: Engine,
     linker: Linker<HostState>,
     config: Arc<SandboxConfig>,
+    cache: Option<CompileCache>,
 }
 
 impl Sandbox {
@@ -31,7 +33,9 @@ impl Sandbox {
     pub fn new(config: SandboxConfig) -> Result<Self, Error> {
         let engine = sandbox::build_engine(&config)?;
         let linker = component::policy_linker(&engine)?;
-        Ok(Sandbox { engine, linker, config: Arc::new(config) })
+        // A cache that cannot be opened (read-only home, ...) only costs compile time.
+        let cache = config.cache_dir.as_deref().and_then(|dir| CompileCache::open(dir).ok());
+        Ok(Sandbox { engine, linker, config: Arc::new(config), cache })
     }
 
     /// The limits in force.
@@ -53,7 +57,10 @@ impl Sandbox {
 
     /// Load a policy component from bytes; `name` identifies it in errors.
     pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Policy, Error> {
-        let compiled = component::compile(&self.engine, name, bytes)?;
+        let compiled = match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, bytes, || component::compile(&self.engine, name, bytes))?,
+            None => component::compile(&self.engine, name, bytes)?,
+        };
         let pre = component::prepare(&self.engine, &self.linker, name, &compiled)?;
         Ok(Policy { sandbox: self.clone(), pre, name: name.to_string() })
     }

@@ -107,9 +107,6 @@ pub fn build_engine(config: &SandboxConfig) -> Result<Engine, Error> {
         .memory_init_cow(true)
         // Policies are synchronous functions: no async stacks or concurrency machinery per call.
         .concurrency_support(false);
-    if let Some(dir) = &config.cache_dir {
-        attach_cache(&mut wasm, dir);
-    }
     if config.pooling {
         let mut pooled = wasm.clone();
         pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(config)));
@@ -141,17 +138,6 @@ fn pooling_config(config: &SandboxConfig) -> PoolingAllocationConfig {
         .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
         .table_keep_resident(KEEP_RESIDENT_BYTES);
     pool
-}
-
-/// Use wasmtime's content-addressed compile cache: entries are keyed by the component's hash
-/// and the engine's configuration and version, and only entries it wrote itself are loaded.
-fn attach_cache(wasm: &mut Config, dir: &std::path::Path) {
-    let mut cache_config = wasmtime::CacheConfig::new();
-    cache_config.with_directory(dir);
-    // A cache that cannot be set up (read-only home, ...) only costs compile time.
-    if let Ok(cache) = wasmtime::Cache::new(cache_config) {
-        wasm.cache(Some(cache));
-    }
 }
 
 /// Advance the engine's epoch every `tick` for as long as the engine lives.
