@@ -153,6 +153,8 @@ fn bench_should_retry(c: &mut Criterion) {
     group.bench_function("wasm", |b| b.iter(|| policy.decide(black_box(&case)).unwrap()));
     let mut warm = policy.warm().unwrap();
     group.bench_function("wasm_warm", |b| b.iter(|| warm.decide(black_box(&case)).unwrap()));
+    // Where a fresh decision's time goes: a new instance alone, without a call.
+    group.bench_function("instantiate", |b| b.iter(|| policy.warm().unwrap()));
     group.bench_function("json_decide", |b| {
         let text = serde_json::to_string(&case).unwrap();
         b.iter(|| {

@@ -23,7 +23,8 @@ pub static DEFAULT_POLICY_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), 
 #[derive(Clone)]
 pub struct Sandbox {
     engine: Engine,
-    linker: Linker<HostState>,
+    // Shared: every loaded policy holds a `Sandbox`, and a deep linker clone is costly.
+    linker: Arc<Linker<HostState>>,
     config: Arc<SandboxConfig>,
     cache: Option<CompileCache>,
 }
@@ -35,7 +36,7 @@ impl Sandbox {
         let linker = component::policy_linker(&engine)?;
         // A cache that cannot be opened (read-only home, ...) only costs compile time.
         let cache = config.cache_dir.as_deref().and_then(|dir| CompileCache::open(dir).ok());
-        Ok(Sandbox { engine, linker, config: Arc::new(config), cache })
+        Ok(Sandbox { engine, linker: Arc::new(linker), config: Arc::new(config), cache })
     }
 
     /// The limits in force.

@@ -93,7 +93,7 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 /// instantiate rather than grow without bound.
 const POOLED_COMPONENT_INSTANCES: u32 = 64;
 /// Memory kept resident per pooled slot between instances (see `pooling_config`).
-const KEEP_RESIDENT_BYTES: usize = 1 << 20;
+const KEEP_RESIDENT_BYTES: usize = 64 << 10;
 /// Python guests hold more than 16 core instances per component.
 const POOLED_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
 
