@@ -44,56 +44,22 @@ fn main() {
     .unwrap();
 
     let mut policies_macro = String::new();
-    for example in example_dirs(&root.join("examples")) {
+    for example in dirs_with(&root.join("examples"), "Cargo.toml") {
         let manifest: toml::Table = std::fs::read_to_string(example.join("Cargo.toml")).unwrap().parse().unwrap();
         let name = manifest["package"]["name"].as_str().unwrap().to_string();
-        let meta = manifest["package"].get("metadata").and_then(|m| m.get("runretry"));
-        let list = |key: &str| -> Vec<String> {
-            meta.and_then(|m| m.get(key))
-                .and_then(|v| v.as_array())
-                .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
-                .unwrap_or_default()
-        };
-        // Suites other than the built-in ones are paths relative to the example.
-        let suites: Vec<String> = list("suites")
-            .into_iter()
-            .map(|s| match s.as_str() {
-                "default" | "contract" => s,
-                path => example.join(path).display().to_string(),
-            })
-            .collect();
+        let meta = manifest["package"].get("metadata").and_then(|m| m.get("runretry")).and_then(|m| m.as_table());
         let wasm = build(&example.join("Cargo.toml"), &target_dir, &name, None, &out_dir);
-        writeln!(
-            policies_macro,
-            "        $m!({}, {:?}, {:?}, {:?});",
-            name.replace('-', "_"),
-            wasm.display().to_string(),
-            suites,
-            list("ignore_fields")
-        )
-        .unwrap();
+        add_column(&mut policies_macro, &example, &name, &wasm, meta);
     }
-    for example in non_rust_example_dirs(&root.join("examples")) {
+    for example in dirs_with(&root.join("examples"), "example.toml") {
         let manifest: toml::Table = std::fs::read_to_string(example.join("example.toml")).unwrap().parse().unwrap();
         let name = manifest["name"].as_str().unwrap().to_string();
         if std::env::var_os("RUNRETRY_SKIP_NON_RUST_EXAMPLES").is_some() {
             println!("cargo:warning=RUNRETRY_SKIP_NON_RUST_EXAMPLES is set: example {name} is not built or tested");
             continue;
         }
-        let list = |key: &str| -> Vec<String> {
-            manifest.get(key).and_then(|v| v.as_array())
-                .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
-                .unwrap_or_default()
-        };
-        let suites: Vec<String> = list("suites")
-            .into_iter()
-            .map(|s| match s.as_str() {
-                "default" | "contract" => s,
-                path => example.join(path).display().to_string(),
-            })
-            .collect();
         let wasm = out_dir.join(format!("{name}.wasm"));
-        let command = list("build");
+        let command = string_list(Some(&manifest), "build");
         let status = Command::new(&command[0])
             .args(&command[1..])
             .current_dir(&example)
@@ -106,15 +72,7 @@ fn main() {
             "building example {name} failed; its toolchain comes from a package registry (see \
              docs/writing-a-policy.md). Set RUNRETRY_SKIP_NON_RUST_EXAMPLES=1 to test without it."
         );
-        writeln!(
-            policies_macro,
-            "        $m!({}, {:?}, {:?}, {:?});",
-            name.replace('-', "_"),
-            wasm.display().to_string(),
-            suites,
-            list("ignore_fields")
-        )
-        .unwrap();
+        add_column(&mut policies_macro, &example, &name, &wasm, Some(&manifest));
     }
     writeln!(
         code,
@@ -124,22 +82,42 @@ fn main() {
     std::fs::write(out_dir.join("guests.rs"), code).unwrap();
 }
 
-/// Rust example policies: `examples/*/Cargo.toml`.
-fn example_dirs(examples: &Path) -> Vec<PathBuf> {
+/// Example dirs holding `file` (`Cargo.toml` for Rust, `example.toml` for other languages).
+fn dirs_with(examples: &Path, file: &str) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(examples)
-        .map(|entries| entries.flatten().map(|e| e.path()).filter(|p| p.join("Cargo.toml").exists()).collect())
+        .map(|entries| entries.flatten().map(|e| e.path()).filter(|p| p.join(file).exists()).collect())
         .unwrap_or_default();
     dirs.sort();
     dirs
 }
 
-/// Examples in other languages: `examples/*/example.toml` names the build command.
-fn non_rust_example_dirs(examples: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(examples)
-        .map(|entries| entries.flatten().map(|e| e.path()).filter(|p| p.join("example.toml").exists()).collect())
-        .unwrap_or_default();
-    dirs.sort();
-    dirs
+fn string_list(table: Option<&toml::Table>, key: &str) -> Vec<String> {
+    table
+        .and_then(|t| t.get(key))
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().map(|v| v.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// One matrix column: `$m!(name, path, [suites], [ignored fields])`. Suites other than the
+/// built-in ones are paths relative to the example.
+fn add_column(out: &mut String, example: &Path, name: &str, wasm: &Path, meta: Option<&toml::Table>) {
+    let suites: Vec<String> = string_list(meta, "suites")
+        .into_iter()
+        .map(|s| match s.as_str() {
+            "default" | "contract" => s,
+            path => example.join(path).display().to_string(),
+        })
+        .collect();
+    writeln!(
+        out,
+        "        $m!({}, {:?}, {:?}, {:?});",
+        name.replace('-', "_"),
+        wasm.display().to_string(),
+        suites,
+        string_list(meta, "ignore_fields")
+    )
+    .unwrap();
 }
 
 /// Build one guest crate (optionally one feature) and copy its component into `out_dir`.
