@@ -163,7 +163,7 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<u8, Failure> {
     match command {
         Command::Decide { case, batch, policy, on_policy_error } => {
-            let loaded = load_with_fallback(&policy, on_policy_error)?;
+            let loaded = load(&policy, on_policy_error)?;
             if batch {
                 return decide_batch(&case, &loaded, on_policy_error);
             }
@@ -173,16 +173,16 @@ fn run(command: Command) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::SelectSteps { case, strategy, policy } => {
-            let loaded = load(&policy)?;
+            let loaded = load(&policy, OnPolicyError::Fail)?;
             let case = read_case(&case, &loaded.config)?;
-            let selection = loaded.policy.select_steps(&case.run, strategy)?;
+            let selection = loaded.policy()?.select_steps(&case.run, strategy)?;
             print_json(&selection);
             Ok(if matches!(selection, Selection::Refused { .. }) { 1 } else { 0 })
         }
         Command::Conformance { policy, suite, ignore_field } => {
-            let loaded = load(&policy)?;
+            let loaded = load(&policy, OnPolicyError::Fail)?;
             let choice = SuiteChoice::parse(&suite);
-            let report = conformance::run_suite(&loaded.policy, &choice, &ignore_field)?;
+            let report = conformance::run_suite(loaded.policy()?, &choice, &ignore_field)?;
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             for failure in &report.failures {
@@ -202,21 +202,21 @@ fn run(command: Command) -> Result<u8, Failure> {
     }
 }
 
-/// The policy to run and the config override.
+/// The policy to run, the default policy for `--on-policy-error default`, and the config
+/// override. A policy that fails to load is kept as its error when the mode covers it, so
+/// `give-up` and `default` apply decision by decision; otherwise loading fails.
 struct Loaded {
-    policy: Policy,
-    config: Option<runretry::case::Config>,
-}
-
-/// For `decide`: like [`Loaded`], but a policy that fails to load is a policy failure that
-/// `--on-policy-error give-up|default` covers, decision by decision.
-struct Deciding {
     policy: Result<Policy, (String, Error)>,
     default: Option<Policy>,
     config: Option<runretry::case::Config>,
 }
 
-impl Deciding {
+impl Loaded {
+    /// The loaded policy (always there when loaded with `OnPolicyError::Fail`).
+    fn policy(&self) -> Result<&Policy, Failure> {
+        self.policy.as_ref().map_err(|(_, error)| Failure::from(error.clone()))
+    }
+
     fn decide(&self, case: &Case, mode: OnPolicyError) -> Result<runretry::Decision, Error> {
         match &self.policy {
             Ok(policy) => fallback::decide(policy, self.default.as_ref(), case, mode),
@@ -225,29 +225,23 @@ impl Deciding {
     }
 }
 
-fn load_with_fallback(args: &PolicyArgs, mode: OnPolicyError) -> Result<Deciding, Failure> {
+fn load(args: &PolicyArgs, mode: OnPolicyError) -> Result<Loaded, Failure> {
     let config = args.config.as_deref().map(runretry::dagster_yaml::read_run_retries).transpose()?;
     let sandbox = Sandbox::new(args.sandbox.config())?;
     let Some(path) = &args.policy else {
-        return Ok(Deciding { policy: Ok(sandbox.load_default()?), default: None, config });
+        return Ok(Loaded { policy: Ok(sandbox.load_default()?), default: None, config });
     };
-    let default = Some(sandbox.load_default()?);
+    // Only the `default` mode needs the embedded policy beside the deployed one.
+    let default = match mode {
+        OnPolicyError::Default => Some(sandbox.load_default()?),
+        OnPolicyError::Fail | OnPolicyError::GiveUp => None,
+    };
     let policy = match sandbox.load_file(path) {
         Ok(policy) => Ok(policy),
         Err(error) if error.is_bad_input() || mode == OnPolicyError::Fail => return Err(error.into()),
         Err(error) => Err((path.display().to_string(), error)),
     };
-    Ok(Deciding { policy, default, config })
-}
-
-fn load(args: &PolicyArgs) -> Result<Loaded, Failure> {
-    let config = args.config.as_deref().map(runretry::dagster_yaml::read_run_retries).transpose()?;
-    let sandbox = Sandbox::new(args.sandbox.config())?;
-    let policy = match &args.policy {
-        Some(path) => sandbox.load_file(path)?,
-        None => sandbox.load_default()?,
-    };
-    Ok(Loaded { policy, config })
+    Ok(Loaded { policy, default, config })
 }
 
 fn read_source(path: &Path) -> Result<(String, String), Failure> {
@@ -274,7 +268,7 @@ fn read_case(path: &Path, config: &Option<runretry::case::Config>) -> Result<Cas
 
 /// JSON Lines: every line answered in order; a bad line gets an error object and the run goes
 /// on. Exits 0 when every line was decided, else 2 or 3 after the last line.
-fn decide_batch(path: &Path, loaded: &Deciding, mode: OnPolicyError) -> Result<u8, Failure> {
+fn decide_batch(path: &Path, loaded: &Loaded, mode: OnPolicyError) -> Result<u8, Failure> {
     let (source, reader): (String, Box<dyn BufRead>) = if path == Path::new("-") {
         ("<stdin>".into(), Box::new(std::io::stdin().lock()))
     } else {
