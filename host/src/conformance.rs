@@ -271,7 +271,7 @@ pub fn compare_selection(
     let checked = |field: &str| {
         expect.get(field).filter(|v| !v.is_null() && !ignore.iter().any(|i| i == field))
     };
-    match selection {
+    let strategy = match selection {
         Selection::Steps { strategy, steps } => {
             if let Some(expected) = checked("error") {
                 differences.push(format!("error: expected {expected}, got steps {steps:?}"));
@@ -279,19 +279,18 @@ pub fn compare_selection(
             if let Some(expected) = checked("steps") {
                 differences.extend(differ("steps", expected, &serde_json::json!(steps)));
             }
-            if let Some(expected) = checked("strategy") {
-                differences.extend(differ("strategy", expected, &serde_json::json!(strategy)));
-            }
+            strategy
         }
         Selection::Refused { strategy, error } => {
             match checked("error") {
                 Some(expected) => differences.extend(differ("error", expected, &Value::String(error.clone()))),
                 None => differences.push(format!("error: expected a selection, got refusal {error:?}")),
             }
-            if let Some(expected) = checked("strategy") {
-                differences.extend(differ("strategy", expected, &serde_json::json!(strategy)));
-            }
+            strategy
         }
+    };
+    if let Some(expected) = checked("strategy") {
+        differences.extend(differ("strategy", expected, &serde_json::json!(strategy)));
     }
     differences
 }
