@@ -34,8 +34,11 @@ impl Sandbox {
     pub fn new(config: SandboxConfig) -> Result<Self, Error> {
         let engine = sandbox::build_engine(&config)?;
         let linker = component::policy_linker(&engine)?;
-        // A cache that cannot be opened (read-only home, ...) only costs compile time.
-        let cache = config.cache_dir.as_deref().and_then(|dir| CompileCache::open(dir).ok());
+        // A cache refused (not private to this user, read-only home, ...) only costs compile
+        // time; say why once, as ssh does for ~/.ssh.
+        let cache = config.cache_dir.as_deref().and_then(|dir| {
+            CompileCache::open(dir).map_err(|refusal| eprintln!("runretry: warning: {refusal}")).ok()
+        });
         Ok(Sandbox { engine, linker: Arc::new(linker), config: Arc::new(config), cache })
     }
 
