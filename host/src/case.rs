@@ -182,8 +182,9 @@ pub struct Backfill {
     /// False when it was deleted.
     #[serde(default = "default_true")]
     pub exists: bool,
-    /// Its status.
-    pub status: BackfillStatus,
+    /// Its status; null when the backfill no longer exists (a deleted backfill has none).
+    #[serde(default)]
+    pub status: Option<BackfillStatus>,
 }
 
 /// The failure being handled.
@@ -255,6 +256,11 @@ impl Case {
                     }
                 }
                 (None, _) => {}
+            }
+        }
+        if let Some(backfill) = &self.run.backfill {
+            if backfill.exists && backfill.status.is_none() {
+                return Err("run.backfill.status: an existing backfill needs a status (null only with \"exists\": false)".into());
             }
         }
         Ok(())

@@ -58,7 +58,7 @@ pub fn compile(engine: &Engine, name: &str, bytes: &[u8]) -> Result<Component, E
         }
     }
     Component::new(engine, bytes)
-        .map_err(|e| Error::invalid_component(format!("{name}: does not compile: {e:#}")))
+        .map_err(|e| Error::invalid_component_caused(format!("{name}: does not compile: {e:#}"), &e))
 }
 
 /// Names of a component's imports and exports.
@@ -119,6 +119,7 @@ pub fn prepare(
 pub fn policy_linker(engine: &Engine) -> Result<Linker<HostState>, Error> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-        .map_err(|e| Error::invalid_component(format!("cannot link WASI: {e}")))?;
+        .and_then(|()| crate::determinism::link(&mut linker))
+        .map_err(|e| Error::invalid_component_caused(format!("cannot link WASI: {e}"), &e))?;
     Ok(linker)
 }

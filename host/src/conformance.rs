@@ -128,7 +128,7 @@ pub fn load_cases(path: &Path) -> Result<Vec<ConformanceCase>, Error> {
     let mut cases = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file)
-            .map_err(|e| Error::bad_input(format!("{}: cannot read: {e}", file.display())))?;
+            .map_err(|e| Error::bad_input_caused(format!("{}: cannot read: {e}", file.display()), &e))?;
         cases.extend(parse_cases(&file.display().to_string(), &text)?);
     }
     Ok(cases)
@@ -136,15 +136,15 @@ pub fn load_cases(path: &Path) -> Result<Vec<ConformanceCase>, Error> {
 
 fn collect_json_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), Error> {
     let meta = std::fs::metadata(path)
-        .map_err(|e| Error::bad_input(format!("{}: cannot read: {e}", path.display())))?;
+        .map_err(|e| Error::bad_input_caused(format!("{}: cannot read: {e}", path.display()), &e))?;
     if meta.is_file() {
         files.push(path.to_path_buf());
         return Ok(());
     }
     let entries = std::fs::read_dir(path)
-        .map_err(|e| Error::bad_input(format!("{}: cannot list: {e}", path.display())))?;
+        .map_err(|e| Error::bad_input_caused(format!("{}: cannot list: {e}", path.display()), &e))?;
     for entry in entries {
-        let entry = entry.map_err(|e| Error::bad_input(format!("{}: {e}", path.display())))?;
+        let entry = entry.map_err(|e| Error::bad_input_caused(format!("{}: {e}", path.display()), &e))?;
         let child = entry.path();
         if child.is_dir() || child.extension().is_some_and(|x| x == "json") {
             collect_json_files(&child, files)?;

@@ -17,7 +17,7 @@ struct InstanceFile {
 /// The `run_retries` block of the file at `path`; Dagster's defaults when the block is absent.
 pub fn read_run_retries(path: &Path) -> Result<Config, Error> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::bad_input(format!("{}: cannot read: {e}", path.display())))?;
+        .map_err(|e| Error::bad_input_caused(format!("{}: cannot read: {e}", path.display()), &e))?;
     parse_run_retries(&path.display().to_string(), &text)
 }
 

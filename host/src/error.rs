@@ -11,12 +11,16 @@ pub enum Error {
     BadInput {
         /// Where and what, e.g. `case.json: run.steps[3].status: unknown variant "DONE"`.
         what: String,
+        /// What caused it (an I/O or parse error), when there is a cause.
+        cause: Option<Cause>,
     },
     /// The bytes are not a runretry policy component: not a component at all, the wrong world,
     /// a missing export, or an import outside the allow-list.
     InvalidComponent {
         /// Which file and what is wrong with it.
         reason: String,
+        /// What caused it (wasmtime's compile or link error), when there is a cause.
+        cause: Option<Cause>,
     },
     /// The call ran past its wall-clock deadline and was interrupted.
     DeadlineExceeded {
@@ -37,10 +41,13 @@ pub enum Error {
     StackOverflow,
     /// The guest trapped: a panic, `unreachable`, an out-of-bounds access...
     GuestTrap {
-        /// The trap and its backtrace, as wasmtime reports it.
+        /// What stopped the guest (its first line), then the Wasm backtrace.
         message: String,
-        /// What the guest wrote to stderr before trapping (bounded), e.g. a panic message.
+        /// What the guest wrote to stderr before trapping (bounded, raw: escape it before
+        /// showing it, as `Display` does), e.g. a panic message.
         stderr: String,
+        /// The chain of errors behind the trap, outermost first, when wasmtime gave one.
+        cause: Option<Cause>,
     },
     /// The guest answered, but the answer breaks the contract (unknown or duplicate step keys,
     /// a malformed decision, an oversized output).
@@ -72,11 +79,39 @@ impl Error {
 
     #[doc(hidden)]
     pub fn bad_input(what: impl Into<String>) -> Self {
-        Error::BadInput { what: what.into() }
+        Error::BadInput { what: what.into(), cause: None }
+    }
+
+    /// Bad input with the error that revealed it (an I/O or parse error) as its source.
+    #[doc(hidden)]
+    pub fn bad_input_caused(what: impl Into<String>, cause: &(dyn std::error::Error + 'static)) -> Self {
+        Error::BadInput { what: what.into(), cause: Some(Cause::from_error(cause)) }
     }
 
     pub(crate) fn invalid_component(reason: impl Into<String>) -> Self {
-        Error::InvalidComponent { reason: reason.into() }
+        Error::InvalidComponent { reason: reason.into(), cause: None }
+    }
+
+    pub(crate) fn invalid_component_caused(reason: impl Into<String>, cause: &wasmtime::Error) -> Self {
+        Error::InvalidComponent { reason: reason.into(), cause: Some(Cause::from_wasmtime(cause)) }
+    }
+
+    /// The innermost error behind this one, when it has a cause.
+    pub fn root_cause(&self) -> Option<&Cause> {
+        let mut cause = self.cause()?;
+        while let Some(next) = cause.next.as_deref() {
+            cause = next;
+        }
+        Some(cause)
+    }
+
+    fn cause(&self) -> Option<&Cause> {
+        match self {
+            Error::BadInput { cause, .. } | Error::InvalidComponent { cause, .. } | Error::GuestTrap { cause, .. } => {
+                cause.as_ref()
+            }
+            _ => None,
+        }
     }
 
     pub(crate) fn invalid_output(reason: impl Into<String>) -> Self {
@@ -87,8 +122,8 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::BadInput { what } => write!(f, "bad input: {what}"),
-            Error::InvalidComponent { reason } => write!(f, "invalid policy component: {reason}"),
+            Error::BadInput { what, .. } => write!(f, "bad input: {what}"),
+            Error::InvalidComponent { reason, .. } => write!(f, "invalid policy component: {reason}"),
             Error::DeadlineExceeded { deadline_ms } => {
                 write!(f, "policy exceeded its deadline of {deadline_ms} ms and was interrupted")
             }
@@ -97,11 +132,13 @@ impl fmt::Display for Error {
                 write!(f, "policy hit the memory limit of {} MiB", limit_bytes / (1024 * 1024))
             }
             Error::StackOverflow => write!(f, "policy overflowed its wasm stack"),
-            Error::GuestTrap { message, stderr } => {
+            Error::GuestTrap { message, stderr, .. } => {
+                // Both come from the guest (its stderr, its function names in the backtrace):
+                // escaped, so a policy cannot clear a screen or forge a log line.
                 let first_line = message.lines().next().unwrap_or("trap");
-                write!(f, "policy trapped: {first_line}")?;
+                write!(f, "policy trapped: {}", escape_untrusted(first_line))?;
                 if !stderr.trim().is_empty() {
-                    let lines: Vec<&str> = stderr.trim().lines().collect();
+                    let lines: Vec<String> = stderr.trim().lines().map(escape_untrusted).collect();
                     write!(f, "; guest stderr: {}", lines.join(" | "))?;
                 }
                 Ok(())
@@ -111,4 +148,69 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause().map(|cause| cause as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// One link of the chain of errors behind an [`Error`], kept as text so that errors stay
+/// `Clone`, comparable and `Send` whatever caused them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cause {
+    message: String,
+    next: Option<Box<Cause>>,
+}
+
+impl Cause {
+    /// The chain of a standard error: `error`, then its `source()`s.
+    pub fn from_error(error: &(dyn std::error::Error + 'static)) -> Self {
+        Cause::from_messages(std::iter::successors(Some(error), |e| e.source()).map(|e| e.to_string()))
+    }
+
+    /// The chain of a wasmtime error (its context layers, then the error they wrap).
+    pub(crate) fn from_wasmtime(error: &wasmtime::Error) -> Self {
+        Cause::from_messages(error.chain().map(|e| e.to_string()))
+    }
+
+    fn from_messages(messages: impl Iterator<Item = String>) -> Self {
+        let messages: Vec<String> = messages.collect();
+        let mut chain: Option<Cause> = None;
+        for message in messages.into_iter().rev() {
+            chain = Some(Cause { message, next: chain.map(Box::new) });
+        }
+        chain.unwrap_or(Cause { message: String::new(), next: None })
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&escape_untrusted(&self.message))
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.next.as_deref().map(|next| next as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Text from a guest made safe for a terminal or a log: control characters, and the invisible
+/// characters that reorder or hide text, become visible escapes (`\u{1b}`).
+pub fn escape_untrusted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || is_hidden_format_char(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Invisible characters that change how text reads without showing themselves: zero-width
+/// characters, bidirectional overrides and isolates, and the byte order mark.
+pub(crate) fn is_hidden_format_char(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}

@@ -24,6 +24,7 @@ pub mod case;
 pub mod component;
 pub mod dagster_yaml;
 pub mod decision;
+pub mod determinism;
 pub mod error;
 pub mod fallback;
 pub mod inspect;

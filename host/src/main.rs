@@ -136,8 +136,15 @@ struct Failure {
 }
 
 impl From<Error> for Failure {
+    /// The error, then its root cause when the message does not already say it.
     fn from(error: Error) -> Self {
-        Failure { code: exit_code(&error), message: error.to_string() }
+        let mut message = error.to_string();
+        if let Some(root) = error.root_cause().map(|root| root.to_string()) {
+            if !root.is_empty() && !message.contains(&root) {
+                message = format!("{message}: caused by: {root}");
+            }
+        }
+        Failure { code: exit_code(&error), message }
     }
 }
 
@@ -194,9 +201,9 @@ fn run(command: Command) -> Result<u8, Failure> {
         Command::Inspect { file, sandbox } => {
             let sandbox = Sandbox::new(sandbox.config())?;
             let bytes = std::fs::read(&file)
-                .map_err(|e| Error::bad_input(format!("{}: cannot read: {e}", file.display())))?;
+                .map_err(|e| Error::bad_input_caused(format!("{}: cannot read: {e}", file.display()), &e))?;
             let report = inspect::inspect(&sandbox, &file.display().to_string(), &bytes);
-            print!("{report}");
+            let _ = write!(std::io::stdout().lock(), "{report}");
             Ok(if report.satisfies_contract() { 0 } else { 3 })
         }
     }
@@ -249,11 +256,11 @@ fn read_source(path: &Path) -> Result<(String, String), Failure> {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .map_err(|e| Error::bad_input(format!("<stdin>: cannot read: {e}")))?;
+            .map_err(|e| Error::bad_input_caused(format!("<stdin>: cannot read: {e}"), &e))?;
         return Ok(("<stdin>".into(), text));
     }
     let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::bad_input(format!("{}: cannot read: {e}", path.display())))?;
+        .map_err(|e| Error::bad_input_caused(format!("{}: cannot read: {e}", path.display()), &e))?;
     Ok((path.display().to_string(), text))
 }
 
@@ -273,15 +280,15 @@ fn decide_batch(path: &Path, loaded: &Loaded, mode: OnPolicyError) -> Result<u8,
         ("<stdin>".into(), Box::new(std::io::stdin().lock()))
     } else {
         let file = std::fs::File::open(path)
-            .map_err(|e| Error::bad_input(format!("{}: cannot read: {e}", path.display())))?;
+            .map_err(|e| Error::bad_input_caused(format!("{}: cannot read: {e}", path.display()), &e))?;
         (path.display().to_string(), Box::new(std::io::BufReader::new(file)))
     };
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = stdout.lock();
     let mut worst = 0u8;
     for (index, line) in reader.lines().enumerate() {
         let line_source = format!("{source}:{}", index + 1);
-        let line = line.map_err(|e| Error::bad_input(format!("{line_source}: cannot read: {e}")))?;
+        let line = line.map_err(|e| Error::bad_input_caused(format!("{line_source}: cannot read: {e}"), &e))?;
         if line.trim().is_empty() {
             continue;
         }
@@ -302,12 +309,18 @@ fn decide_batch(path: &Path, loaded: &Loaded, mode: OnPolicyError) -> Result<u8,
                 }))
             }
         };
-        let _ = writeln!(out, "{}", json.expect("decisions serialise"));
+        // One answer per line, flushed at once: an orchestrator that writes a case and waits
+        // for its answer must get it. A closed stdout means nobody is listening: stop.
+        if writeln!(out, "{}", json.expect("decisions serialise")).and_then(|()| out.flush()).is_err() {
+            break;
+        }
     }
-    let _ = out.flush();
     Ok(worst)
 }
 
+/// Print an answer. A closed stdout (`runretry decide ... | head -1`) is not an error worth a
+/// panic: the reader has what it wanted.
 fn print_json<T: serde::Serialize>(value: &T) {
-    println!("{}", serde_json::to_string_pretty(value).expect("answers serialise"));
+    let text = serde_json::to_string_pretty(value).expect("answers serialise");
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }

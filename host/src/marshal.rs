@@ -98,7 +98,9 @@ pub fn run_to_wit(run: &case::Run) -> wit::Run {
         backfill: run.backfill.as_ref().map(|b| wit::Backfill {
             id: b.id.clone(),
             exists: b.exists,
-            status: backfill_status(b.status),
+            // A deleted backfill has no status; the contract's field is not optional, so it
+            // reads as a terminal one: a policy that forgets to check `exists` still refuses.
+            status: b.status.map_or(wit::BackfillStatus::Canceled, backfill_status),
         }),
         job: run.job.clone(),
     }

@@ -10,6 +10,7 @@ use crate::bindings::{RetryPolicy, RetryPolicyPre};
 use crate::case::{Case, Run};
 use crate::cache::CompileCache;
 use crate::component;
+use crate::determinism::seed_for;
 use crate::decision::{Decision, Selection, Strategy};
 use crate::error::Error;
 use crate::marshal;
@@ -55,7 +56,7 @@ impl Sandbox {
     /// Load a policy component from a file.
     pub fn load_file(&self, path: &Path) -> Result<Policy, Error> {
         let bytes = std::fs::read(path)
-            .map_err(|e| Error::bad_input(format!("{}: cannot read policy: {e}", path.display())))?;
+            .map_err(|e| Error::bad_input_caused(format!("{}: cannot read policy: {e}", path.display()), &e))?;
         self.load_bytes(&path.display().to_string(), &bytes)
     }
 
@@ -92,14 +93,14 @@ impl Policy {
     /// The complete decision for a case, from a fresh instance (a trap poisons a store, and one
     /// decision must never see another's state).
     pub fn decide(&self, case: &Case) -> Result<Decision, Error> {
-        let mut store = self.new_store();
+        let mut store = self.new_store(&case.run);
         let bindings = self.instantiate(&mut store)?;
         self.decide_in(&mut store, &bindings, case)
     }
 
     /// The steps a re-execution with `strategy` runs, or the policy's refusal.
     pub fn select_steps(&self, run: &Run, strategy: Strategy) -> Result<Selection, Error> {
-        let mut store = self.new_store();
+        let mut store = self.new_store(run);
         let bindings = self.instantiate(&mut store)?;
         self.select_steps_in(&mut store, &bindings, run, strategy)
     }
@@ -108,13 +109,15 @@ impl Policy {
     /// guest's memory, so use it only for policies you trust to be stateless, e.g. replaying
     /// history. Any failure poisons it; later calls then fail fast.
     pub fn warm(&self) -> Result<WarmPolicy, Error> {
-        let mut store = self.new_store();
+        // Seeded per call in `guarded`; instantiation itself sees a fixed seed.
+        let mut store = sandbox::new_store(&self.sandbox.engine, &self.sandbox.config, seed_for(""));
         let bindings = self.instantiate(&mut store)?;
         Ok(WarmPolicy { policy: self.clone(), store, bindings, poisoned: None })
     }
 
-    fn new_store(&self) -> Store<HostState> {
-        sandbox::new_store(&self.sandbox.engine, &self.sandbox.config)
+    /// A store whose clocks and randomness are a function of `run` (see `determinism`).
+    fn new_store(&self, run: &Run) -> Store<HostState> {
+        sandbox::new_store(&self.sandbox.engine, &self.sandbox.config, seed_for(&run.run_id))
     }
 
     fn instantiate(&self, store: &mut Store<HostState>) -> Result<RetryPolicy, Error> {
@@ -130,15 +133,17 @@ impl Policy {
             .runretry_policy_policy()
             .call_should_retry(&mut *store, &run, &failure, config)
             .map_err(|e| sandbox::classify(e, store, &self.sandbox.config))?;
-        let tag_pairs = (wit_decision.new_run_tags.len(), wit_decision.failed_run_tags.len());
-        let decision = marshal::decision_from_wit(wit_decision);
-        if validate::decision_size(&decision) > self.sandbox.config.max_output_bytes {
-            return Err(Error::invalid_output(format!(
-                "the decision is larger than the {} byte output cap",
-                self.sandbox.config.max_output_bytes
-            )));
-        }
-        validate::check_decision(&case.run, decision, tag_pairs)
+        let mut non_compliant = validate::check_tags("new_run_tags", &wit_decision.new_run_tags)?;
+        non_compliant.extend(validate::check_tags("failed_run_tags", &wit_decision.failed_run_tags)?);
+        let warning = (!non_compliant.is_empty()).then(|| validate::non_compliant_keys_warning(&non_compliant));
+        let mut decision = validate::check_decision(
+            &case.run,
+            marshal::decision_from_wit(wit_decision),
+            self.sandbox.config.max_output_bytes,
+        )?;
+        // Dagster warns about such keys and goes on; so does runretry, in the decision's events.
+        decision.events.extend(warning);
+        Ok(decision)
     }
 
     fn select_steps_in(
@@ -156,9 +161,11 @@ impl Policy {
             .map_err(|e| sandbox::classify(e, store, &self.sandbox.config))?;
         match answer {
             Ok(steps) => {
-                let size: usize = steps.iter().map(String::len).sum();
-                if size > self.sandbox.config.max_output_bytes {
-                    return Err(Error::invalid_output("the selection is larger than the output cap"));
+                let cap = self.sandbox.config.max_output_bytes;
+                if validate::serialized_size_within(&steps, cap).is_err() {
+                    return Err(Error::invalid_output(format!(
+                        "the selection is larger than the {cap} byte output cap (as serialised)"
+                    )));
                 }
                 let steps = PlanKeys::new(run).check_steps("steps", steps)?;
                 Ok(Selection::Steps { strategy, steps })
@@ -188,22 +195,23 @@ pub struct WarmPolicy {
 impl WarmPolicy {
     /// Decide with the kept instance; fuel and deadline are reset for every call.
     pub fn decide(&mut self, case: &Case) -> Result<Decision, Error> {
-        self.guarded(|policy, store, bindings| policy.decide_in(store, bindings, case))
+        self.guarded(&case.run, |policy, store, bindings| policy.decide_in(store, bindings, case))
     }
 
     /// Select steps with the kept instance.
     pub fn select_steps(&mut self, run: &Run, strategy: Strategy) -> Result<Selection, Error> {
-        self.guarded(|policy, store, bindings| policy.select_steps_in(store, bindings, run, strategy))
+        self.guarded(run, |policy, store, bindings| policy.select_steps_in(store, bindings, run, strategy))
     }
 
     fn guarded<R>(
         &mut self,
+        run: &Run,
         call: impl FnOnce(&Policy, &mut Store<HostState>, &RetryPolicy) -> Result<R, Error>,
     ) -> Result<R, Error> {
         if let Some(error) = &self.poisoned {
             return Err(error.clone());
         }
-        sandbox::refill(&mut self.store, &self.policy.sandbox.config);
+        sandbox::begin_call(&mut self.store, &self.policy.sandbox.config, seed_for(&run.run_id));
         let result = call(&self.policy, &mut self.store, &self.bindings);
         // Bad input never reached the guest; anything else may have left it half-way.
         if let Err(error) = &result {

@@ -11,7 +11,8 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::error::Error;
+use crate::determinism::{CallEnv, FixedWallClock, SleptPastDeadline};
+use crate::error::{Cause, Error};
 
 /// Every limit a policy runs under. All are on by default; each knob says its default, what it
 /// costs, and why the default is what it is.
@@ -155,10 +156,12 @@ fn start_epoch_ticker(engine: &Engine, tick: Duration) {
         .expect("spawn the epoch ticker thread");
 }
 
-/// Per-call host state: WASI with nothing granted, the resource limiter, captured stderr.
+/// Per-call host state: WASI with nothing granted, the resource limiter, captured stderr, and
+/// the virtual clocks and seeded randomness of `determinism`.
 pub struct HostState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
+    pub(crate) call: CallEnv,
     pub(crate) limiter: Limiter,
     pub(crate) stderr: MemoryOutputPipe,
 }
@@ -195,14 +198,18 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-/// A fresh store for one call, with fuel and deadline set (a new store starts with neither).
-pub fn new_store(engine: &Engine, config: &SandboxConfig) -> Store<HostState> {
+/// A fresh store for one call, with fuel, deadline and randomness from `seed` set (a new store
+/// starts with neither fuel nor deadline).
+pub fn new_store(engine: &Engine, config: &SandboxConfig, seed: [u8; 32]) -> Store<HostState> {
     let stderr = MemoryOutputPipe::new(config.max_stderr_bytes);
-    // No preopens, no environment, no arguments, no network, no stdin/stdout: only stderr, bounded.
-    let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
+    // No preopens, no environment, no arguments, no network, no stdin/stdout: only stderr,
+    // bounded. Clocks and randomness are replaced in the linker (`determinism`); the fixed wall
+    // clock is set here because WASI's filesystem code reads it too.
+    let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).wall_clock(FixedWallClock).build();
     let state = HostState {
         wasi,
         table: ResourceTable::new(),
+        call: CallEnv::new(config.fuel, config.deadline, seed),
         limiter: Limiter {
             max_memory_bytes: config.max_memory_bytes,
             max_table_elements: config.max_table_elements,
@@ -213,12 +220,14 @@ pub fn new_store(engine: &Engine, config: &SandboxConfig) -> Store<HostState> {
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
     store.epoch_deadline_trap();
-    refill(&mut store, config);
+    begin_call(&mut store, config, seed);
     store
 }
 
-/// Give a store a full fuel budget and a deadline counted from now.
-pub fn refill(store: &mut Store<HostState>, config: &SandboxConfig) {
+/// Start a call: a full fuel budget, a deadline counted from now, the virtual clocks at zero
+/// and randomness restarted from `seed`.
+pub fn begin_call(store: &mut Store<HostState>, config: &SandboxConfig, seed: [u8; 32]) {
+    store.data_mut().call = CallEnv::new(config.fuel, config.deadline, seed);
     store.set_fuel(config.fuel).expect("fuel is enabled on every runretry engine");
     let ticks = config.deadline.as_nanos().div_ceil(config.epoch_tick.as_nanos().max(1));
     store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
@@ -227,23 +236,31 @@ pub fn refill(store: &mut Store<HostState>, config: &SandboxConfig) {
 /// Turn a wasmtime failure during a call into the typed error it stands for.
 pub fn classify(err: wasmtime::Error, store: &Store<HostState>, config: &SandboxConfig) -> Error {
     let state = store.data();
-    let stderr = String::from_utf8_lossy(&state.stderr.contents()).into_owned();
     let trap = err.downcast_ref::<wasmtime::Trap>();
+    let deadline = || Error::DeadlineExceeded { deadline_ms: config.deadline.as_millis() as u64 };
     match trap {
         Some(wasmtime::Trap::OutOfFuel) => return Error::FuelExhausted { fuel: config.fuel },
-        Some(wasmtime::Trap::Interrupt) => {
-            return Error::DeadlineExceeded { deadline_ms: config.deadline.as_millis() as u64 }
-        }
+        Some(wasmtime::Trap::Interrupt) => return deadline(),
         Some(wasmtime::Trap::StackOverflow) => return Error::StackOverflow,
         _ => {}
+    }
+    if err.downcast_ref::<SleptPastDeadline>().is_some() {
+        return deadline();
     }
     if state.limiter.hit.load(Ordering::Relaxed) {
         return Error::MemoryLimit { limit_bytes: config.max_memory_bytes };
     }
-    // The trap itself first (its Display is one line); the wasm backtrace follows.
-    let message = match trap {
-        Some(trap) => format!("{trap}\n{err:?}"),
-        None => format!("{err:#}"),
+    // The first line says what stopped the guest: the trap, the exit it asked for, or the root
+    // of the host's error (whose outer layers are only "error while executing at wasm
+    // backtrace"); the backtrace follows. The whole chain is kept as the error's source.
+    let what = match (trap, err.downcast_ref::<wasmtime_wasi::I32Exit>()) {
+        (Some(trap), _) => trap.to_string(),
+        (None, Some(exit)) => format!("the policy called exit({}) instead of returning an answer", exit.0),
+        (None, None) => err.root_cause().to_string(),
     };
-    Error::GuestTrap { message, stderr }
+    Error::GuestTrap {
+        message: format!("{what}\n{err:?}"),
+        stderr: String::from_utf8_lossy(&state.stderr.contents()).into_owned(),
+        cause: Some(Cause::from_wasmtime(&err)),
+    }
 }

@@ -3,9 +3,9 @@
 
 use std::collections::HashSet;
 
-use crate::case::{Run, Tags};
+use crate::case::{Run, RunStatus};
 use crate::decision::{Action, Decision};
-use crate::error::Error;
+use crate::error::{is_hidden_format_char, Error};
 
 /// The keys a selection may name: plan keys, and `name[k]` for every plan step `name[?]`.
 pub struct PlanKeys<'a> {
@@ -48,25 +48,126 @@ impl<'a> PlanKeys<'a> {
     }
 }
 
-/// Bytes of text in a decision: the sandbox caps what a guest may hand back.
-pub fn decision_size(d: &Decision) -> usize {
-    let tags = |t: &Tags| t.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
-    d.steps.iter().flatten().map(String::len).sum::<usize>()
-        + tags(&d.new_run_tags)
-        + tags(&d.failed_run_tags)
-        + d.events.iter().map(String::len).sum::<usize>()
-        + d.reason.len()
-        + d.resubmit_run_id.as_ref().map_or(0, String::len)
+/// Most entries one tag map of a decision may hold. Dagster runs carry tens of tags; a cap keeps
+/// a guest from handing the orchestrator a million of them.
+pub const MAX_TAGS: usize = 10_000;
+/// Longest tag key, in bytes. Dagster-compliant keys are at most 127 bytes (two sections of 63
+/// and a slash); anything far longer is not a tag but a payload.
+pub const MAX_TAG_KEY_BYTES: usize = 1_024;
+/// Longest tag value, in bytes: a MySQL `TEXT` column, where Dagster's MySQL storage keeps tag
+/// values, holds no more.
+pub const MAX_TAG_VALUE_BYTES: usize = 65_535;
+/// Most engine events one decision may ask the orchestrator to log.
+pub const MAX_EVENTS: usize = 1_000;
+
+/// Dagster's explanation of a compliant tag key (`dagster/_utils/tags.py`).
+const VALID_TAG_KEY_EXPLANATION: &str = "Allowed characters: alpha-numeric, '_', '-', '.'. Tag keys can \
+     also contain a namespace section, separated by a '/'. Each section must have <= 63 characters.";
+
+/// Check one tag list as the guest returned it (before duplicates could merge): no more than
+/// [`MAX_TAGS`] pairs, unique non-empty keys within the size caps, and no control characters
+/// (NUL breaks PostgreSQL `text`; others forge log lines) or invisible format characters (a
+/// byte order mark can make `\u{feff}dagster/retry_number` pass for a system tag). Values may
+/// hold tabs and line breaks, as JSON-valued tags do. Returns the keys Dagster would call
+/// non-compliant (`VALID_TAG_KEY_REGEX`), for a warning.
+pub fn check_tags<'a>(field: &str, pairs: &'a [(String, String)]) -> Result<Vec<&'a str>, Error> {
+    if pairs.len() > MAX_TAGS {
+        return Err(Error::invalid_output(format!("{field}: {} tags, over the cap of {MAX_TAGS}", pairs.len())));
+    }
+    let mut seen = HashSet::with_capacity(pairs.len());
+    let mut non_compliant = Vec::new();
+    for (key, value) in pairs {
+        let bad = |what: String| Err(Error::invalid_output(format!("{field}: tag {}: {what}", quoted(key))));
+        if key.is_empty() {
+            return Err(Error::invalid_output(format!("{field}: a tag key is empty")));
+        }
+        if key.len() > MAX_TAG_KEY_BYTES {
+            return bad(format!("key is {} bytes, over the cap of {MAX_TAG_KEY_BYTES}", key.len()));
+        }
+        if value.len() > MAX_TAG_VALUE_BYTES {
+            return bad(format!("value is {} bytes, over the cap of {MAX_TAG_VALUE_BYTES}", value.len()));
+        }
+        if let Some(c) = key.chars().find(|&c| c.is_control() || is_hidden_format_char(c)) {
+            return bad(format!("key holds the control or invisible character {}", c.escape_unicode()));
+        }
+        if let Some(c) = value
+            .chars()
+            .find(|&c| (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || is_hidden_format_char(c))
+        {
+            return bad(format!("value holds the control or invisible character {}", c.escape_unicode()));
+        }
+        if !seen.insert(key.as_str()) {
+            return bad("duplicate tag key".to_string());
+        }
+        if !is_compliant_tag_key(key) {
+            non_compliant.push(key.as_str());
+        }
+    }
+    Ok(non_compliant)
 }
 
-/// Check a decision's shape and step keys; returns it with its steps sorted.
-pub fn check_decision(run: &Run, mut d: Decision, tag_pairs: (usize, usize)) -> Result<Decision, Error> {
-    let (new_pairs, failed_pairs) = tag_pairs;
-    if new_pairs != d.new_run_tags.len() {
-        return Err(Error::invalid_output("new_run_tags: duplicate tag key"));
+/// Dagster's `VALID_TAG_KEY_REGEX`: `^([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}$`.
+pub fn is_compliant_tag_key(key: &str) -> bool {
+    let section = |s: &str| (1..=63).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    match key.split_once('/') {
+        Some((namespace, name)) => section(namespace) && section(name),
+        None => section(key),
     }
-    if failed_pairs != d.failed_run_tags.len() {
-        return Err(Error::invalid_output("failed_run_tags: duplicate tag key"));
+}
+
+/// The warning Dagster logs for non-compliant keys, naming at most five of them.
+pub fn non_compliant_keys_warning(keys: &[&str]) -> String {
+    let sample: Vec<String> = keys.iter().take(5).map(|k| python_repr(k)).collect();
+    format!("Non-compliant tag keys like [{}] are deprecated. {VALID_TAG_KEY_EXPLANATION}", sample.join(", "))
+}
+
+/// A key as Python's `repr` shows it (single quotes), for Dagster's warning text.
+fn python_repr(key: &str) -> String {
+    format!("'{}'", key.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// A key for an error message: escaped, and cut short if long.
+fn quoted(key: &str) -> String {
+    let shown: String = key.chars().take(80).collect();
+    let more = if shown.len() < key.len() { "..." } else { "" };
+    format!("{:?}{more}", shown)
+}
+
+/// Bytes of a value serialised as compact JSON, counting no further than `cap + 1`.
+pub fn serialized_size_within<T: serde::Serialize>(value: &T, cap: usize) -> Result<usize, usize> {
+    struct Counter {
+        bytes: usize,
+        cap: usize,
+    }
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.bytes += buf.len();
+            if self.bytes > self.cap {
+                return Err(std::io::Error::other("over the cap"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter { bytes: 0, cap };
+    match serde_json::to_writer(&mut counter, value) {
+        Ok(()) => Ok(counter.bytes),
+        Err(_) => Err(counter.bytes),
+    }
+}
+
+/// Check a decision's shape, size, step keys and resubmit target; returns it with its steps
+/// sorted. `max_output_bytes` caps the decision as serialised (compact JSON), whatever it holds.
+pub fn check_decision(run: &Run, mut d: Decision, max_output_bytes: usize) -> Result<Decision, Error> {
+    if d.events.len() > MAX_EVENTS {
+        return Err(Error::invalid_output(format!("events: {} events, over the cap of {MAX_EVENTS}", d.events.len())));
+    }
+    if serialized_size_within(&d, max_output_bytes).is_err() {
+        return Err(Error::invalid_output(format!(
+            "the decision is larger than the {max_output_bytes} byte output cap (as serialised)"
+        )));
     }
     if !d.delay_seconds.is_finite() || d.delay_seconds < 0.0 {
         return Err(Error::invalid_output(format!(
@@ -96,10 +197,35 @@ pub fn check_decision(run: &Run, mut d: Decision, tag_pairs: (usize, usize)) -> 
             }
         }
     }
-    if (d.action == Action::ResubmitExisting) != d.resubmit_run_id.is_some() {
-        return Err(Error::invalid_output(
-            "resubmit_run_id: set exactly when the action is RESUBMIT_EXISTING",
-        ));
+    match (d.action, d.resubmit_run_id.as_deref()) {
+        (Action::ResubmitExisting, Some(id)) => check_resubmit_target(run, id)?,
+        (Action::ResubmitExisting, None) | (_, Some(_)) => {
+            return Err(Error::invalid_output(
+                "resubmit_run_id: set exactly when the action is RESUBMIT_EXISTING",
+            ))
+        }
+        (_, None) => {}
     }
     Ok(d)
+}
+
+/// Only an automatic retry of this run that never started may be submitted again: a child in
+/// the run group that still exists, is `NOT_STARTED`, and is automatic (it carries
+/// `dagster/retry_number`, or the run's `dagster/auto_retry_run_id` names it).
+fn check_resubmit_target(run: &Run, id: &str) -> Result<(), Error> {
+    let refuse = |why: &str| Err(Error::invalid_output(format!("resubmit_run_id: run {} {why}", quoted(id))));
+    let Some(member) = run.group.iter().flatten().find(|m| m.run_id == id && m.exists) else {
+        return refuse("is not in the run group");
+    };
+    if member.parent_run_id.as_deref() != Some(run.run_id.as_str()) {
+        return refuse("is not a retry of this run");
+    }
+    let named = run.tags.get("dagster/auto_retry_run_id").is_some_and(|named| named == id);
+    if !named && !member.tags.contains_key("dagster/retry_number") {
+        return refuse("is a manual re-execution, not an automatic retry");
+    }
+    if member.status != Some(RunStatus::NotStarted) {
+        return refuse("has already started (only a NOT_STARTED run is submitted again)");
+    }
+    Ok(())
 }

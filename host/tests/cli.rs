@@ -176,10 +176,6 @@ fn refusal_prints_error_json_and_exits_1() {
 
 #[test]
 fn batch_answers_every_line_in_order_and_reports_bad_lines() {
-    let one_line = |name: &str| {
-        let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(example(name)).unwrap()).unwrap();
-        serde_json::to_string(&value).unwrap()
-    };
     let input = format!("{}\n{{\"run\": 42}}\n\n{}\n", one_line("01"), one_line("06"));
     let output = runretry(&["decide", "--batch", "-"], Some(&input));
     assert_eq!(output.status.code(), Some(2), "a bad line makes the exit code 2 after all lines");
@@ -214,4 +210,96 @@ fn on_policy_error_covers_a_policy_that_does_not_load() {
     let output = runretry(&["decide", "--policy", policy, "--on-policy-error", "default", &example("01")], None);
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(json(&output)["action"], "LAUNCH_NEW");
+}
+
+/// A case on one line, for `--batch`.
+fn one_line(name: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(example(name)).unwrap()).unwrap();
+    serde_json::to_string(&value).unwrap()
+}
+
+/// A guest sleeping an hour fails fast in decide, select-steps and every line of a batch, and
+/// the default fallback decides instead (each used to hold the command for the hour).
+#[test]
+fn a_sleeping_guest_holds_no_command() {
+    let sleeper = runretry_test_guests::hostile("sleep_an_hour");
+    let limits = ["--policy", sleeper, "--deadline-ms", "500"];
+    let started = std::time::Instant::now();
+    let output = runretry(&[&["decide"], &limits[..], &[&example("01")]].concat(), None);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(stderr(&output).contains("deadline of 500 ms"), "{}", stderr(&output));
+    let output = runretry(&[&["select-steps", "--strategy", "ALL_STEPS"], &limits[..], &[&example("01")]].concat(), None);
+    assert_eq!(output.status.code(), Some(3));
+    let batch = format!("{}\n{}\n{}\n", one_line("01"), one_line("06"), one_line("01"));
+    let output = runretry(&[&["decide", "--batch", "-"], &limits[..]].concat(), Some(&batch));
+    assert_eq!(output.status.code(), Some(3));
+    let answers = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(answers.lines().filter(|l| l.contains("deadline exceeded")).count(), 3, "{answers}");
+    let output = runretry(&[&["decide", "--on-policy-error", "default"], &limits[..], &[&example("01")]].concat(), None);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(json(&output)["action"], "LAUNCH_NEW");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "took {:?}", started.elapsed());
+}
+
+/// `decide --batch -` answers each line as soon as it has read it: an orchestrator that writes
+/// one case and waits for its answer must not deadlock.
+#[test]
+fn batch_answers_each_line_before_the_next_arrives() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runretry"))
+        .args(["decide", "--batch", "-"])
+        .env("RUNRETRY_CACHE", "off")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let (sender, answers) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let _ = sender.send(line.unwrap());
+        }
+    });
+    for name in ["01", "06"] {
+        writeln!(input, "{}", one_line(name)).unwrap();
+        input.flush().unwrap();
+        // stdin stays open: the answer must come anyway.
+        let answer = answers.recv_timeout(std::time::Duration::from_secs(60)).expect("an answer per line, at once");
+        assert!(answer.contains("\"action\""), "{answer}");
+    }
+    drop(input);
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
+}
+
+/// `runretry decide ... | head -1`: a reader that leaves early ends the command quietly.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runretry"))
+        .args(["decide", &example("01")])
+        .env("RUNRETRY_CACHE", "off")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+    assert_eq!(output.status.code(), Some(0));
+}
+
+/// The CLI prints what really went wrong, and never raw terminal control codes from a guest.
+#[test]
+fn errors_name_their_root_cause_and_guest_text_is_escaped() {
+    let output = runretry(&["decide", "--policy", runretry_test_guests::hostile("exit_zero"), &example("01")], None);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(stderr(&output).contains("the policy called exit(0)"), "{}", stderr(&output));
+    let output = runretry(&["decide", "--policy", runretry_test_guests::hostile("random_huge"), &example("01")], None);
+    assert!(stderr(&output).contains("asked for 1099511627776 random bytes"), "{}", stderr(&output));
+    let output = runretry(&["decide", "--policy", runretry_test_guests::hostile("escape_stderr"), &example("01")], None);
+    let text = stderr(&output);
+    assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+    assert_eq!(text.lines().count(), 1, "one line, no forged log line: {text}");
 }

@@ -81,3 +81,22 @@ macro_rules! example_column {
 }
 
 runretry_test_guests::foreach_example_policy!(example_column);
+
+/// A policy that walks the plan in the order it is listed, not in dependency order, used to
+/// pass all 133 default cases. Both suites now list plans in reverse dependency order.
+#[test]
+fn a_plan_order_bug_is_caught_by_both_suites() {
+    let buggy = sandbox().load_file(runretry_test_guests::hostile("plan_order_selection").as_ref()).unwrap();
+    let report = conformance::run_suite(&buggy, &SuiteChoice::Default, &[]).unwrap();
+    assert!(
+        report.failures.iter().any(|f| f.name.ends_with("__plan_listed_in_reverse")),
+        "the default suite must catch it: {:#?}",
+        report.failures
+    );
+    let report = conformance::run_suite(&buggy, &SuiteChoice::Contract, &[]).unwrap();
+    assert!(
+        report.failures.iter().any(|f| f.differences.iter().any(|d| d.contains("depends on the order"))),
+        "the contract suite must catch it: {:#?}",
+        report.failures
+    );
+}

@@ -63,8 +63,81 @@ fn expectation(feature: &str) -> (SandboxConfig, fn(Result<runretry::Decision, E
         "negative_delay" => (base, |r| {
             assert!(matches!(&r, Err(Error::InvalidOutput { reason }) if reason.contains("delay_seconds")), "{r:?}")
         }),
+        // Sleeps are virtual: one past the deadline ends the call at once, not an hour later.
+        "sleep_an_hour" | "sleep_loop" => (
+            SandboxConfig { deadline: SLEEP_DEADLINE, ..base },
+            |r| assert!(matches!(r, Err(Error::DeadlineExceeded { deadline_ms: 2000 })), "{r:?}"),
+        ),
+        "read_clocks" => (base, |r| {
+            let reason = r.unwrap().reason;
+            // The fixed wall clock; 250 ms of sleep seen as 250 ms on the virtual clock, plus
+            // the few hundred instructions of the sleep call itself.
+            assert!(reason.starts_with("wall 946684800.000000000 elapsed "), "{reason}");
+            let slept: u64 = reason.split(" slept ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+            assert!((250_000_000..250_010_000).contains(&slept), "{reason}");
+        }),
+        "read_random" => (base, |r| assert!(r.unwrap().reason.starts_with("random "))),
+        "random_huge" => (base, |r| {
+            let message = r.as_ref().unwrap_err().to_string();
+            assert!(message.contains("asked for 1099511627776 random bytes"), "{message}");
+        }),
+        "exit_zero" => (base, |r| {
+            let message = r.as_ref().unwrap_err().to_string();
+            assert!(message.contains("the policy called exit(0)"), "{message}");
+        }),
+        "escape_stderr" => (base, |r| {
+            let message = r.as_ref().unwrap_err().to_string();
+            assert!(!message.contains('\x1b') && !message.contains('\x07'), "raw control characters: {message:?}");
+            assert!(message.contains("\\u{1b}[2J\\u{1b}[31mINFO all good | runretry: decision"), "{message}");
+        }),
+        "resubmit_unknown" => (base, |r| assert_invalid(r, "resubmit_run_id: run \"no-such-run\" is not in the run group")),
+        "resubmit_started" => (base, |r| assert_invalid(r, "resubmit_run_id: run \"run-B\" has already started")),
+        "many_events" => (base, |r| assert_invalid(r, "events: 5000000 events, over the cap of 1000")),
+        "many_tags" => (base, |r| assert_invalid(r, "failed_run_tags: 1000000 tags, over the cap of 10000")),
+        "tag_nul" => (base, |r| assert_invalid(r, "value holds the control or invisible character \\u{0}")),
+        "tag_empty_key" => (base, |r| assert_invalid(r, "failed_run_tags: a tag key is empty")),
+        "tag_huge_key" => (base, |r| assert_invalid(r, "key is 1048576 bytes, over the cap of 1024")),
+        "tag_bom_key" => (base, |r| assert_invalid(r, "key holds the control or invisible character \\u{feff}")),
+        // Wrong, not hostile: the conformance kit must catch it (tests/conformance_kit.rs).
+        "plan_order_selection" => (base, |r| assert_eq!(r.unwrap().action, Action::LaunchNew)),
+        "tag_non_compliant_key" => (base, |r| {
+            let events = r.unwrap().events;
+            assert_eq!(
+                events.last().map(String::as_str),
+                Some("Non-compliant tag keys like ['my tag&'] are deprecated. Allowed characters: \
+                      alpha-numeric, '_', '-', '.'. Tag keys can also contain a namespace section, \
+                      separated by a '/'. Each section must have <= 63 characters.")
+            );
+        }),
         other => panic!("hostile guest {other:?} has no expectation: add one to tests/sandbox.rs"),
     }
+}
+
+/// The deadline of the sleeping guests: they must fail within it plus 100 ms.
+const SLEEP_DEADLINE: Duration = Duration::from_secs(2);
+
+fn assert_invalid(r: Result<runretry::Decision, Error>, wanted: &str) {
+    match r {
+        Err(Error::InvalidOutput { reason }) => assert!(reason.contains(wanted), "{reason}"),
+        other => panic!("expected invalid output ({wanted}), got {other:?}"),
+    }
+}
+
+/// The case a hostile guest is run on: example 01, or one that sets up the misbehaviour.
+fn case_for(feature: &str) -> Case {
+    let mut case = case();
+    if feature == "resubmit_started" {
+        // run-B is an automatic retry of run-A that has already started.
+        case.run.group = Some(vec![
+            serde_json::from_value(serde_json::json!({"run_id": "run-A", "status": "FAILURE"})).unwrap(),
+            serde_json::from_value(serde_json::json!({
+                "run_id": "run-B", "parent_run_id": "run-A", "status": "STARTED",
+                "tags": {"dagster/retry_number": "1"}
+            }))
+            .unwrap(),
+        ]);
+    }
+    case
 }
 
 /// Guests refused at load time, with the import or export at fault.
@@ -80,7 +153,7 @@ fn contain(feature: &str, path: &str) {
     if let Some(import) = load_refusal(feature) {
         let sandbox = Sandbox::new(config()).unwrap();
         match sandbox.load_bytes(feature, &bytes) {
-            Err(Error::InvalidComponent { reason }) => assert!(reason.contains(import), "{reason}"),
+            Err(Error::InvalidComponent { reason, .. }) => assert!(reason.contains(import), "{reason}"),
             other => panic!("{feature} must be refused at load time, got {:?}", other.map(|p| p.name().to_string())),
         }
         return;
@@ -89,10 +162,17 @@ fn contain(feature: &str, path: &str) {
     let deadline = limits.deadline;
     let sandbox = Sandbox::new(limits).unwrap();
     let policy = sandbox.load_bytes(feature, &bytes).unwrap();
+    let hostile_case = case_for(feature);
     let started = Instant::now();
-    check(policy.decide(&case()));
-    // Contained within its deadline (plus slack for a loaded CI machine)...
-    assert!(started.elapsed() < deadline + Duration::from_secs(5), "{feature} took {:?}", started.elapsed());
+    let first = policy.decide(&hostile_case);
+    // Contained within its deadline (plus slack for a loaded CI machine; a sleeper gets none:
+    // its sleep must never hold the host)...
+    let slack = if deadline == SLEEP_DEADLINE { Duration::from_millis(100) } else { Duration::from_secs(5) };
+    assert!(started.elapsed() < deadline + slack, "{feature} took {:?}", started.elapsed());
+    // ...with the same answer every time: clocks and randomness are a function of the case...
+    let second = policy.decide(&hostile_case);
+    assert_eq!(format!("{first:?}"), format!("{second:?}"), "{feature} answered differently on the same case");
+    check(first);
     // ...and the host goes on serving from the same sandbox.
     let default = sandbox.load_default().unwrap();
     assert_eq!(default.decide(&case()).unwrap().action, Action::LaunchNew);
@@ -117,7 +197,7 @@ fn component_of_another_world_is_refused_naming_the_export() {
     let sandbox = Sandbox::new(config()).unwrap();
     let bytes = std::fs::read(runretry_test_guests::OTHER_WORLD).unwrap();
     match sandbox.load_bytes("other-world.wasm", &bytes) {
-        Err(Error::InvalidComponent { reason }) => {
+        Err(Error::InvalidComponent { reason, .. }) => {
             assert!(reason.contains("does not export runretry:policy/policy@0.1.0"), "{reason}")
         }
         other => panic!("expected InvalidComponent, got {:?}", other.map(|p| p.name().to_string())),
@@ -128,7 +208,7 @@ fn component_of_another_world_is_refused_naming_the_export() {
 fn core_module_and_random_bytes_are_refused() {
     let sandbox = Sandbox::new(config()).unwrap();
     let refusal = |bytes: &[u8]| match sandbox.load_bytes("x.wasm", bytes) {
-        Err(Error::InvalidComponent { reason }) => reason,
+        Err(Error::InvalidComponent { reason, .. }) => reason,
         other => panic!("expected InvalidComponent, got {:?}", other.map(|p| p.name().to_string())),
     };
     assert!(refusal(b"\0asm\x01\0\0\0").contains("core WebAssembly module"));
@@ -168,17 +248,8 @@ fn default_fallback_decides_with_the_embedded_policy_and_says_so() {
     assert!(fallback::decide(&panicking, Some(&default), &case(), OnPolicyError::Fail).is_err());
 }
 
-fn hostile_path(wanted: &str) -> String {
-    let mut found = None;
-    macro_rules! find {
-        ($feature:ident, $path:expr) => {
-            if stringify!($feature) == wanted {
-                found = Some($path.to_string());
-            }
-        };
-    }
-    runretry_test_guests::foreach_hostile!(find);
-    found.unwrap()
+fn hostile_path(feature: &str) -> String {
+    runretry_test_guests::hostile(feature).to_string()
 }
 
 fn resident_bytes() -> usize {
@@ -203,4 +274,56 @@ fn ten_thousand_hostile_calls_keep_memory_flat() {
     }
     let grown = resident_bytes().saturating_sub(before);
     assert!(grown < 32 << 20, "resident memory grew by {} MiB over 10,000 calls", grown >> 20);
+}
+
+/// A sleeping guest ends in DeadlineExceeded within the deadline plus 100 ms in select-steps
+/// too, and the default fallback then decides (it used to hold the host for the whole hour).
+#[test]
+fn a_sleeping_guest_cannot_hold_select_steps_or_the_fallback() {
+    let sandbox = Sandbox::new(SandboxConfig { deadline: SLEEP_DEADLINE, ..config() }).unwrap();
+    let sleeper = sandbox.load_file(hostile_path("sleep_an_hour").as_ref()).unwrap();
+    let started = Instant::now();
+    let selection = sleeper.select_steps(&case().run, runretry::Strategy::FromFailure);
+    assert!(matches!(selection, Err(Error::DeadlineExceeded { .. })), "{selection:?}");
+    let default = sandbox.load_default().unwrap();
+    let decision = fallback::decide(&sleeper, Some(&default), &case(), OnPolicyError::Default).unwrap();
+    assert_eq!(decision.action, Action::LaunchNew);
+    assert!(decision.events[0].contains("deadline exceeded"), "{:?}", decision.events);
+    assert!(started.elapsed() < SLEEP_DEADLINE + Duration::from_millis(100), "took {:?}", started.elapsed());
+}
+
+/// Randomness is a function of the case: seeded from the run id, so another run id draws
+/// other numbers, and a warm instance draws the same as a fresh one.
+#[test]
+fn randomness_is_seeded_from_the_run_id() {
+    let sandbox = Sandbox::new(config()).unwrap();
+    let policy = sandbox.load_file(hostile_path("read_random").as_ref()).unwrap();
+    let first = policy.decide(&case()).unwrap().reason;
+    let mut other = case();
+    other.run.run_id = "run-Z".into();
+    other.run.group = None;
+    assert_ne!(policy.decide(&other).unwrap().reason, first);
+    // A warm instance reseeds every call (std caches its hash keys in the guest, so only the
+    // first call of a warm instance is comparable here).
+    let mut warm = policy.warm().unwrap();
+    assert_eq!(warm.decide(&other).unwrap().reason, policy.decide(&other).unwrap().reason);
+}
+
+/// Errors keep their cause chain: a guest's exit and an oversized random request say what
+/// happened, not just "error while executing at wasm backtrace".
+#[test]
+fn errors_keep_their_cause_chain() {
+    use std::error::Error as _;
+    let sandbox = Sandbox::new(config()).unwrap();
+    let policy = sandbox.load_file(hostile_path("random_huge").as_ref()).unwrap();
+    let error = policy.decide(&case()).unwrap_err();
+    let root = error.root_cause().expect("a cause").to_string();
+    assert!(root.contains("asked for 1099511627776 random bytes"), "{root}");
+    let mut chain = 0;
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain += 1;
+        source = cause.source();
+    }
+    assert!(chain >= 1, "the cause is reachable through source()");
 }

@@ -5,8 +5,10 @@
 //! well-formed decision (checked by `validate`: `retry` iff `LAUNCH_NEW`, a retry has a number
 //! >= 1, a strategy and plan step keys without duplicates, non-empty whenever the plan is; a
 //! finite `delay_seconds` >= 0; `resubmit_run_id` only with `RESUBMIT_EXISTING`); answer
-//! `select-steps` for every strategy with plan keys only, or a refusal; and give the same answers
-//! from two fresh instances.
+//! `select-steps` for every strategy with plan keys only, or a refusal; give byte-identical
+//! answers from two fresh instances; and give the same answers whatever order the plan lists
+//! its steps in (every case is also run with its plan shuffled, and two plans are listed in
+//! reverse dependency order).
 
 use indexmap::IndexMap;
 
@@ -31,13 +33,26 @@ pub fn run(policy: &Policy) -> Report {
 /// Every property, for one input.
 pub fn check(policy: &Policy, case: &Case) -> Vec<String> {
     let mut problems = Vec::new();
+    let json = |d: &crate::Decision| serde_json::to_string(d).expect("decisions serialise");
     match (policy.decide(case), policy.decide(case)) {
         (Ok(first), Ok(second)) => {
-            if first != second {
-                problems.push(format!("should-retry is not deterministic: {first:?} then {second:?}"));
+            if json(&first) != json(&second) {
+                problems.push(format!("should-retry is not deterministic: {} then {}", json(&first), json(&second)));
             }
             if first.retry != (first.action == crate::decision::Action::LaunchNew) {
                 problems.push("retry must be true exactly when action is LAUNCH_NEW".into());
+            }
+            if case.run.steps.len() > 1 {
+                match policy.decide(&shuffled(case)) {
+                    Ok(other) if json(&other) != json(&first) => problems.push(format!(
+                        "should-retry depends on the order the plan lists its steps in: {} with the plan \
+                         as listed, {} with it shuffled",
+                        json(&first),
+                        json(&other)
+                    )),
+                    Ok(_) => {}
+                    Err(e) => problems.push(format!("should-retry failed on the shuffled plan: {e}")),
+                }
             }
         }
         (Err(e), _) | (_, Err(e)) => problems.push(format!("should-retry failed: {e}")),
@@ -52,6 +67,18 @@ pub fn check(policy: &Policy, case: &Case) -> Vec<String> {
         }
     }
     problems
+}
+
+/// The same case with its plan listed in another order, seeded by the plan itself.
+fn shuffled(case: &Case) -> Case {
+    let mut case = case.clone();
+    let mut rng = Lcg(0x5eed ^ case.run.steps.len() as u64);
+    // Fisher-Yates; a plan of two steps is swapped outright so that it really changes.
+    for i in (1..case.run.steps.len()).rev() {
+        let j = if i == 1 && case.run.steps.len() == 2 { 0 } else { rng.below(i as u64 + 1) as usize };
+        case.run.steps.swap(i, j);
+    }
+    case
 }
 
 /// The generated inputs, named.
@@ -84,6 +111,20 @@ pub fn generate() -> Vec<(String, Case)> {
 fn edge_cases() -> Vec<(String, Case)> {
     let enabled = Config { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true };
     let mut out = vec![("empty-plan".to_string(), base_case(Vec::new(), enabled))];
+
+    // Plans listed in reverse dependency order: a policy that walks the plan as listed, instead
+    // of in dependency order, misses the downstream closure here.
+    let mut reversed = diamond();
+    reversed.reverse();
+    out.push(("diamond-listed-in-reverse".into(), base_case(reversed, enabled)));
+    let mut chain: Vec<Step> = (0..50)
+        .map(|i| {
+            let upstream = if i == 0 { vec![] } else { vec![format!("link_{}", i - 1)] };
+            step(&format!("link_{i}"), upstream, if i == 10 { StepStatus::Failure } else { StepStatus::Success })
+        })
+        .collect();
+    chain.reverse();
+    out.push(("chain-listed-in-reverse".into(), base_case(chain, enabled)));
 
     // 10,000 steps: a chain with side branches, failures spread through it.
     let big: Vec<Step> = (0..10_000)
@@ -237,11 +278,10 @@ fn random_case(rng: &mut Lcg) -> Case {
         }
     }
     if case.run.tags.contains_key("dagster/backfill") {
-        case.run.backfill = Some(Backfill {
-            id: "bf-1".into(),
-            exists: rng.below(4) != 0,
-            status: *rng.pick(&[BackfillStatus::Requested, BackfillStatus::Completed, BackfillStatus::Canceling]),
-        });
+        let exists = rng.below(4) != 0;
+        let status = *rng.pick(&[BackfillStatus::Requested, BackfillStatus::Completed, BackfillStatus::Canceling]);
+        // A deleted backfill has no status, as a DagsterInstance reports it.
+        case.run.backfill = Some(Backfill { id: "bf-1".into(), exists, status: exists.then_some(status) });
     }
     if rng.below(2) == 0 {
         case.run.run_id = "run-R1".into();

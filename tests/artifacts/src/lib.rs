@@ -2,3 +2,16 @@
 //! `foreach_hostile!` / `foreach_example_policy!` to generate one test per guest.
 
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+
+/// The component of the hostile guest built with `feature`.
+pub fn hostile(feature: &str) -> &'static str {
+    macro_rules! pick {
+        ($name:ident, $path:expr) => {
+            if stringify!($name) == feature {
+                return $path;
+            }
+        };
+    }
+    foreach_hostile!(pick);
+    panic!("no hostile guest {feature:?}: add the feature to tests/guests/hostile/Cargo.toml")
+}
