@@ -35,8 +35,7 @@ type HmacSha256 = Hmac<Sha256>;
 
 const TAG_LEN: usize = 32;
 const KEY_LEN: usize = 32;
-/// The key's file name inside the cache directory.
-pub const KEY_FILE: &str = "hmac.key";
+const KEY_FILE: &str = CompileCache::KEY_FILE;
 
 /// A cache directory and its key, both checked to be the current user's alone.
 #[derive(Clone)]
@@ -79,6 +78,9 @@ impl fmt::Display for CacheRefusal {
 impl std::error::Error for CacheRefusal {}
 
 impl CompileCache {
+    /// The key's file name inside the cache directory.
+    pub const KEY_FILE: &'static str = "hmac.key";
+
     /// Open (creating if needed, mode 0700) the cache at `dir`, after checking that only the
     /// current user can write it or read its key. On refusal callers compile without a cache;
     /// the refusal says which path is wrong and why.

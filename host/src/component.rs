@@ -35,7 +35,7 @@ pub enum WasmKind {
 }
 
 /// Classify bytes by the Wasm preamble (magic, then version and layer).
-pub fn wasm_kind(bytes: &[u8]) -> WasmKind {
+pub(crate) fn wasm_kind(bytes: &[u8]) -> WasmKind {
     match bytes.get(..8) {
         Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => WasmKind::CoreModule,
         Some([0, b'a', b's', b'm', _, _, 1, 0]) => WasmKind::Component,
@@ -44,7 +44,7 @@ pub fn wasm_kind(bytes: &[u8]) -> WasmKind {
 }
 
 /// Compile a component (or fetch it from the compile cache) after checking what it is.
-pub fn compile(engine: &Engine, name: &str, bytes: &[u8]) -> Result<Component, Error> {
+pub(crate) fn compile(engine: &Engine, name: &str, bytes: &[u8]) -> Result<Component, Error> {
     match wasm_kind(bytes) {
         WasmKind::Component => {}
         WasmKind::CoreModule => {
@@ -62,7 +62,7 @@ pub fn compile(engine: &Engine, name: &str, bytes: &[u8]) -> Result<Component, E
 }
 
 /// Names of a component's imports and exports.
-pub fn imports_and_exports(engine: &Engine, component: &Component) -> (Vec<String>, Vec<String>) {
+pub(crate) fn imports_and_exports(engine: &Engine, component: &Component) -> (Vec<String>, Vec<String>) {
     let ty = component.component_type();
     let imports = ty.imports(engine).map(|(name, _)| name.to_string()).collect();
     let exports = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
@@ -70,7 +70,7 @@ pub fn imports_and_exports(engine: &Engine, component: &Component) -> (Vec<Strin
 }
 
 /// Refuse any import outside [`ALLOWED_IMPORT_PREFIXES`], naming it.
-pub fn check_imports(name: &str, imports: &[String]) -> Result<(), Error> {
+pub(crate) fn check_imports(name: &str, imports: &[String]) -> Result<(), Error> {
     match imports.iter().find(|i| !ALLOWED_IMPORT_PREFIXES.iter().any(|p| i.starts_with(p))) {
         Some(import) => Err(Error::invalid_component(format!(
             "{name}: imports {import:?}, which policies may not use (allowed: {})",
@@ -81,7 +81,7 @@ pub fn check_imports(name: &str, imports: &[String]) -> Result<(), Error> {
 }
 
 /// Check the export's shape and pre-instantiate: after this, a call is instantiate + call.
-pub fn prepare(
+pub(crate) fn prepare(
     engine: &Engine,
     linker: &Linker<HostState>,
     name: &str,
@@ -116,7 +116,7 @@ pub fn prepare(
 }
 
 /// A linker with WASI p2 (nothing granted) for every policy.
-pub fn policy_linker(engine: &Engine) -> Result<Linker<HostState>, Error> {
+pub(crate) fn policy_linker(engine: &Engine) -> Result<Linker<HostState>, Error> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
         .and_then(|()| crate::determinism::link(&mut linker))

@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::case::{self, Case};
-use crate::decision::{Decision, Selection, Strategy};
+use runretry_kit::{tag, Case, Decision, Selection, Strategy};
+
 use crate::error::Error;
 use crate::policy::Policy;
 
-pub mod contract;
+mod contract;
 
 /// The case files of `tests/conformance/`, embedded at build time: `(path, text)`.
 pub static DEFAULT_SUITE: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/default_suite.rs"));
@@ -111,6 +111,11 @@ pub fn run_suite(policy: &Policy, choice: &SuiteChoice, ignore: &[String]) -> Re
     }
 }
 
+/// The contract suite's generated inputs, named: what `SuiteChoice::Contract` runs a policy on.
+pub fn contract_cases() -> Vec<(String, Case)> {
+    contract::generate()
+}
+
 /// The embedded default suite, parsed.
 pub fn default_cases() -> Result<Vec<ConformanceCase>, Error> {
     let mut cases = Vec::new();
@@ -155,7 +160,8 @@ fn collect_json_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), Error
 
 /// Parse one suite file: a case object or a list of case objects.
 pub fn parse_cases(source: &str, text: &str) -> Result<Vec<ConformanceCase>, Error> {
-    let value: Value = case::from_json(source, text)?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| Error::bad_input_caused(format!("{source}: {e}"), &e))?;
     match value {
         Value::Array(items) => items
             .into_iter()
@@ -234,11 +240,9 @@ pub fn compare_decision(
         }
         let difference = match field.as_str() {
             "will_retry_tag" => {
-                let final_tag = decision
-                    .failed_run_tags
-                    .get("dagster/will_retry")
-                    .or_else(|| case.run.tags.get("dagster/will_retry"))
-                    .map_or(Value::Null, |v| Value::String(v.clone()));
+                let final_tag = tag(&decision.failed_run_tags, "dagster/will_retry")
+                    .or_else(|| tag(&case.run.tags, "dagster/will_retry"))
+                    .map_or(Value::Null, |v| Value::String(v.to_string()));
                 differ(field, expected, &final_tag)
             }
             "engine_event" => {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::case::Config;
+use runretry_kit::Config;
 use crate::error::Error;
 
 /// Only `run_retries` matters; every other key of the instance file is ignored.

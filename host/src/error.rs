@@ -148,6 +148,13 @@ impl fmt::Display for Error {
     }
 }
 
+impl From<runretry_kit::CaseError> for Error {
+    /// A case that does not parse or validate is bad input, named by source and JSON path.
+    fn from(error: runretry_kit::CaseError) -> Self {
+        Error::BadInput { what: error.to_string(), cause: None }
+    }
+}
+
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.cause().map(|cause| cause as &(dyn std::error::Error + 'static))

@@ -1,12 +1,14 @@
 //! What to do when a policy fails: fail, give up on the run, or decide with the default policy.
 
-use crate::case::Case;
-use crate::decision::Decision;
+use std::path::Path;
+
+use runretry_kit::{Case, Decision};
+
 use crate::error::Error;
-use crate::policy::Policy;
+use crate::policy::{Policy, Sandbox};
 
 /// The `--on-policy-error` choice.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum OnPolicyError {
     /// Return the error (the CLI exits 3).
     #[default]
@@ -19,7 +21,7 @@ pub enum OnPolicyError {
 
 /// Decide with `policy`; on a policy failure apply `mode`. Bad input is never masked: no policy
 /// could have answered it. `default` is the policy used by [`OnPolicyError::Default`].
-pub fn decide(policy: &Policy, default: Option<&Policy>, case: &Case, mode: OnPolicyError) -> Result<Decision, Error> {
+pub(crate) fn decide(policy: &Policy, default: Option<&Policy>, case: &Case, mode: OnPolicyError) -> Result<Decision, Error> {
     match policy.decide(case) {
         Ok(decision) => Ok(decision),
         Err(error) => fall_back(error, policy.name(), default, case, mode),
@@ -28,7 +30,7 @@ pub fn decide(policy: &Policy, default: Option<&Policy>, case: &Case, mode: OnPo
 
 /// Apply `mode` to a policy failure: `error` came from the policy named `policy_name` (while
 /// deciding, or while loading it: a broken deployment must not stop retries either).
-pub fn fall_back(
+pub(crate) fn fall_back(
     error: Error,
     policy_name: &str,
     default: Option<&Policy>,
@@ -41,15 +43,65 @@ pub fn fall_back(
     let note = format!("policy {policy_name} failed ({}): {error}", error.kind());
     match (mode, default) {
         (OnPolicyError::Fail, _) => Err(error),
-        (OnPolicyError::GiveUp, _) => Ok(Decision::give_up(
-            vec![note],
-            format!("the retry policy failed, so the run is not retried ({})", error.kind()),
-        )),
+        (OnPolicyError::GiveUp, _) => Ok(Decision {
+            events: vec![note],
+            ..Decision::none(format!("the retry policy failed, so the run is not retried ({})", error.kind()))
+        }),
         (OnPolicyError::Default, Some(default)) => {
             let mut decision = default.decide(case)?;
             decision.events.insert(0, format!("{note}; decided with the default policy instead"));
             Ok(decision)
         }
         (OnPolicyError::Default, None) => Err(error),
+    }
+}
+
+/// A policy as a deployment runs it: the policy (or why it did not load), what to do when it
+/// fails, and the embedded default policy when that mode needs it. A policy that fails to load
+/// is a policy failure like any other: a broken deployment must not stop retries, so `GiveUp`
+/// and `Default` apply to it decision by decision.
+pub struct Deployment {
+    policy: Result<Policy, (String, Error)>,
+    default: Option<Policy>,
+    mode: OnPolicyError,
+}
+
+impl Deployment {
+    /// Load the policy at `path` (the embedded default policy when `None`) in `sandbox`, for
+    /// `mode`. Fails on bad input (an unreadable file) whatever the mode, and on any load
+    /// failure under `Fail`.
+    pub fn load(sandbox: &Sandbox, path: Option<&Path>, mode: OnPolicyError) -> Result<Self, Error> {
+        let Some(path) = path else {
+            return Ok(Deployment { policy: Ok(sandbox.load_default()?), default: None, mode });
+        };
+        // Only the `Default` mode needs the embedded policy beside the deployed one.
+        let default = match mode {
+            OnPolicyError::Default => Some(sandbox.load_default()?),
+            OnPolicyError::Fail | OnPolicyError::GiveUp => None,
+        };
+        let policy = match sandbox.load_file(path) {
+            Ok(policy) => Ok(policy),
+            Err(error) if error.is_bad_input() || mode == OnPolicyError::Fail => return Err(error),
+            Err(error) => Err((path.display().to_string(), error)),
+        };
+        Ok(Deployment { policy, default, mode })
+    }
+
+    /// Decide with the policy, applying the mode when it fails (or failed to load).
+    pub fn decide(&self, case: &Case) -> Result<Decision, Error> {
+        match &self.policy {
+            Ok(policy) => decide(policy, self.default.as_ref(), case, self.mode),
+            Err((name, error)) => fall_back(error.clone(), name, self.default.as_ref(), case, self.mode),
+        }
+    }
+
+    /// The loaded policy, or the error it failed to load with.
+    pub fn policy(&self) -> Result<&Policy, Error> {
+        self.policy.as_ref().map_err(|(_, error)| error.clone())
+    }
+
+    /// What happens when the policy fails.
+    pub fn mode(&self) -> OnPolicyError {
+        self.mode
     }
 }

@@ -7,7 +7,7 @@ use crate::policy::Sandbox;
 
 /// What inspection found.
 #[derive(Debug, Clone)]
-pub struct Report {
+pub struct Inspection {
     /// The file's name.
     pub name: String,
     /// Its size in bytes.
@@ -22,7 +22,7 @@ pub struct Report {
     pub problem: Option<String>,
 }
 
-impl Report {
+impl Inspection {
     /// It can be loaded as a policy.
     pub fn satisfies_contract(&self) -> bool {
         self.problem.is_none()
@@ -30,8 +30,8 @@ impl Report {
 }
 
 /// Inspect `bytes` (named `name`) with the sandbox's engine.
-pub fn inspect(sandbox: &Sandbox, name: &str, bytes: &[u8]) -> Report {
-    let mut report = Report {
+pub fn inspect(sandbox: &Sandbox, name: &str, bytes: &[u8]) -> Inspection {
+    let mut report = Inspection {
         name: name.to_string(),
         size: bytes.len(),
         kind: component::wasm_kind(bytes),
@@ -49,7 +49,7 @@ pub fn inspect(sandbox: &Sandbox, name: &str, bytes: &[u8]) -> Report {
     report
 }
 
-impl fmt::Display for Report {
+impl fmt::Display for Inspection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "file:     {}", self.name)?;
         writeln!(f, "size:     {} bytes", self.size)?;

@@ -6,36 +6,51 @@
 //!
 //! let sandbox = Sandbox::new(SandboxConfig::default())?;
 //! let policy = sandbox.load_default()?; // or sandbox.load_file("my-policy.wasm".as_ref())?
-//! let case = Case::from_json("case.json", &std::fs::read_to_string("case.json").unwrap())?;
+//! let text = std::fs::read_to_string("case.json").unwrap();
+//! let case = Case::from_json("case.json", &text)?;
 //! let decision = policy.decide(&case)?;
 //! println!("{:?} {:?}", decision.action, decision.steps);
 //! # Ok::<(), runretry::Error>(())
 //! ```
 //!
 //! Every call runs in a fresh instance with WASI granting nothing, under fuel, deadline, memory,
-//! table and stack limits ([`SandboxConfig`]); every answer is checked against the contract
-//! before it is returned. Errors are typed ([`Error`]).
+//! table and stack limits ([`SandboxConfig`]), with clocks and randomness that are a function of
+//! the case ([`WALL_CLOCK_EPOCH_SECS`]); every answer is checked against the contract before it
+//! is returned. Errors are typed ([`Error`]). The case and decision types are the contract's one
+//! model, from the `runretry-kit` crate, re-exported here.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod bindings;
-pub mod cache;
-pub mod case;
-pub mod component;
-pub mod dagster_yaml;
-pub mod decision;
-pub mod determinism;
-pub mod error;
-pub mod fallback;
-pub mod inspect;
-pub mod conformance;
+mod cache;
+mod component;
+mod conformance;
+mod dagster_yaml;
+mod determinism;
+mod error;
+mod fallback;
+mod inspect;
 mod marshal;
-pub mod policy;
-pub mod sandbox;
-pub mod validate;
+mod policy;
+mod sandbox;
+mod validate;
 
-pub use case::Case;
-pub use decision::{Action, Decision, Selection, Strategy};
-pub use error::Error;
+pub use runretry_kit::{
+    Action, Backfill, BackfillStatus, Case, CaseError, Config, Decision, Failure, FailureReason, GroupMember,
+    MappedInstance, Run, RunStatus, Selection, Step, StepKey, StepStatus, Strategy, Tags,
+};
+
+pub use cache::{CacheRefusal, CompileCache};
+pub use component::{WasmKind, ALLOWED_IMPORT_PREFIXES, POLICY_EXPORT};
+pub use conformance::{
+    contract_cases, default_cases, load_cases, run_cases, run_suite, CaseFailure, ConformanceCase, Kind, Report,
+    SuiteChoice, DEFAULT_SUITE,
+};
+pub use dagster_yaml::{parse_run_retries, read_run_retries};
+pub use determinism::{seed_for, MAX_RANDOM_BYTES, WALL_CLOCK_EPOCH_SECS};
+pub use error::{escape_untrusted, Cause, Error};
+pub use fallback::{Deployment, OnPolicyError};
+pub use inspect::{inspect, Inspection};
 pub use policy::{Policy, Sandbox, WarmPolicy, DEFAULT_POLICY_WASM};
-pub use sandbox::SandboxConfig;
+pub use sandbox::{default_cache_dir, SandboxConfig};
+pub use validate::{is_compliant_tag_key, MAX_EVENTS, MAX_TAGS, MAX_TAG_KEY_BYTES, MAX_TAG_VALUE_BYTES};

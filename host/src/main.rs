@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-use runretry::conformance::{self, SuiteChoice};
-use runretry::fallback::{self, OnPolicyError};
-use runretry::{inspect, Case, Error, Policy, Sandbox, SandboxConfig, Selection, Strategy};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use runretry::{
+    inspect, read_run_retries, run_suite, Case, Config, Deployment, Error, OnPolicyError, Sandbox, SandboxConfig,
+    Selection, Strategy, SuiteChoice,
+};
 
 #[derive(Parser)]
 #[command(name = "runretry", version, about = "Run-retry policies for workflow orchestrators, as sandboxed WebAssembly components")]
@@ -31,14 +32,14 @@ enum Command {
         policy: PolicyArgs,
         /// What to do when the policy fails.
         #[arg(long, value_enum, default_value = "fail")]
-        on_policy_error: OnPolicyError,
+        on_policy_error: OnError,
     },
     /// The steps a re-execution runs with a strategy.
     SelectSteps {
         /// The case file, or `-` for stdin.
         case: PathBuf,
         /// ALL_STEPS, FROM_FAILURE or FROM_ASSET_FAILURE.
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = parse_strategy)]
         strategy: Strategy,
         #[command(flatten)]
         policy: PolicyArgs,
@@ -62,6 +63,34 @@ enum Command {
         #[command(flatten)]
         sandbox: SandboxArgs,
     },
+}
+
+/// `--on-policy-error`: the library's [`OnPolicyError`], spelt for the command line.
+#[derive(Clone, Copy, ValueEnum)]
+enum OnError {
+    /// Exit 3.
+    Fail,
+    /// Answer `action: NONE`, with the error in `events`.
+    GiveUp,
+    /// Decide with the embedded default policy, and say so in `events`.
+    Default,
+}
+
+impl From<OnError> for OnPolicyError {
+    fn from(mode: OnError) -> Self {
+        match mode {
+            OnError::Fail => OnPolicyError::Fail,
+            OnError::GiveUp => OnPolicyError::GiveUp,
+            OnError::Default => OnPolicyError::Default,
+        }
+    }
+}
+
+fn parse_strategy(text: &str) -> Result<Strategy, String> {
+    Strategy::parse(text).ok_or_else(|| {
+        let known: Vec<&str> = Strategy::ALL.iter().map(|s| s.as_str()).collect();
+        format!("{text:?} is not a strategy (one of {})", known.join(", "))
+    })
 }
 
 #[derive(Args)]
@@ -170,26 +199,26 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<u8, Failure> {
     match command {
         Command::Decide { case, batch, policy, on_policy_error } => {
-            let loaded = load(&policy, on_policy_error)?;
+            let loaded = load(&policy, on_policy_error.into())?;
             if batch {
-                return decide_batch(&case, &loaded, on_policy_error);
+                return decide_batch(&case, &loaded);
             }
             let case = read_case(&case, &loaded.config)?;
-            let decision = loaded.decide(&case, on_policy_error)?;
+            let decision = loaded.deployment.decide(&case)?;
             print_json(&decision);
             Ok(0)
         }
         Command::SelectSteps { case, strategy, policy } => {
             let loaded = load(&policy, OnPolicyError::Fail)?;
             let case = read_case(&case, &loaded.config)?;
-            let selection = loaded.policy()?.select_steps(&case.run, strategy)?;
+            let selection = loaded.deployment.policy()?.select_steps(&case.run, strategy)?;
             print_json(&selection);
             Ok(if matches!(selection, Selection::Refused { .. }) { 1 } else { 0 })
         }
         Command::Conformance { policy, suite, ignore_field } => {
             let loaded = load(&policy, OnPolicyError::Fail)?;
             let choice = SuiteChoice::parse(&suite);
-            let report = conformance::run_suite(loaded.policy()?, &choice, &ignore_field)?;
+            let report = run_suite(loaded.deployment.policy()?, &choice, &ignore_field)?;
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             for failure in &report.failures {
@@ -202,53 +231,24 @@ fn run(command: Command) -> Result<u8, Failure> {
             let sandbox = Sandbox::new(sandbox.config())?;
             let bytes = std::fs::read(&file)
                 .map_err(|e| Error::bad_input_caused(format!("{}: cannot read: {e}", file.display()), &e))?;
-            let report = inspect::inspect(&sandbox, &file.display().to_string(), &bytes);
+            let report = inspect(&sandbox, &file.display().to_string(), &bytes);
             let _ = write!(std::io::stdout().lock(), "{report}");
             Ok(if report.satisfies_contract() { 0 } else { 3 })
         }
     }
 }
 
-/// The policy to run, the default policy for `--on-policy-error default`, and the config
-/// override. A policy that fails to load is kept as its error when the mode covers it, so
-/// `give-up` and `default` apply decision by decision; otherwise loading fails.
+/// The deployed policy and the `--config` override of every case's `run_retries`.
 struct Loaded {
-    policy: Result<Policy, (String, Error)>,
-    default: Option<Policy>,
-    config: Option<runretry::case::Config>,
-}
-
-impl Loaded {
-    /// The loaded policy (always there when loaded with `OnPolicyError::Fail`).
-    fn policy(&self) -> Result<&Policy, Failure> {
-        self.policy.as_ref().map_err(|(_, error)| Failure::from(error.clone()))
-    }
-
-    fn decide(&self, case: &Case, mode: OnPolicyError) -> Result<runretry::Decision, Error> {
-        match &self.policy {
-            Ok(policy) => fallback::decide(policy, self.default.as_ref(), case, mode),
-            Err((name, error)) => fallback::fall_back(error.clone(), name, self.default.as_ref(), case, mode),
-        }
-    }
+    deployment: Deployment,
+    config: Option<Config>,
 }
 
 fn load(args: &PolicyArgs, mode: OnPolicyError) -> Result<Loaded, Failure> {
-    let config = args.config.as_deref().map(runretry::dagster_yaml::read_run_retries).transpose()?;
+    let config = args.config.as_deref().map(read_run_retries).transpose()?;
     let sandbox = Sandbox::new(args.sandbox.config())?;
-    let Some(path) = &args.policy else {
-        return Ok(Loaded { policy: Ok(sandbox.load_default()?), default: None, config });
-    };
-    // Only the `default` mode needs the embedded policy beside the deployed one.
-    let default = match mode {
-        OnPolicyError::Default => Some(sandbox.load_default()?),
-        OnPolicyError::Fail | OnPolicyError::GiveUp => None,
-    };
-    let policy = match sandbox.load_file(path) {
-        Ok(policy) => Ok(policy),
-        Err(error) if error.is_bad_input() || mode == OnPolicyError::Fail => return Err(error.into()),
-        Err(error) => Err((path.display().to_string(), error)),
-    };
-    Ok(Loaded { policy, default, config })
+    let deployment = Deployment::load(&sandbox, args.policy.as_deref(), mode)?;
+    Ok(Loaded { deployment, config })
 }
 
 fn read_source(path: &Path) -> Result<(String, String), Failure> {
@@ -264,9 +264,9 @@ fn read_source(path: &Path) -> Result<(String, String), Failure> {
     Ok((path.display().to_string(), text))
 }
 
-fn read_case(path: &Path, config: &Option<runretry::case::Config>) -> Result<Case, Failure> {
+fn read_case(path: &Path, config: &Option<Config>) -> Result<Case, Failure> {
     let (source, text) = read_source(path)?;
-    let mut case = Case::from_json(&source, &text)?;
+    let mut case = Case::from_json(&source, &text).map_err(Error::from)?;
     if let Some(config) = config {
         case.config = *config;
     }
@@ -275,7 +275,7 @@ fn read_case(path: &Path, config: &Option<runretry::case::Config>) -> Result<Cas
 
 /// JSON Lines: every line answered in order; a bad line gets an error object and the run goes
 /// on. Exits 0 when every line was decided, else 2 or 3 after the last line.
-fn decide_batch(path: &Path, loaded: &Loaded, mode: OnPolicyError) -> Result<u8, Failure> {
+fn decide_batch(path: &Path, loaded: &Loaded) -> Result<u8, Failure> {
     let (source, reader): (String, Box<dyn BufRead>) = if path == Path::new("-") {
         ("<stdin>".into(), Box::new(std::io::stdin().lock()))
     } else {
@@ -292,11 +292,11 @@ fn decide_batch(path: &Path, loaded: &Loaded, mode: OnPolicyError) -> Result<u8,
         if line.trim().is_empty() {
             continue;
         }
-        let answer = Case::from_json(&line_source, &line).and_then(|mut case| {
+        let answer = Case::from_json(&line_source, &line).map_err(Error::from).and_then(|mut case| {
             if let Some(config) = &loaded.config {
                 case.config = *config;
             }
-            loaded.decide(&case, mode)
+            loaded.deployment.decide(&case)
         });
         let json = match answer {
             Ok(decision) => serde_json::to_string(&decision),

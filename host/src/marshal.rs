@@ -1,12 +1,9 @@
-//! Conversions between the JSON case format and the WIT types, both ways.
+//! The model (`runretry-kit`) to the types wasmtime generates from the WIT, and back. The two
+//! mirror each other record for record, so this is naming, not logic.
+
+use runretry_kit::{Action, BackfillStatus, Config, Decision, Failure, FailureReason, Run, RunStatus, StepStatus, Strategy};
 
 use crate::bindings::runretry::policy::types as wit;
-use crate::case::{self, BackfillStatus, RunStatus, StepStatus};
-use crate::decision::{Action, Decision, Strategy};
-
-fn tags(tags: &case::Tags) -> wit::Tags {
-    tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-}
 
 fn run_status(s: RunStatus) -> wit::RunStatus {
     match s {
@@ -47,34 +44,25 @@ fn backfill_status(s: BackfillStatus) -> wit::BackfillStatus {
     }
 }
 
-/// The case's run as the guest sees it. An absent group becomes `[this run]`.
-pub fn run_to_wit(run: &case::Run) -> wit::Run {
-    let group = match &run.group {
-        Some(members) => members
+/// The run as the guest sees it.
+pub(crate) fn run_to_wit(run: &Run) -> wit::Run {
+    wit::Run {
+        run_id: run.run_id.clone(),
+        status: run_status(run.status),
+        tags: run.tags.clone(),
+        root_run_id: run.root_run_id.clone(),
+        parent_run_id: run.parent_run_id.clone(),
+        group: run
+            .group
             .iter()
             .map(|m| wit::GroupMember {
                 run_id: m.run_id.clone(),
                 parent_run_id: m.parent_run_id.clone(),
-                tags: tags(&m.tags),
+                tags: m.tags.clone(),
                 status: m.status.map(run_status),
                 exists: m.exists,
             })
             .collect(),
-        None => vec![wit::GroupMember {
-            run_id: run.run_id.clone(),
-            parent_run_id: run.parent_run_id.clone(),
-            tags: tags(&run.tags),
-            status: Some(run_status(run.status)),
-            exists: true,
-        }],
-    };
-    wit::Run {
-        run_id: run.run_id.clone(),
-        status: run_status(run.status),
-        tags: tags(&run.tags),
-        root_run_id: run.root_run_id.clone(),
-        parent_run_id: run.parent_run_id.clone(),
-        group,
         steps: run
             .steps
             .iter()
@@ -85,8 +73,7 @@ pub fn run_to_wit(run: &case::Run) -> wit::Run {
                 instances: s
                     .instances
                     .iter()
-                    .flatten()
-                    .map(|(k, st)| wit::MappedInstance { mapping_key: k.clone(), status: step_status(*st) })
+                    .map(|i| wit::MappedInstance { mapping_key: i.mapping_key.clone(), status: step_status(i.status) })
                     .collect(),
                 dynamic_output: s.dynamic_output,
                 mapping_keys: s.mapping_keys.clone(),
@@ -94,35 +81,33 @@ pub fn run_to_wit(run: &case::Run) -> wit::Run {
             .collect(),
         step_keys_to_execute: run.step_keys_to_execute.clone(),
         op_selection: run.op_selection.clone(),
-        job_tags: tags(&run.job_tags),
+        job_tags: run.job_tags.clone(),
         backfill: run.backfill.as_ref().map(|b| wit::Backfill {
             id: b.id.clone(),
             exists: b.exists,
-            // A deleted backfill has no status; the contract's field is not optional, so it
-            // reads as a terminal one: a policy that forgets to check `exists` still refuses.
-            status: b.status.map_or(wit::BackfillStatus::Canceled, backfill_status),
+            status: backfill_status(b.status),
         }),
         job: run.job.clone(),
     }
 }
 
-/// The failure; a reason string the enum does not know travels as `other`.
-pub fn failure_to_wit(failure: &case::Failure) -> wit::Failure {
-    let reason = failure.reason.as_deref().map(|r| match r {
-        "STEP_FAILURE" => wit::FailureReason::StepFailure,
-        "RUN_EXCEPTION" => wit::FailureReason::RunException,
-        "UNEXPECTED_TERMINATION" => wit::FailureReason::UnexpectedTermination,
-        "JOB_INITIALIZATION_FAILURE" => wit::FailureReason::JobInitializationFailure,
-        "START_TIMEOUT" => wit::FailureReason::StartTimeout,
-        "RUN_WORKER_RESTART" => wit::FailureReason::RunWorkerRestart,
-        "UNKNOWN" => wit::FailureReason::Unknown,
-        other => wit::FailureReason::Other(other.to_string()),
+/// The failure; a reason the contract does not know travels as `other`.
+pub(crate) fn failure_to_wit(failure: &Failure) -> wit::Failure {
+    let reason = failure.reason.as_ref().map(|r| match r {
+        FailureReason::StepFailure => wit::FailureReason::StepFailure,
+        FailureReason::RunException => wit::FailureReason::RunException,
+        FailureReason::UnexpectedTermination => wit::FailureReason::UnexpectedTermination,
+        FailureReason::JobInitializationFailure => wit::FailureReason::JobInitializationFailure,
+        FailureReason::StartTimeout => wit::FailureReason::StartTimeout,
+        FailureReason::RunWorkerRestart => wit::FailureReason::RunWorkerRestart,
+        FailureReason::Unknown => wit::FailureReason::Unknown,
+        FailureReason::Other(text) => wit::FailureReason::Other(text.clone()),
     });
     wit::Failure { reason, message: failure.message.clone() }
 }
 
 /// The `run_retries` config.
-pub fn config_to_wit(config: &case::Config) -> wit::Config {
+pub(crate) fn config_to_wit(config: &Config) -> wit::Config {
     wit::Config {
         enabled: config.enabled,
         max_retries: config.max_retries,
@@ -131,7 +116,7 @@ pub fn config_to_wit(config: &case::Config) -> wit::Config {
 }
 
 /// A strategy, host side to guest side.
-pub fn strategy_to_wit(strategy: Strategy) -> wit::RetryStrategy {
+pub(crate) fn strategy_to_wit(strategy: Strategy) -> wit::RetryStrategy {
     match strategy {
         Strategy::AllSteps => wit::RetryStrategy::AllSteps,
         Strategy::FromFailure => wit::RetryStrategy::FromFailure,
@@ -139,29 +124,23 @@ pub fn strategy_to_wit(strategy: Strategy) -> wit::RetryStrategy {
     }
 }
 
-fn strategy_from_wit(strategy: wit::RetryStrategy) -> Strategy {
-    match strategy {
-        wit::RetryStrategy::AllSteps => Strategy::AllSteps,
-        wit::RetryStrategy::FromFailure => Strategy::FromFailure,
-        wit::RetryStrategy::FromAssetFailure => Strategy::FromAssetFailure,
-    }
-}
-
-/// The guest's decision in JSON form (not yet checked against the contract: see `validate`).
-pub fn decision_from_wit(d: wit::Decision) -> Decision {
-    let action = match d.action {
-        wit::Action::LaunchNew => Action::LaunchNew,
-        wit::Action::ResubmitExisting => Action::ResubmitExisting,
-        wit::Action::None => Action::None,
-    };
+/// The guest's decision, moved into the model as it is: not yet checked (see `validate`).
+pub(crate) fn decision_from_wit(d: wit::Decision) -> Decision {
     Decision {
-        action,
-        retry: action == Action::LaunchNew,
+        action: match d.action {
+            wit::Action::LaunchNew => Action::LaunchNew,
+            wit::Action::ResubmitExisting => Action::ResubmitExisting,
+            wit::Action::None => Action::None,
+        },
         retry_number: d.retry_number,
-        strategy: d.strategy.map(strategy_from_wit),
+        strategy: d.strategy.map(|s| match s {
+            wit::RetryStrategy::AllSteps => Strategy::AllSteps,
+            wit::RetryStrategy::FromFailure => Strategy::FromFailure,
+            wit::RetryStrategy::FromAssetFailure => Strategy::FromAssetFailure,
+        }),
         steps: d.steps,
-        new_run_tags: d.new_run_tags.into_iter().collect(),
-        failed_run_tags: d.failed_run_tags.into_iter().collect(),
+        new_run_tags: d.new_run_tags,
+        failed_run_tags: d.failed_run_tags,
         resubmit_run_id: d.resubmit_run_id,
         delay_seconds: d.delay_seconds,
         events: d.events,
@@ -170,13 +149,13 @@ pub fn decision_from_wit(d: wit::Decision) -> Decision {
 }
 
 /// Bytes of text in a run: what the input cap is measured against.
-pub fn input_size(run: &case::Run) -> usize {
-    let tags = |t: &case::Tags| t.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+pub(crate) fn input_size(run: &Run) -> usize {
+    let tags = |t: &[(String, String)]| t.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
     let strings = |v: &[String]| v.iter().map(String::len).sum::<usize>();
     run.run_id.len()
         + tags(&run.tags)
         + tags(&run.job_tags)
-        + run.group.iter().flatten().map(|m| m.run_id.len() + tags(&m.tags)).sum::<usize>()
+        + run.group.iter().map(|m| m.run_id.len() + tags(&m.tags)).sum::<usize>()
         + run
             .steps
             .iter()
@@ -184,7 +163,7 @@ pub fn input_size(run: &case::Run) -> usize {
                 s.key.len()
                     + strings(&s.upstream)
                     + strings(&s.mapping_keys)
-                    + s.instances.iter().flatten().map(|(k, _)| k.len()).sum::<usize>()
+                    + s.instances.iter().map(|i| i.mapping_key.len()).sum::<usize>()
             })
             .sum::<usize>()
         + run.step_keys_to_execute.as_deref().map_or(0, strings)

@@ -7,11 +7,11 @@ use wasmtime::component::Linker;
 use wasmtime::{Engine, Store};
 
 use crate::bindings::{RetryPolicy, RetryPolicyPre};
-use crate::case::{Case, Run};
+use runretry_kit::{Case, Decision, Run, Selection, Strategy};
+
 use crate::cache::CompileCache;
 use crate::component;
 use crate::determinism::seed_for;
-use crate::decision::{Decision, Selection, Strategy};
 use crate::error::Error;
 use crate::marshal;
 use crate::sandbox::{self, HostState, SandboxConfig};
@@ -133,14 +133,11 @@ impl Policy {
             .runretry_policy_policy()
             .call_should_retry(&mut *store, &run, &failure, config)
             .map_err(|e| sandbox::classify(e, store, &self.sandbox.config))?;
-        let mut non_compliant = validate::check_tags("new_run_tags", &wit_decision.new_run_tags)?;
-        non_compliant.extend(validate::check_tags("failed_run_tags", &wit_decision.failed_run_tags)?);
+        let decision = marshal::decision_from_wit(wit_decision);
+        let mut non_compliant = validate::check_tags("new_run_tags", &decision.new_run_tags)?;
+        non_compliant.extend(validate::check_tags("failed_run_tags", &decision.failed_run_tags)?);
         let warning = (!non_compliant.is_empty()).then(|| validate::non_compliant_keys_warning(&non_compliant));
-        let mut decision = validate::check_decision(
-            &case.run,
-            marshal::decision_from_wit(wit_decision),
-            self.sandbox.config.max_output_bytes,
-        )?;
+        let mut decision = validate::check_decision(&case.run, decision, self.sandbox.config.max_output_bytes)?;
         // Dagster warns about such keys and goes on; so does runretry, in the decision's events.
         decision.events.extend(warning);
         Ok(decision)

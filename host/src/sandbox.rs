@@ -99,7 +99,7 @@ const KEEP_RESIDENT_BYTES: usize = 64 << 10;
 const POOLED_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
 
 /// Build the engine: fuel, epochs, stack cap, cache, and (when possible) the pooling allocator.
-pub fn build_engine(config: &SandboxConfig) -> Result<Engine, Error> {
+pub(crate) fn build_engine(config: &SandboxConfig) -> Result<Engine, Error> {
     let mut wasm = Config::new();
     wasm.wasm_component_model(true)
         .consume_fuel(true)
@@ -158,7 +158,7 @@ fn start_epoch_ticker(engine: &Engine, tick: Duration) {
 
 /// Per-call host state: WASI with nothing granted, the resource limiter, captured stderr, and
 /// the virtual clocks and seeded randomness of `determinism`.
-pub struct HostState {
+pub(crate) struct HostState {
     wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) call: CallEnv,
@@ -200,7 +200,7 @@ impl ResourceLimiter for Limiter {
 
 /// A fresh store for one call, with fuel, deadline and randomness from `seed` set (a new store
 /// starts with neither fuel nor deadline).
-pub fn new_store(engine: &Engine, config: &SandboxConfig, seed: [u8; 32]) -> Store<HostState> {
+pub(crate) fn new_store(engine: &Engine, config: &SandboxConfig, seed: [u8; 32]) -> Store<HostState> {
     let stderr = MemoryOutputPipe::new(config.max_stderr_bytes);
     // No preopens, no environment, no arguments, no network, no stdin/stdout: only stderr,
     // bounded. Clocks and randomness are replaced in the linker (`determinism`); the fixed wall
@@ -226,7 +226,7 @@ pub fn new_store(engine: &Engine, config: &SandboxConfig, seed: [u8; 32]) -> Sto
 
 /// Start a call: a full fuel budget, a deadline counted from now, the virtual clocks at zero
 /// and randomness restarted from `seed`.
-pub fn begin_call(store: &mut Store<HostState>, config: &SandboxConfig, seed: [u8; 32]) {
+pub(crate) fn begin_call(store: &mut Store<HostState>, config: &SandboxConfig, seed: [u8; 32]) {
     store.data_mut().call = CallEnv::new(config.fuel, config.deadline, seed);
     store.set_fuel(config.fuel).expect("fuel is enabled on every runretry engine");
     let ticks = config.deadline.as_nanos().div_ceil(config.epoch_tick.as_nanos().max(1));
@@ -234,7 +234,7 @@ pub fn begin_call(store: &mut Store<HostState>, config: &SandboxConfig, seed: [u
 }
 
 /// Turn a wasmtime failure during a call into the typed error it stands for.
-pub fn classify(err: wasmtime::Error, store: &Store<HostState>, config: &SandboxConfig) -> Error {
+pub(crate) fn classify(err: wasmtime::Error, store: &Store<HostState>, config: &SandboxConfig) -> Error {
     let state = store.data();
     let trap = err.downcast_ref::<wasmtime::Trap>();
     let deadline = || Error::DeadlineExceeded { deadline_ms: config.deadline.as_millis() as u64 };

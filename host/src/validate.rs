@@ -3,36 +3,37 @@
 
 use std::collections::HashSet;
 
-use crate::case::{Run, RunStatus};
-use crate::decision::{Action, Decision};
+use runretry_kit::{tag, Action, Decision, Run, RunStatus, StepKey};
+
 use crate::error::{is_hidden_format_char, Error};
 
 /// The keys a selection may name: plan keys, and `name[k]` for every plan step `name[?]`.
-pub struct PlanKeys<'a> {
+pub(crate) struct PlanKeys<'a> {
     keys: HashSet<&'a str>,
     mapped: HashSet<&'a str>,
 }
 
 impl<'a> PlanKeys<'a> {
     /// Index the run's plan.
-    pub fn new(run: &'a Run) -> Self {
+    pub(crate) fn new(run: &'a Run) -> Self {
         let keys: HashSet<&str> = run.steps.iter().map(|s| s.key.as_str()).collect();
-        let mapped = keys.iter().filter_map(|k| k.strip_suffix("[?]")).collect();
+        let mapped = keys
+            .iter()
+            .filter_map(|k| match StepKey::parse(k) {
+                StepKey::Unresolved(name) => Some(name),
+                _ => None,
+            })
+            .collect();
         PlanKeys { keys, mapped }
     }
 
     fn allows(&self, key: &str) -> bool {
-        if self.keys.contains(key) {
-            return true;
-        }
-        // A resolved instance `name[k]` of a mapped plan step `name[?]`.
-        key.strip_suffix(']')
-            .and_then(|body| body.rfind('[').map(|open| (&body[..open], &body[open + 1..])))
-            .is_some_and(|(name, k)| k != "?" && self.mapped.contains(name))
+        // A plan key, or a resolved instance `name[k]` of a mapped plan step `name[?]`.
+        self.keys.contains(key) || matches!(StepKey::parse(key), StepKey::Resolved(name, _) if self.mapped.contains(name))
     }
 
     /// Check a step list (`field` names it in the error) and return it sorted.
-    pub fn check_steps(&self, field: &str, steps: Vec<String>) -> Result<Vec<String>, Error> {
+    pub(crate) fn check_steps(&self, field: &str, steps: Vec<String>) -> Result<Vec<String>, Error> {
         let mut seen = HashSet::new();
         for key in &steps {
             if !self.allows(key) {
@@ -70,7 +71,7 @@ const VALID_TAG_KEY_EXPLANATION: &str = "Allowed characters: alpha-numeric, '_',
 /// byte order mark can make `\u{feff}dagster/retry_number` pass for a system tag). Values may
 /// hold tabs and line breaks, as JSON-valued tags do. Returns the keys Dagster would call
 /// non-compliant (`VALID_TAG_KEY_REGEX`), for a warning.
-pub fn check_tags<'a>(field: &str, pairs: &'a [(String, String)]) -> Result<Vec<&'a str>, Error> {
+pub(crate) fn check_tags<'a>(field: &str, pairs: &'a [(String, String)]) -> Result<Vec<&'a str>, Error> {
     if pairs.len() > MAX_TAGS {
         return Err(Error::invalid_output(format!("{field}: {} tags, over the cap of {MAX_TAGS}", pairs.len())));
     }
@@ -116,7 +117,7 @@ pub fn is_compliant_tag_key(key: &str) -> bool {
 }
 
 /// The warning Dagster logs for non-compliant keys, naming at most five of them.
-pub fn non_compliant_keys_warning(keys: &[&str]) -> String {
+pub(crate) fn non_compliant_keys_warning(keys: &[&str]) -> String {
     let sample: Vec<String> = keys.iter().take(5).map(|k| python_repr(k)).collect();
     format!("Non-compliant tag keys like [{}] are deprecated. {VALID_TAG_KEY_EXPLANATION}", sample.join(", "))
 }
@@ -134,7 +135,7 @@ fn quoted(key: &str) -> String {
 }
 
 /// Bytes of a value serialised as compact JSON, counting no further than `cap + 1`.
-pub fn serialized_size_within<T: serde::Serialize>(value: &T, cap: usize) -> Result<usize, usize> {
+pub(crate) fn serialized_size_within<T: serde::Serialize>(value: &T, cap: usize) -> Result<usize, usize> {
     struct Counter {
         bytes: usize,
         cap: usize,
@@ -160,7 +161,7 @@ pub fn serialized_size_within<T: serde::Serialize>(value: &T, cap: usize) -> Res
 
 /// Check a decision's shape, size, step keys and resubmit target; returns it with its steps
 /// sorted. `max_output_bytes` caps the decision as serialised (compact JSON), whatever it holds.
-pub fn check_decision(run: &Run, mut d: Decision, max_output_bytes: usize) -> Result<Decision, Error> {
+pub(crate) fn check_decision(run: &Run, mut d: Decision, max_output_bytes: usize) -> Result<Decision, Error> {
     if d.events.len() > MAX_EVENTS {
         return Err(Error::invalid_output(format!("events: {} events, over the cap of {MAX_EVENTS}", d.events.len())));
     }
@@ -214,14 +215,14 @@ pub fn check_decision(run: &Run, mut d: Decision, max_output_bytes: usize) -> Re
 /// `dagster/retry_number`, or the run's `dagster/auto_retry_run_id` names it).
 fn check_resubmit_target(run: &Run, id: &str) -> Result<(), Error> {
     let refuse = |why: &str| Err(Error::invalid_output(format!("resubmit_run_id: run {} {why}", quoted(id))));
-    let Some(member) = run.group.iter().flatten().find(|m| m.run_id == id && m.exists) else {
+    let Some(member) = run.group.iter().find(|m| m.run_id == id && m.exists) else {
         return refuse("is not in the run group");
     };
     if member.parent_run_id.as_deref() != Some(run.run_id.as_str()) {
         return refuse("is not a retry of this run");
     }
-    let named = run.tags.get("dagster/auto_retry_run_id").is_some_and(|named| named == id);
-    if !named && !member.tags.contains_key("dagster/retry_number") {
+    let named = tag(&run.tags, "dagster/auto_retry_run_id") == Some(id);
+    if !named && tag(&member.tags, "dagster/retry_number").is_none() {
         return refuse("is a manual re-execution, not an automatic retry");
     }
     if member.status != Some(RunStatus::NotStarted) {

@@ -10,8 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
-use runretry::cache::{CompileCache, KEY_FILE};
-use runretry::{Case, Sandbox, SandboxConfig, DEFAULT_POLICY_WASM};
+use runretry::{Case, CompileCache, Sandbox, SandboxConfig, DEFAULT_POLICY_WASM};
 use sha2::Sha256;
 
 fn sandbox(dir: &Path) -> Sandbox {
@@ -29,7 +28,7 @@ const EXAMPLE_01: &str = include_str!(concat!(
 
 fn decides(sandbox: &Sandbox) {
     let policy = sandbox.load_default().unwrap();
-    assert!(policy.decide(&Case::from_json("01", EXAMPLE_01).unwrap()).unwrap().retry);
+    assert!(policy.decide(&Case::from_json("01", EXAMPLE_01).unwrap()).unwrap().retry());
 }
 
 fn entry(dir: &Path, sandbox: &Sandbox) -> PathBuf {
@@ -48,13 +47,13 @@ fn tag_driven_case() -> Case {
 /// Loads the default policy through `sandbox` and checks it decides as the default policy does.
 fn decides_correctly(sandbox: &Sandbox) {
     let decision = sandbox.load_default().unwrap().decide(&tag_driven_case()).unwrap();
-    assert!(decision.retry, "the planted component was loaded in place of the default policy: {decision:?}");
+    assert!(decision.retry(), "the planted component was loaded in place of the default policy: {decision:?}");
 }
 
 /// What an attacker plants: the wrong guest compiled for this engine, tagged under `key`.
 fn planted_entry(key: &[u8]) -> Vec<u8> {
     let wasm = std::fs::read(runretry_test_guests::WRONG_MAX_RETRIES).unwrap();
-    let mut entry = runretry::component::compile(uncached().engine(), "wrong", &wasm).unwrap().serialize().unwrap();
+    let mut entry = wasmtime::component::Component::new(uncached().engine(), &wasm).unwrap().serialize().unwrap();
     let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
     mac.update(&entry);
     entry.extend_from_slice(&mac.finalize().into_bytes());
@@ -160,7 +159,7 @@ fn the_key_is_private_to_the_user() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("new/cache");
     CompileCache::open(&cache).unwrap();
-    let mode = std::fs::metadata(cache.join(KEY_FILE)).unwrap().permissions().mode();
+    let mode = std::fs::metadata(cache.join(CompileCache::KEY_FILE)).unwrap().permissions().mode();
     assert_eq!(mode & 0o077, 0, "the cache key must not be readable by others: {mode:o}");
     let mode = std::fs::metadata(&cache).unwrap().permissions().mode();
     assert_eq!(mode & 0o077, 0, "a new cache directory is the user's alone: {mode:o}");
@@ -173,10 +172,10 @@ fn the_key_is_private_to_the_user() {
 fn a_planted_entry_under_the_cache_key_is_loaded() {
     let dir = tempfile::tempdir().unwrap();
     CompileCache::open(dir.path()).unwrap();
-    let key = std::fs::read(dir.path().join(KEY_FILE)).unwrap();
+    let key = std::fs::read(dir.path().join(CompileCache::KEY_FILE)).unwrap();
     write_private(&dir.path().join(entry_name()), &planted_entry(&key));
     let decision = sandbox(dir.path()).load_default().unwrap().decide(&tag_driven_case()).unwrap();
-    assert!(!decision.retry, "the planted entry should have been loaded: the planting tests would prove nothing");
+    assert!(!decision.retry(), "the planted entry should have been loaded: the planting tests would prove nothing");
 }
 
 #[cfg(unix)]
@@ -187,7 +186,7 @@ fn a_directory_writable_by_group_or_others_is_not_used() {
         let dir = tempfile::tempdir().unwrap();
         // The attacker's key and an entry tagged with it, both looking like the user's own.
         let key = [0x42; 32];
-        write_private(&dir.path().join(KEY_FILE), &key);
+        write_private(&dir.path().join(CompileCache::KEY_FILE), &key);
         write_private(&dir.path().join(entry_name()), &planted_entry(&key));
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
         let canonical = dir.path().canonicalize().unwrap();
@@ -205,7 +204,7 @@ fn a_directory_under_a_directory_others_can_write_is_not_used() {
     let dir = parent.path().join("cache");
     let key = [0x42; 32];
     std::fs::create_dir(&dir).unwrap();
-    write_private(&dir.join(KEY_FILE), &key);
+    write_private(&dir.join(CompileCache::KEY_FILE), &key);
     write_private(&dir.join(entry_name()), &planted_entry(&key));
     std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     assert_refused(&dir, &parent.path().canonicalize().unwrap(), "is writable by group or others and not sticky");
@@ -229,7 +228,7 @@ fn a_symlinked_directory_is_judged_by_its_target() {
     let real = real.canonicalize().unwrap();
     assert_eq!(cache.entry_path(uncached().engine(), DEFAULT_POLICY_WASM), real.join(entry_name()));
 
-    let key = std::fs::read(real.join(KEY_FILE)).unwrap();
+    let key = std::fs::read(real.join(CompileCache::KEY_FILE)).unwrap();
     write_private(&real.join(entry_name()), &planted_entry(&key));
     std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o777)).unwrap();
     assert_refused(&link, &real, "is writable by group or others");
@@ -243,12 +242,12 @@ fn a_key_owned_by_another_user_is_not_used() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let key_path = dir.path().join(KEY_FILE);
+    let key_path = dir.path().join(CompileCache::KEY_FILE);
     let key = [0x42; 32];
     write_private(&key_path, &key);
     std::os::unix::fs::chown(&key_path, Some(12345), None).unwrap();
     write_private(&dir.path().join(entry_name()), &planted_entry(&key));
-    assert_refused(dir.path(), &dir.path().canonicalize().unwrap().join(KEY_FILE), "is owned by uid 12345");
+    assert_refused(dir.path(), &dir.path().canonicalize().unwrap().join(CompileCache::KEY_FILE), "is owned by uid 12345");
 }
 
 #[cfg(unix)]
@@ -256,12 +255,12 @@ fn a_key_owned_by_another_user_is_not_used() {
 fn a_key_readable_by_others_is_not_used() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let key_path = dir.path().join(KEY_FILE);
+    let key_path = dir.path().join(CompileCache::KEY_FILE);
     let key = [0x42; 32];
     write_private(&key_path, &key);
     std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o644)).unwrap();
     write_private(&dir.path().join(entry_name()), &planted_entry(&key));
-    assert_refused(dir.path(), &dir.path().canonicalize().unwrap().join(KEY_FILE), "is accessible by group or others");
+    assert_refused(dir.path(), &dir.path().canonicalize().unwrap().join(CompileCache::KEY_FILE), "is accessible by group or others");
 }
 
 #[cfg(unix)]
@@ -273,9 +272,9 @@ fn a_symlinked_key_is_not_used() {
     let target = elsewhere.path().join("key");
     let key = [0x42; 32];
     write_private(&target, &key);
-    std::os::unix::fs::symlink(&target, dir.path().join(KEY_FILE)).unwrap();
+    std::os::unix::fs::symlink(&target, dir.path().join(CompileCache::KEY_FILE)).unwrap();
     write_private(&dir.path().join(entry_name()), &planted_entry(&key));
-    assert_refused(dir.path(), &dir.path().canonicalize().unwrap().join(KEY_FILE), "is a symbolic link");
+    assert_refused(dir.path(), &dir.path().canonicalize().unwrap().join(CompileCache::KEY_FILE), "is a symbolic link");
     assert_eq!(std::fs::read(&target).unwrap(), key);
 }
 
@@ -286,7 +285,7 @@ fn a_symlinked_entry_is_not_loaded() {
     let elsewhere = tempfile::tempdir().unwrap();
     CompileCache::open(dir.path()).unwrap();
     // Tagged under the cache's own key: only the link stands between it and the loader.
-    let key = std::fs::read(dir.path().join(KEY_FILE)).unwrap();
+    let key = std::fs::read(dir.path().join(CompileCache::KEY_FILE)).unwrap();
     let target = elsewhere.path().join("entry.cwasm");
     let planted = planted_entry(&key);
     write_private(&target, &planted);
@@ -309,7 +308,7 @@ fn an_entry_owned_by_another_user_is_not_loaded() {
     }
     let dir = tempfile::tempdir().unwrap();
     CompileCache::open(dir.path()).unwrap();
-    let key = std::fs::read(dir.path().join(KEY_FILE)).unwrap();
+    let key = std::fs::read(dir.path().join(CompileCache::KEY_FILE)).unwrap();
     let path = dir.path().join(entry_name());
     write_private(&path, &planted_entry(&key));
     std::os::unix::fs::chown(&path, Some(12345), None).unwrap();

@@ -3,8 +3,7 @@
 //! generated from `examples/*/Cargo.toml` (`[package.metadata.runretry] suites`), so adding one
 //! adds its tests.
 
-use runretry::conformance::{self, SuiteChoice};
-use runretry::{Policy, Sandbox, SandboxConfig};
+use runretry::{run_suite, Policy, Sandbox, SandboxConfig, SuiteChoice, DEFAULT_SUITE};
 
 /// A compile cache under the target dir: the Python and JavaScript examples take 10-20 s each
 /// to compile, once.
@@ -14,7 +13,7 @@ fn sandbox() -> Sandbox {
 }
 
 fn assert_passes(policy: &Policy, suite: SuiteChoice, ignore: &[String]) {
-    let report = conformance::run_suite(policy, &suite, ignore).unwrap();
+    let report = run_suite(policy, &suite, ignore).unwrap();
     let failures: Vec<String> = report.failures.iter().map(ToString::to_string).collect();
     assert!(failures.is_empty(), "{} failed {suite:?}:\n{}", policy.name(), failures.join("\n"));
     assert!(report.passed > 0, "suite {suite:?} ran no case");
@@ -22,7 +21,7 @@ fn assert_passes(policy: &Policy, suite: SuiteChoice, ignore: &[String]) {
 
 #[test]
 fn default_policy_passes_the_default_suite() {
-    let report = conformance::run_suite(&sandbox().load_default().unwrap(), &SuiteChoice::Default, &[]).unwrap();
+    let report = run_suite(&sandbox().load_default().unwrap(), &SuiteChoice::Default, &[]).unwrap();
     assert!(report.failures.is_empty(), "{:#?}", report.failures);
     assert!(report.passed >= 92, "the default suite must hold the 12 examples and >= 80 cases: {}", report.passed);
 }
@@ -38,7 +37,7 @@ fn wrong_guest_is_caught_with_a_readable_diff() {
     // It is a well-formed policy...
     assert_passes(&wrong, SuiteChoice::Contract, &[]);
     // ...with the wrong semantics, which the default suite must show field by field.
-    let report = conformance::run_suite(&wrong, &SuiteChoice::Default, &[]).unwrap();
+    let report = run_suite(&wrong, &SuiteChoice::Default, &[]).unwrap();
     let example = report
         .failures
         .iter()
@@ -51,7 +50,7 @@ fn wrong_guest_is_caught_with_a_readable_diff() {
 
 #[test]
 fn every_suite_case_names_its_spec_section() {
-    for (path, text) in conformance::DEFAULT_SUITE {
+    for (path, text) in DEFAULT_SUITE {
         let value: serde_json::Value = serde_json::from_str(text).unwrap();
         let cases = value.as_array().cloned().unwrap_or_else(|| vec![value.clone()]);
         for case in cases {
@@ -87,13 +86,13 @@ runretry_test_guests::foreach_example_policy!(example_column);
 #[test]
 fn a_plan_order_bug_is_caught_by_both_suites() {
     let buggy = sandbox().load_file(runretry_test_guests::hostile("plan_order_selection").as_ref()).unwrap();
-    let report = conformance::run_suite(&buggy, &SuiteChoice::Default, &[]).unwrap();
+    let report = run_suite(&buggy, &SuiteChoice::Default, &[]).unwrap();
     assert!(
         report.failures.iter().any(|f| f.name.ends_with("__plan_listed_in_reverse")),
         "the default suite must catch it: {:#?}",
         report.failures
     );
-    let report = conformance::run_suite(&buggy, &SuiteChoice::Contract, &[]).unwrap();
+    let report = run_suite(&buggy, &SuiteChoice::Contract, &[]).unwrap();
     assert!(
         report.failures.iter().any(|f| f.differences.iter().any(|d| d.contains("depends on the order"))),
         "the contract suite must catch it: {:#?}",

@@ -3,8 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use runretry::fallback::{self, OnPolicyError};
-use runretry::{Action, Case, Error, Sandbox, SandboxConfig};
+use runretry::{Action, Case, Deployment, Error, OnPolicyError, Run, RunStatus, Sandbox, SandboxConfig};
 
 fn config() -> SandboxConfig {
     SandboxConfig { cache_dir: None, ..SandboxConfig::default() }
@@ -128,14 +127,14 @@ fn case_for(feature: &str) -> Case {
     let mut case = case();
     if feature == "resubmit_started" {
         // run-B is an automatic retry of run-A that has already started.
-        case.run.group = Some(vec![
+        case.run.group = vec![
             serde_json::from_value(serde_json::json!({"run_id": "run-A", "status": "FAILURE"})).unwrap(),
             serde_json::from_value(serde_json::json!({
                 "run_id": "run-B", "parent_run_id": "run-A", "status": "STARTED",
                 "tags": {"dagster/retry_number": "1"}
             }))
             .unwrap(),
-        ]);
+        ];
     }
     case
 }
@@ -231,8 +230,8 @@ fn core_module_and_random_bytes_are_refused() {
 #[test]
 fn give_up_answers_none_with_the_error_in_events() {
     let sandbox = Sandbox::new(config()).unwrap();
-    let panicking = sandbox.load_file(hostile_path("panic").as_ref()).unwrap();
-    let decision = fallback::decide(&panicking, None, &case(), OnPolicyError::GiveUp).unwrap();
+    let panicking = deployed(&sandbox, "panic", OnPolicyError::GiveUp);
+    let decision = panicking.decide(&case()).unwrap();
     assert_eq!(decision.action, Action::None);
     assert!(decision.events[0].contains("guest trap"), "{:?}", decision.events);
 }
@@ -240,12 +239,15 @@ fn give_up_answers_none_with_the_error_in_events() {
 #[test]
 fn default_fallback_decides_with_the_embedded_policy_and_says_so() {
     let sandbox = Sandbox::new(config()).unwrap();
-    let panicking = sandbox.load_file(hostile_path("panic").as_ref()).unwrap();
-    let default = sandbox.load_default().unwrap();
-    let decision = fallback::decide(&panicking, Some(&default), &case(), OnPolicyError::Default).unwrap();
+    let decision = deployed(&sandbox, "panic", OnPolicyError::Default).decide(&case()).unwrap();
     assert_eq!(decision.action, Action::LaunchNew);
     assert!(decision.events[0].contains("decided with the default policy instead"), "{:?}", decision.events);
-    assert!(fallback::decide(&panicking, Some(&default), &case(), OnPolicyError::Fail).is_err());
+    assert!(deployed(&sandbox, "panic", OnPolicyError::Fail).decide(&case()).is_err());
+}
+
+/// A hostile guest deployed with a failure mode.
+fn deployed(sandbox: &Sandbox, feature: &str, mode: OnPolicyError) -> Deployment {
+    Deployment::load(sandbox, Some(hostile_path(feature).as_ref()), mode).unwrap()
 }
 
 fn hostile_path(feature: &str) -> String {
@@ -285,8 +287,7 @@ fn a_sleeping_guest_cannot_hold_select_steps_or_the_fallback() {
     let started = Instant::now();
     let selection = sleeper.select_steps(&case().run, runretry::Strategy::FromFailure);
     assert!(matches!(selection, Err(Error::DeadlineExceeded { .. })), "{selection:?}");
-    let default = sandbox.load_default().unwrap();
-    let decision = fallback::decide(&sleeper, Some(&default), &case(), OnPolicyError::Default).unwrap();
+    let decision = deployed(&sandbox, "sleep_an_hour", OnPolicyError::Default).decide(&case()).unwrap();
     assert_eq!(decision.action, Action::LaunchNew);
     assert!(decision.events[0].contains("deadline exceeded"), "{:?}", decision.events);
     assert!(started.elapsed() < SLEEP_DEADLINE + Duration::from_millis(100), "took {:?}", started.elapsed());
@@ -301,7 +302,7 @@ fn randomness_is_seeded_from_the_run_id() {
     let first = policy.decide(&case()).unwrap().reason;
     let mut other = case();
     other.run.run_id = "run-Z".into();
-    other.run.group = None;
+    other.run.group = Run::new("run-Z", RunStatus::Failure).group;
     assert_ne!(policy.decide(&other).unwrap().reason, first);
     // A warm instance reseeds every call (std caches its hash keys in the guest, so only the
     // first call of a warm instance is comparable here).

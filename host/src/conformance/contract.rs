@@ -10,19 +10,17 @@
 //! its steps in (every case is also run with its plan shuffled, and two plans are listed in
 //! reverse dependency order).
 
-use indexmap::IndexMap;
-
-use crate::case::{
-    Backfill, BackfillStatus, Case, Config, Failure, GroupMember, Run, RunStatus, Step, StepStatus, Tags,
-    KNOWN_FAILURE_REASONS,
+use runretry_kit::{
+    Backfill, BackfillStatus, Case, Config, Decision, Failure, FailureReason, GroupMember, MappedInstance,
+    Run, RunStatus, Step, StepStatus, Strategy,
 };
-use crate::decision::Strategy;
+
 use crate::policy::Policy;
 
 use super::Report;
 
 /// Run the contract suite against `policy`.
-pub fn run(policy: &Policy) -> Report {
+pub(crate) fn run(policy: &Policy) -> Report {
     let mut report = Report::default();
     for (name, case) in generate() {
         report.record(&name, "contract", check(policy, &case));
@@ -31,16 +29,13 @@ pub fn run(policy: &Policy) -> Report {
 }
 
 /// Every property, for one input.
-pub fn check(policy: &Policy, case: &Case) -> Vec<String> {
+pub(crate) fn check(policy: &Policy, case: &Case) -> Vec<String> {
     let mut problems = Vec::new();
-    let json = |d: &crate::Decision| serde_json::to_string(d).expect("decisions serialise");
+    let json = |d: &Decision| serde_json::to_string(d).expect("decisions serialise");
     match (policy.decide(case), policy.decide(case)) {
         (Ok(first), Ok(second)) => {
             if json(&first) != json(&second) {
                 problems.push(format!("should-retry is not deterministic: {} then {}", json(&first), json(&second)));
-            }
-            if first.retry != (first.action == crate::decision::Action::LaunchNew) {
-                problems.push("retry must be true exactly when action is LAUNCH_NEW".into());
             }
             if case.run.steps.len() > 1 {
                 match policy.decide(&shuffled(case)) {
@@ -82,11 +77,11 @@ fn shuffled(case: &Case) -> Case {
 }
 
 /// The generated inputs, named.
-pub fn generate() -> Vec<(String, Case)> {
+pub(crate) fn generate() -> Vec<(String, Case)> {
     let mut cases = Vec::new();
-    let reasons: Vec<Option<&str>> = std::iter::once(None)
-        .chain(KNOWN_FAILURE_REASONS.iter().map(|r| Some(*r)))
-        .chain([Some("PREEMPTED_BY_A_NEWER_DAGSTER")])
+    let reasons: Vec<Option<FailureReason>> = std::iter::once(None)
+        .chain(FailureReason::KNOWN.iter().cloned().map(Some))
+        .chain([Some(FailureReason::parse("PREEMPTED_BY_A_NEWER_DAGSTER"))])
         .collect();
     let configs = [
         Config { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true },
@@ -96,8 +91,9 @@ pub fn generate() -> Vec<(String, Case)> {
     for (c, config) in configs.iter().enumerate() {
         for reason in &reasons {
             let mut case = base_case(diamond(), *config);
-            case.failure.reason = reason.map(str::to_string);
-            cases.push((format!("reason-{}-config-{c}", reason.unwrap_or("none")), case));
+            case.failure.reason = reason.clone();
+            let name = reason.as_ref().map_or("none", FailureReason::as_str);
+            cases.push((format!("reason-{name}-config-{c}"), case));
         }
     }
     let mut rng = Lcg(0x5eed_2026);
@@ -155,7 +151,7 @@ fn edge_cases() -> Vec<(String, Case)> {
 
     let mut many_tags = base_case(diamond(), enabled);
     for i in 0..1_000 {
-        many_tags.run.tags.insert(format!("team/tag_{i}"), format!("value-{i}-ß"));
+        many_tags.run.tags.push((format!("team/tag_{i}"), format!("value-{i}-ß")));
     }
     out.push(("1000-tags".into(), many_tags));
 
@@ -163,44 +159,26 @@ fn edge_cases() -> Vec<(String, Case)> {
     big_group.run.run_id = "run-499".into();
     big_group.run.root_run_id = Some("run-0".into());
     big_group.run.parent_run_id = Some("run-498".into());
-    big_group.run.group = Some(
-        (0..500)
-            .map(|i| GroupMember {
-                run_id: format!("run-{i}"),
-                parent_run_id: (i > 0).then(|| format!("run-{}", i - 1)),
-                tags: IndexMap::from([("dagster/retry_number".to_string(), i.to_string())]),
-                status: Some(RunStatus::Failure),
-                exists: true,
-            })
-            .collect(),
-    );
+    big_group.run.group = (0..500)
+        .map(|i| GroupMember {
+            run_id: format!("run-{i}"),
+            parent_run_id: (i > 0).then(|| format!("run-{}", i - 1)),
+            tags: vec![("dagster/retry_number".to_string(), i.to_string())],
+            status: Some(RunStatus::Failure),
+            exists: true,
+        })
+        .collect();
     out.push(("group-of-500-runs".into(), big_group));
     out
 }
 
 fn base_case(steps: Vec<Step>, config: Config) -> Case {
-    Case {
-        config,
-        run: Run {
-            run_id: "run-A".into(),
-            status: RunStatus::Failure,
-            tags: Tags::new(),
-            root_run_id: None,
-            parent_run_id: None,
-            group: None,
-            steps,
-            step_keys_to_execute: None,
-            op_selection: None,
-            job_tags: Tags::new(),
-            backfill: None,
-            job: Some("contract_job".into()),
-        },
-        failure: Failure { reason: Some("STEP_FAILURE".into()), message: None },
-    }
+    let run = Run { steps, job: Some("contract_job".into()), ..Run::new("run-A", RunStatus::Failure) };
+    Case { config, run, failure: Failure { reason: Some(FailureReason::StepFailure), message: None } }
 }
 
 fn step(key: &str, upstream: Vec<String>, status: StepStatus) -> Step {
-    Step { key: key.into(), upstream, status, instances: None, dynamic_output: false, mapping_keys: Vec::new() }
+    Step { upstream, ..Step::new(key, &[], status) }
 }
 
 fn diamond() -> Vec<Step> {
@@ -243,16 +221,10 @@ fn random_case(rng: &mut Lcg) -> Case {
         let upstream: Vec<String> =
             (0..i).filter(|_| rng.below(4) == 0).map(|j| steps_key(&steps, j)).collect();
         if rng.below(6) == 0 {
-            let instances: IndexMap<String, StepStatus> =
-                (0..rng.below(4)).map(|k| (k.to_string(), *rng.pick(&STATUSES))).collect();
-            steps.push(Step {
-                key: format!("mapped_{i}[?]"),
-                upstream,
-                status: StepStatus::Mapped,
-                instances: Some(instances),
-                dynamic_output: false,
-                mapping_keys: Vec::new(),
-            });
+            let instances = (0..rng.below(4))
+                .map(|k| MappedInstance { mapping_key: k.to_string(), status: *rng.pick(&STATUSES) })
+                .collect();
+            steps.push(Step { upstream, instances, ..Step::new(&format!("mapped_{i}[?]"), &[], StepStatus::Mapped) });
         } else {
             steps.push(step(&format!("op_{i}"), upstream, *rng.pick(&STATUSES)));
         }
@@ -264,7 +236,8 @@ fn random_case(rng: &mut Lcg) -> Case {
     };
     let mut case = base_case(steps, config);
     case.run.status = *rng.pick(&[RunStatus::Failure, RunStatus::Failure, RunStatus::Canceled, RunStatus::Success]);
-    case.failure.reason = rng.pick(&[None, Some("STEP_FAILURE"), Some("RUN_EXCEPTION"), Some("NEW_REASON")]).map(str::to_string);
+    case.run.group[0].status = Some(case.run.status);
+    case.failure.reason = rng.pick(&[None, Some("STEP_FAILURE"), Some("RUN_EXCEPTION"), Some("NEW_REASON")]).map(FailureReason::parse);
     let tag_values = [
         ("dagster/max_retries", *rng.pick(&["2", " 3 ", "x", "-1", "0"])),
         ("dagster/retry_strategy", *rng.pick(&["ALL_STEPS", "FROM_FAILURE", "all_steps", "FROM_ASSET_FAILURE"])),
@@ -274,23 +247,24 @@ fn random_case(rng: &mut Lcg) -> Case {
     ];
     for (key, value) in tag_values {
         if rng.below(3) == 0 {
-            case.run.tags.insert(key.into(), value.into());
+            case.run.tags.push((key.into(), value.into()));
         }
     }
-    if case.run.tags.contains_key("dagster/backfill") {
+    if runretry_kit::tag(&case.run.tags, "dagster/backfill").is_some() {
         let exists = rng.below(4) != 0;
         let status = *rng.pick(&[BackfillStatus::Requested, BackfillStatus::Completed, BackfillStatus::Canceling]);
-        // A deleted backfill has no status, as a DagsterInstance reports it.
-        case.run.backfill = Some(Backfill { id: "bf-1".into(), exists, status: exists.then_some(status) });
+        // A deleted backfill reads as a terminal one, as the case format makes it.
+        let status = if exists { status } else { BackfillStatus::Canceled };
+        case.run.backfill = Some(Backfill { id: "bf-1".into(), exists, status });
     }
     if rng.below(2) == 0 {
         case.run.run_id = "run-R1".into();
         case.run.root_run_id = Some("run-A".into());
         case.run.parent_run_id = Some("run-A".into());
-        case.run.group = Some(vec![
-            GroupMember { run_id: "run-A".into(), parent_run_id: None, tags: Tags::new(), status: Some(RunStatus::Failure), exists: rng.below(5) != 0 },
-            GroupMember { run_id: "run-R1".into(), parent_run_id: Some("run-A".into()), tags: Tags::new(), status: Some(RunStatus::Failure), exists: true },
-        ]);
+        case.run.group = vec![
+            GroupMember { run_id: "run-A".into(), parent_run_id: None, tags: Vec::new(), status: Some(RunStatus::Failure), exists: rng.below(5) != 0 },
+            GroupMember { run_id: "run-R1".into(), parent_run_id: Some("run-A".into()), tags: Vec::new(), status: Some(RunStatus::Failure), exists: true },
+        ];
     }
     case
 }

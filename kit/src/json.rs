@@ -1,0 +1,495 @@
+//! The JSON case format (`docs/case-format.md`) for the model types: a case in, a decision or a
+//! selection out. Where JSON and the contract differ in shape, this module bridges them:
+//! - tags are JSON objects, kept in order (duplicate keys too) as lists of pairs;
+//! - `instances` is an object `{mapping_key: status}`;
+//! - an absent `run.group` means the run alone;
+//! - a deleted backfill may have a null `status` (it then reads `CANCELED`);
+//! - a failure reason is a string, unknown ones kept verbatim;
+//! - a decision carries `retry`, true exactly for `LAUNCH_NEW`.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::ser::{SerializeMap, SerializeStruct, Serializer};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    Action, Backfill, BackfillStatus, Config, Decision, Failure, FailureReason, GroupMember, MappedInstance, Run,
+    RunStatus, Step, StepStatus, Strategy, Tags,
+};
+
+/// One case: the deployment's config, the failed run, and the failure. Unknown top-level keys
+/// (a conformance case's `name`, `expect`, ...) are ignored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Case {
+    /// The deployment's `run_retries` block (Dagster's defaults when absent).
+    #[serde(default)]
+    pub config: Config,
+    /// The failed run.
+    pub run: Run,
+    /// The failure being handled.
+    #[serde(default)]
+    pub failure: Failure,
+}
+
+/// Why a text is not a valid case: where (the source and the JSON path) and what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaseError {
+    /// What the text came from: a file name, `<stdin>`, `<stdin>:3`.
+    pub source: String,
+    /// The JSON path of the field at fault (`run.steps[3].status`), when there is one.
+    pub path: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for CaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.path {
+            Some(path) => write!(f, "{}: {path}: {}", self.source, self.message),
+            None => write!(f, "{}: {}", self.source, self.message),
+        }
+    }
+}
+
+impl std::error::Error for CaseError {}
+
+impl Case {
+    /// Parse and validate a case; `source` names it in errors.
+    pub fn from_json(source: &str, text: &str) -> Result<Case, CaseError> {
+        let error = |path: Option<String>, message: String| CaseError { source: source.to_string(), path, message };
+        // serde would read a JSON array positionally into the struct: say what is wrong instead.
+        if !text.trim_start().starts_with('{') {
+            return Err(error(None, "a case is one JSON object ({\"run\": ...})".into()));
+        }
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let case: Case = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            error((path != "." && !path.is_empty()).then_some(path), e.into_inner().to_string())
+        })?;
+        deserializer.end().map_err(|e| error(None, format!("trailing characters after the case: {e}")))?;
+        case.validate().map_err(|(path, message)| error(Some(path), message))?;
+        Ok(case)
+    }
+
+    /// Check what types cannot: step keys are unique and non-empty, every upstream key is a
+    /// plan step, and only `MAPPED` steps have instances, each with a concrete status.
+    /// `Err((json_path, message))`.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let mut seen = HashSet::new();
+        for (i, step) in self.run.steps.iter().enumerate() {
+            if step.key.is_empty() {
+                return Err((format!("run.steps[{i}].key"), "empty step key".into()));
+            }
+            if !seen.insert(step.key.as_str()) {
+                return Err((format!("run.steps[{i}].key"), format!("duplicate step key {:?}", step.key)));
+            }
+        }
+        for (i, step) in self.run.steps.iter().enumerate() {
+            for (j, up) in step.upstream.iter().enumerate() {
+                if !seen.contains(up.as_str()) {
+                    return Err((format!("run.steps[{i}].upstream[{j}]"), format!("{up:?} is not a step of the plan")));
+                }
+            }
+            if !step.instances.is_empty() && step.status != StepStatus::Mapped {
+                return Err((format!("run.steps[{i}].instances"), "only a MAPPED step has instances".into()));
+            }
+            if let Some(instance) = step.instances.iter().find(|i| i.status == StepStatus::Mapped) {
+                return Err((
+                    format!("run.steps[{i}].instances.{}", instance.mapping_key),
+                    "an instance cannot be MAPPED".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Tags as a JSON object, in order; duplicate keys are read as they come.
+mod tags {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(tags: &[(String, String)], serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(tags.len()))?;
+        for (key, value) in tags {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Tags, D::Error> {
+        struct Pairs;
+        impl<'de> Visitor<'de> for Pairs {
+            type Value = Tags;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of string tags")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tags, A::Error> {
+                let mut tags = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(pair) = map.next_entry::<String, String>()? {
+                    tags.push(pair);
+                }
+                Ok(tags)
+            }
+        }
+        deserializer.deserialize_map(Pairs)
+    }
+}
+
+/// `instances` as an object `{mapping_key: status}`; null or absent is none.
+mod instances {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(instances: &[MappedInstance], serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(instances.len()))?;
+        for instance in instances {
+            map.serialize_entry(&instance.mapping_key, &instance.status)?;
+        }
+        map.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<MappedInstance>, D::Error> {
+        struct Instances;
+        impl<'de> Visitor<'de> for Instances {
+            type Value = Vec<MappedInstance>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of mapping key to step status, or null")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Vec::new())
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Vec::new())
+            }
+            fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+                deserializer.deserialize_map(self)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut instances = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some((mapping_key, status)) = map.next_entry::<String, StepStatus>()? {
+                    instances.push(MappedInstance { mapping_key, status });
+                }
+                Ok(instances)
+            }
+        }
+        deserializer.deserialize_option(Instances)
+    }
+}
+
+impl Serialize for FailureReason {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for FailureReason {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(FailureReason::parse(&String::deserialize(deserializer)?))
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
+/// The `run_retries` block; a misspelt key is an error (`max_retry` must not silently mean 0).
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Config", deny_unknown_fields)]
+struct ConfigJson {
+    #[serde(default)]
+    enabled: bool,
+    #[serde(default)]
+    max_retries: i64,
+    #[serde(default = "default_true")]
+    retry_on_asset_or_op_failure: bool,
+}
+
+impl Serialize for Config {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ConfigJson::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Config {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        ConfigJson::deserialize(deserializer)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Failure")]
+struct FailureJson {
+    #[serde(default)]
+    reason: Option<FailureReason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+impl Serialize for Failure {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        FailureJson::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Failure {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        FailureJson::deserialize(deserializer)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Step")]
+struct StepJson {
+    key: String,
+    #[serde(default)]
+    upstream: Vec<String>,
+    status: StepStatus,
+    #[serde(default, with = "instances", skip_serializing_if = "Vec::is_empty")]
+    instances: Vec<MappedInstance>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    dynamic_output: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    mapping_keys: Vec<String>,
+}
+
+impl Serialize for Step {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StepJson::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Step {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        StepJson::deserialize(deserializer)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "GroupMember")]
+struct GroupMemberJson {
+    run_id: String,
+    #[serde(default)]
+    parent_run_id: Option<String>,
+    #[serde(default, with = "tags")]
+    tags: Tags,
+    #[serde(default)]
+    status: Option<RunStatus>,
+    #[serde(default = "default_true")]
+    exists: bool,
+}
+
+impl Serialize for GroupMember {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        GroupMemberJson::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for GroupMember {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        GroupMemberJson::deserialize(deserializer)
+    }
+}
+
+/// A backfill as JSON: `status` may be null only when the backfill no longer exists.
+#[derive(Deserialize)]
+struct BackfillJson {
+    id: String,
+    #[serde(default = "default_true")]
+    exists: bool,
+    #[serde(default)]
+    status: Option<BackfillStatus>,
+}
+
+impl Serialize for Backfill {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("Backfill", 3)?;
+        out.serialize_field("id", &self.id)?;
+        out.serialize_field("exists", &self.exists)?;
+        out.serialize_field("status", &self.exists.then_some(self.status))?;
+        out.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Backfill {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let json = BackfillJson::deserialize(deserializer)?;
+        let status = match (json.exists, json.status) {
+            (_, Some(status)) => status,
+            // A deleted backfill has no status; reading it as a terminal one means a policy
+            // that forgets `exists` still does not retry.
+            (false, None) => BackfillStatus::Canceled,
+            (true, None) => {
+                return Err(de::Error::custom(
+                    "status: an existing backfill needs a status (null only with \"exists\": false)",
+                ))
+            }
+        };
+        Ok(Backfill { id: json.id, exists: json.exists, status })
+    }
+}
+
+/// The run as JSON: `group` may be absent, meaning the run alone.
+#[derive(Serialize, Deserialize)]
+struct RunJson {
+    run_id: String,
+    status: RunStatus,
+    #[serde(default, with = "tags")]
+    tags: Tags,
+    #[serde(default)]
+    root_run_id: Option<String>,
+    #[serde(default)]
+    parent_run_id: Option<String>,
+    #[serde(default)]
+    group: Option<Vec<GroupMember>>,
+    #[serde(default)]
+    steps: Vec<Step>,
+    #[serde(default)]
+    step_keys_to_execute: Option<Vec<String>>,
+    #[serde(default)]
+    op_selection: Option<Vec<String>>,
+    #[serde(default, with = "tags")]
+    job_tags: Tags,
+    #[serde(default)]
+    backfill: Option<Backfill>,
+    #[serde(default)]
+    job: Option<String>,
+}
+
+impl Serialize for Run {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct RunRef<'a> {
+            run_id: &'a str,
+            status: RunStatus,
+            #[serde(with = "tags")]
+            tags: &'a [(String, String)],
+            root_run_id: &'a Option<String>,
+            parent_run_id: &'a Option<String>,
+            group: &'a [GroupMember],
+            steps: &'a [Step],
+            step_keys_to_execute: &'a Option<Vec<String>>,
+            op_selection: &'a Option<Vec<String>>,
+            #[serde(with = "tags")]
+            job_tags: &'a [(String, String)],
+            backfill: &'a Option<Backfill>,
+            job: &'a Option<String>,
+        }
+        RunRef {
+            run_id: &self.run_id,
+            status: self.status,
+            tags: &self.tags,
+            root_run_id: &self.root_run_id,
+            parent_run_id: &self.parent_run_id,
+            group: &self.group,
+            steps: &self.steps,
+            step_keys_to_execute: &self.step_keys_to_execute,
+            op_selection: &self.op_selection,
+            job_tags: &self.job_tags,
+            backfill: &self.backfill,
+            job: &self.job,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Run {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let json = RunJson::deserialize(deserializer)?;
+        // An absent group is the run alone: `group` always holds at least the run itself.
+        let group = json.group.unwrap_or_else(|| {
+            vec![GroupMember {
+                run_id: json.run_id.clone(),
+                parent_run_id: json.parent_run_id.clone(),
+                tags: json.tags.clone(),
+                status: Some(json.status),
+                exists: true,
+            }]
+        });
+        Ok(Run {
+            run_id: json.run_id,
+            status: json.status,
+            tags: json.tags,
+            root_run_id: json.root_run_id,
+            parent_run_id: json.parent_run_id,
+            group,
+            steps: json.steps,
+            step_keys_to_execute: json.step_keys_to_execute,
+            op_selection: json.op_selection,
+            job_tags: json.job_tags,
+            backfill: json.backfill,
+            job: json.job,
+        })
+    }
+}
+
+/// The decision as JSON (case-format §2), `retry` included.
+#[derive(Deserialize)]
+struct DecisionJson {
+    action: Action,
+    #[serde(default)]
+    retry: bool,
+    retry_number: Option<u32>,
+    strategy: Option<Strategy>,
+    steps: Option<Vec<String>>,
+    #[serde(with = "tags")]
+    new_run_tags: Tags,
+    #[serde(with = "tags")]
+    failed_run_tags: Tags,
+    resubmit_run_id: Option<String>,
+    delay_seconds: f64,
+    events: Vec<String>,
+    reason: String,
+}
+
+impl Serialize for Decision {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("Decision", 11)?;
+        out.serialize_field("action", &self.action)?;
+        out.serialize_field("retry", &self.retry())?;
+        out.serialize_field("retry_number", &self.retry_number)?;
+        out.serialize_field("strategy", &self.strategy)?;
+        out.serialize_field("steps", &self.steps)?;
+        out.serialize_field("new_run_tags", &TagsRef(&self.new_run_tags))?;
+        out.serialize_field("failed_run_tags", &TagsRef(&self.failed_run_tags))?;
+        out.serialize_field("resubmit_run_id", &self.resubmit_run_id)?;
+        out.serialize_field("delay_seconds", &self.delay_seconds)?;
+        out.serialize_field("events", &self.events)?;
+        out.serialize_field("reason", &self.reason)?;
+        out.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Decision {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let json = DecisionJson::deserialize(deserializer)?;
+        if json.retry != (json.action == Action::LaunchNew) {
+            return Err(de::Error::custom("retry: must be true exactly when action is LAUNCH_NEW"));
+        }
+        Ok(Decision {
+            action: json.action,
+            retry_number: json.retry_number,
+            strategy: json.strategy,
+            steps: json.steps,
+            new_run_tags: json.new_run_tags,
+            failed_run_tags: json.failed_run_tags,
+            resubmit_run_id: json.resubmit_run_id,
+            delay_seconds: json.delay_seconds,
+            events: json.events,
+            reason: json.reason,
+        })
+    }
+}
+
+/// Borrowed tags, serialised as an object.
+struct TagsRef<'a>(&'a [(String, String)]);
+
+impl Serialize for TagsRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        tags::serialize(self.0, serializer)
+    }
+}

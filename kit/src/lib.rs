@@ -1,0 +1,68 @@
+//! runretry's contract as plain Rust: one model of `wit/policy.wit` for everyone.
+//!
+//! - Policy authors implement [`Policy`] over the model types, unit-test it natively with
+//!   `cargo test`, and export it from a `wasm32-wasip2` component with [`export_policy!`].
+//! - The host, the default policy, the examples and the test guests all use these types: a
+//!   field added to the WIT is added here, once.
+//! - With the `serde` feature the model reads and writes the JSON case format
+//!   (`docs/case-format.md`): [`Case::from_json`], and `serde` for every type.
+//!
+//! ```
+//! use runretry_kit::{Action, Config, Decision, Failure, Policy, Run, RunStatus, Strategy};
+//!
+//! /// Never retries: the smallest policy there is.
+//! struct Never;
+//!
+//! impl Policy for Never {
+//!     fn should_retry(_run: &Run, _failure: &Failure, _config: &Config) -> Decision {
+//!         Decision::none("this deployment never retries")
+//!     }
+//!     fn select_steps(_run: &Run, _strategy: Strategy) -> Result<Vec<String>, String> {
+//!         Err("this deployment never retries".into())
+//!     }
+//! }
+//!
+//! runretry_kit::export_policy!(Never); // a component export on wasm32, nothing natively
+//!
+//! let run = Run::new("run-A", RunStatus::Failure);
+//! assert_eq!(Never::should_retry(&run, &Failure::default(), &Config::default()).action, Action::None);
+//! ```
+
+#![deny(missing_docs)]
+
+mod model;
+mod policy;
+mod step_key;
+
+#[cfg(feature = "serde")]
+mod json;
+
+#[cfg(target_arch = "wasm32")]
+mod export;
+
+pub use model::{
+    set_tag, tag, Action, Backfill, BackfillStatus, Config, Decision, Failure, FailureReason, GroupMember,
+    MappedInstance, Run, RunStatus, Selection, Step, StepStatus, Strategy, Tags,
+};
+pub use policy::Policy;
+pub use step_key::StepKey;
+
+#[cfg(feature = "serde")]
+pub use json::{Case, CaseError};
+
+/// Not public API: what [`export_policy!`] expands to needs.
+#[doc(hidden)]
+#[cfg(target_arch = "wasm32")]
+pub mod __private {
+    pub use crate::export::{
+        bindings, config_from_wit, decision_to_wit, failure_from_wit, run_from_wit, strategy_from_wit,
+    };
+}
+
+/// Export a type implementing [`Policy`] as this component's `policy` interface. On targets
+/// other than wasm32 it expands to nothing, so the same source builds and tests natively.
+#[cfg(not(target_arch = "wasm32"))]
+#[macro_export]
+macro_rules! export_policy {
+    ($policy:ty) => {};
+}

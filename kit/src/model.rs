@@ -1,0 +1,433 @@
+//! The contract's data, field for field as `wit/policy.wit` declares it (kebab-case there,
+//! snake_case here). With the `serde` feature these types also read and write the JSON case
+//! format (`docs/case-format.md`, module `json`).
+
+#[cfg(feature = "serde")]
+use serde::{Deserialize, Serialize};
+
+/// An ordered tag map: `(key, value)` pairs, in order, exactly as received or returned.
+/// Duplicates are kept, so whoever checks a decision sees what the policy really returned.
+pub type Tags = Vec<(String, String)>;
+
+/// Look up a tag by key (the first, should a list hold duplicates).
+pub fn tag<'a>(tags: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// Set a tag, replacing an existing value in place (so merge order is kept).
+pub fn set_tag(tags: &mut Tags, key: &str, value: &str) {
+    match tags.iter_mut().find(|(k, _)| k == key) {
+        Some((_, v)) => *v = value.to_string(),
+        None => tags.push((key.to_string(), value.to_string())),
+    }
+}
+
+/// Declares a fieldless enum with Dagster's spelling of each variant (`as_str`, `parse`, `ALL`);
+/// the spelling is also its JSON form.
+macro_rules! dagster_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+        pub enum $name {
+            $($(#[$vmeta])* #[cfg_attr(feature = "serde", serde(rename = $text))] $variant,)*
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            /// Dagster's spelling, e.g. `NOT_STARTED`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+
+            /// The variant Dagster spells `text` (exact, case-sensitive), if any.
+            pub fn parse(text: &str) -> Option<Self> {
+                match text {
+                    $($text => Some($name::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+dagster_enum! {
+    /// A run's lifecycle status (Dagster's `DagsterRunStatus`).
+    RunStatus {
+        /// Waiting in the run queue.
+        Queued = "QUEUED",
+        /// Created but never submitted.
+        NotStarted = "NOT_STARTED",
+        /// Managed outside the orchestrator.
+        Managed = "MANAGED",
+        /// Launched, worker not yet up.
+        Starting = "STARTING",
+        /// Executing.
+        Started = "STARTED",
+        /// Finished successfully.
+        Success = "SUCCESS",
+        /// Finished with a failure: the only status Dagster retries.
+        Failure = "FAILURE",
+        /// Termination requested.
+        Canceling = "CANCELING",
+        /// Terminated.
+        Canceled = "CANCELED",
+    }
+}
+
+dagster_enum! {
+    /// What the parent run's event log says about a step or a mapped instance.
+    StepStatus {
+        /// A STEP_SUCCESS was logged.
+        Success = "SUCCESS",
+        /// A STEP_FAILURE was logged.
+        Failure = "FAILURE",
+        /// A STEP_SKIPPED was logged.
+        Skipped = "SKIPPED",
+        /// Some event was logged, but none of success, failure or skipped: interrupted.
+        InProgress = "IN_PROGRESS",
+        /// No event at all.
+        NotStarted = "NOT_STARTED",
+        /// A step-scoped RESOURCE_INIT_FAILURE was logged; counts as a failure.
+        ResourceInitFailure = "RESOURCE_INIT_FAILURE",
+        /// An unresolved dynamic step `name[?]`; its instances carry the status.
+        Mapped = "MAPPED",
+    }
+}
+
+dagster_enum! {
+    /// A backfill's status (Dagster's `BulkActionStatus`).
+    BackfillStatus {
+        /// Still launching runs.
+        Requested = "REQUESTED",
+        /// Being cancelled.
+        Canceling = "CANCELING",
+        /// Failing.
+        Failing = "FAILING",
+        /// Finished (terminal).
+        Completed = "COMPLETED",
+        /// Failed (terminal).
+        Failed = "FAILED",
+        /// Cancelled (terminal).
+        Canceled = "CANCELED",
+        /// Finished with every partition successful (terminal).
+        CompletedSuccess = "COMPLETED_SUCCESS",
+        /// Finished with some partition failed (terminal).
+        CompletedFailed = "COMPLETED_FAILED",
+    }
+}
+
+impl BackfillStatus {
+    /// `BULK_ACTION_TERMINAL_STATUSES`: a backfill in one of these no longer takes retries.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, BackfillStatus::Requested | BackfillStatus::Canceling | BackfillStatus::Failing)
+    }
+}
+
+dagster_enum! {
+    /// Which steps a retry re-runs (Dagster's `ReexecutionStrategy`).
+    Strategy {
+        /// Every step of the job.
+        AllSteps = "ALL_STEPS",
+        /// Failed, interrupted and never-run steps plus everything downstream.
+        FromFailure = "FROM_FAILURE",
+        /// Assets not materialised (asset jobs only).
+        FromAssetFailure = "FROM_ASSET_FAILURE",
+    }
+}
+
+dagster_enum! {
+    /// What the orchestrator does.
+    Action {
+        /// Create and launch a retry run.
+        LaunchNew = "LAUNCH_NEW",
+        /// An automatic retry already exists and never started: submit it again.
+        ResubmitExisting = "RESUBMIT_EXISTING",
+        /// Nothing.
+        None = "NONE",
+    }
+}
+
+/// The status of one resolved instance `name[mapping_key]` of a mapped step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MappedInstance {
+    /// The mapping key `k` of the instance `name[k]`.
+    pub mapping_key: String,
+    /// What the event log says about it; never `Mapped`.
+    pub status: StepStatus,
+}
+
+/// One step of the parent run's execution plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// `name` (plain), `name[?]` (unresolved mapped) or `name[k]` (resolved); see [`crate::StepKey`].
+    pub key: String,
+    /// Plan keys this step depends on.
+    pub upstream: Vec<String>,
+    /// The step's status; `Mapped` for `name[?]` steps, whose instances carry their own.
+    pub status: StepStatus,
+    /// For a mapped step: every instance the event log mentions.
+    pub instances: Vec<MappedInstance>,
+    /// Informational: this step produces a dynamic output.
+    pub dynamic_output: bool,
+    /// Informational: the mapping keys this producer yielded.
+    pub mapping_keys: Vec<String>,
+}
+
+impl Step {
+    /// A step with the given upstream keys and nothing else, for tests and examples.
+    pub fn new(key: &str, upstream: &[&str], status: StepStatus) -> Self {
+        Step {
+            key: key.to_string(),
+            upstream: upstream.iter().map(|u| u.to_string()).collect(),
+            status,
+            instances: Vec::new(),
+            dynamic_output: false,
+            mapping_keys: Vec::new(),
+        }
+    }
+}
+
+/// One run of the failed run's re-execution group (same root run).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupMember {
+    /// Its run id.
+    pub run_id: String,
+    /// The run it re-executes; `None` for the root.
+    pub parent_run_id: Option<String>,
+    /// Its tags.
+    pub tags: Tags,
+    /// Its status, when known.
+    pub status: Option<RunStatus>,
+    /// False when the run was deleted: not counted, cannot be loaded.
+    pub exists: bool,
+}
+
+/// The backfill named by the run's `dagster/backfill` tag.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Backfill {
+    /// Its id.
+    pub id: String,
+    /// False when it no longer exists (Dagster does not retry such a run).
+    pub exists: bool,
+    /// Its status; a backfill that no longer exists reads `Canceled`.
+    pub status: BackfillStatus,
+}
+
+/// The failed (parent) run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Run {
+    /// Its id.
+    pub run_id: String,
+    /// Its status: normally `Failure` when a policy is asked.
+    pub status: RunStatus,
+    /// Its tags before the failure is processed.
+    pub tags: Tags,
+    /// The root of its re-execution group; `None` for an original run.
+    pub root_run_id: Option<String>,
+    /// The run it re-executes; `None` for an original run.
+    pub parent_run_id: Option<String>,
+    /// The run group, root and this run included, in creation order.
+    pub group: Vec<GroupMember>,
+    /// The execution plan, with per-step status from the run's event log.
+    pub steps: Vec<Step>,
+    /// The run's own step selection; `None` is the whole job.
+    pub step_keys_to_execute: Option<Vec<String>>,
+    /// The run's op selection, copied to a retry.
+    pub op_selection: Option<Vec<String>>,
+    /// The job definition's tags.
+    pub job_tags: Tags,
+    /// The backfill named by `dagster/backfill`, when the run has one.
+    pub backfill: Option<Backfill>,
+    /// The job's name (informational).
+    pub job: Option<String>,
+}
+
+impl Run {
+    /// An original run alone in its group, with no plan: a start for tests and examples.
+    pub fn new(run_id: &str, status: RunStatus) -> Self {
+        Run {
+            run_id: run_id.to_string(),
+            status,
+            tags: Vec::new(),
+            root_run_id: None,
+            parent_run_id: None,
+            group: vec![GroupMember {
+                run_id: run_id.to_string(),
+                parent_run_id: None,
+                tags: Vec::new(),
+                status: Some(status),
+                exists: true,
+            }],
+            steps: Vec::new(),
+            step_keys_to_execute: None,
+            op_selection: None,
+            job_tags: Vec::new(),
+            backfill: None,
+            job: None,
+        }
+    }
+}
+
+/// Dagster's `RunFailureReason`; a value this contract does not know travels as `Other`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum FailureReason {
+    /// At least one step failed.
+    StepFailure,
+    /// An exception escaped plan execution.
+    RunException,
+    /// The run process was interrupted without a termination request.
+    UnexpectedTermination,
+    /// Executor, logger or resource setup failed before execution.
+    JobInitializationFailure,
+    /// The run stayed starting longer than the start timeout.
+    StartTimeout,
+    /// A second run worker started for a run already started.
+    RunWorkerRestart,
+    /// Dagster's deserialisation fallback.
+    Unknown,
+    /// A reason this version of the contract does not know, verbatim.
+    Other(String),
+}
+
+impl FailureReason {
+    /// Every reason Dagster 1.13.29 knows, in its order.
+    pub const KNOWN: [FailureReason; 7] = [
+        FailureReason::StepFailure,
+        FailureReason::RunException,
+        FailureReason::UnexpectedTermination,
+        FailureReason::JobInitializationFailure,
+        FailureReason::StartTimeout,
+        FailureReason::RunWorkerRestart,
+        FailureReason::Unknown,
+    ];
+
+    /// Dagster's spelling; anything else becomes `Other`, verbatim.
+    pub fn parse(value: &str) -> Self {
+        Self::KNOWN
+            .iter()
+            .find(|known| known.as_str() == value)
+            .cloned()
+            .unwrap_or_else(|| FailureReason::Other(value.to_string()))
+    }
+
+    /// Dagster's spelling.
+    pub fn as_str(&self) -> &str {
+        match self {
+            FailureReason::StepFailure => "STEP_FAILURE",
+            FailureReason::RunException => "RUN_EXCEPTION",
+            FailureReason::UnexpectedTermination => "UNEXPECTED_TERMINATION",
+            FailureReason::JobInitializationFailure => "JOB_INITIALIZATION_FAILURE",
+            FailureReason::StartTimeout => "START_TIMEOUT",
+            FailureReason::RunWorkerRestart => "RUN_WORKER_RESTART",
+            FailureReason::Unknown => "UNKNOWN",
+            FailureReason::Other(text) => text,
+        }
+    }
+}
+
+/// The failure being handled.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Failure {
+    /// The recorded reason; `None` when the failure carried none (a crash detected by
+    /// monitoring, a max-runtime kill, a launch failure, ...).
+    pub reason: Option<FailureReason>,
+    /// Free text from the orchestrator, for custom policies (e.g. an OOM message).
+    pub message: Option<String>,
+}
+
+/// The deployment's `run_retries` block.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Config {
+    /// Run retries are on.
+    pub enabled: bool,
+    /// Default retry budget per run group; the `dagster/max_retries` tag overrides it.
+    pub max_retries: i64,
+    /// Retry runs that failed because a step failed.
+    pub retry_on_asset_or_op_failure: bool,
+}
+
+impl Default for Config {
+    /// Dagster's defaults when the block is absent.
+    fn default() -> Self {
+        Config { enabled: false, max_retries: 0, retry_on_asset_or_op_failure: true }
+    }
+}
+
+/// The complete answer to a failed run (case-format §2).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// What to do.
+    pub action: Action,
+    /// The new run's `dagster/retry_number`, when launching.
+    pub retry_number: Option<u32>,
+    /// The strategy used; `None` when the policy never got that far.
+    pub strategy: Option<Strategy>,
+    /// Step keys the new run executes, when launching.
+    pub steps: Option<Vec<String>>,
+    /// The new run's full tag map (the orchestrator adds `dagster/code_location`).
+    pub new_run_tags: Tags,
+    /// Tags to write on the failed run.
+    pub failed_run_tags: Tags,
+    /// The run to submit again, for `ResubmitExisting`.
+    pub resubmit_run_id: Option<String>,
+    /// Seconds to wait before launching: finite and at least 0.
+    pub delay_seconds: f64,
+    /// Engine events and warnings to log, in order.
+    pub events: Vec<String>,
+    /// One human sentence: why this decision.
+    pub reason: String,
+}
+
+impl Decision {
+    /// A decision to do nothing, saying why.
+    pub fn none(reason: impl Into<String>) -> Self {
+        Decision {
+            action: Action::None,
+            retry_number: None,
+            strategy: None,
+            steps: None,
+            new_run_tags: Vec::new(),
+            failed_run_tags: Vec::new(),
+            resubmit_run_id: None,
+            delay_seconds: 0.0,
+            events: Vec::new(),
+            reason: reason.into(),
+        }
+    }
+
+    /// True exactly when the decision launches a new run (the JSON `retry` field).
+    pub fn retry(&self) -> bool {
+        self.action == Action::LaunchNew
+    }
+}
+
+/// The answer of `select-steps`: the steps a re-execution runs, or the policy's refusal.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize), serde(untagged))]
+pub enum Selection {
+    /// The steps a re-execution runs.
+    Steps {
+        /// The strategy asked for.
+        strategy: Strategy,
+        /// Step keys.
+        steps: Vec<String>,
+    },
+    /// Why the run cannot be re-executed that way.
+    Refused {
+        /// The strategy asked for.
+        strategy: Strategy,
+        /// The policy's message.
+        error: String,
+    },
+}
