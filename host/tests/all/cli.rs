@@ -2,8 +2,9 @@
 //! input getting its exit code and a message naming what is wrong (never a panic).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+use crate::support::{example, repo};
 
 fn runretry(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_runretry"))
@@ -21,21 +22,6 @@ fn runretry(args: &[&str], stdin: Option<&str>) -> Output {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("panicked"), "runretry panicked: {stderr}");
     output
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn example(name: &str) -> String {
-    let dir = repo().join("tests/conformance/examples");
-    let file = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(name))
-        .unwrap_or_else(|| panic!("no example {name}"));
-    file.display().to_string()
 }
 
 fn json(output: &Output) -> serde_json::Value {

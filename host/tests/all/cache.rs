@@ -13,6 +13,8 @@ use hmac::{Hmac, Mac};
 use runretry::{Case, CompileCache, Sandbox, SandboxConfig, DEFAULT_POLICY_WASM};
 use sha2::Sha256;
 
+use crate::support::example_text;
+
 fn sandbox(dir: &Path) -> Sandbox {
     Sandbox::new(SandboxConfig { cache_dir: Some(dir.to_path_buf()), ..SandboxConfig::default() }).unwrap()
 }
@@ -21,14 +23,10 @@ fn uncached() -> Sandbox {
     Sandbox::new(SandboxConfig { cache_dir: None, ..SandboxConfig::default() }).unwrap()
 }
 
-const EXAMPLE_01: &str = include_str!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../tests/conformance/examples/01-failed-run-no-tags-instance-default-2.json"
-));
 
 fn decides(sandbox: &Sandbox) {
     let policy = sandbox.load_default().unwrap();
-    assert!(policy.decide(&Case::from_json("01", EXAMPLE_01).unwrap()).unwrap().retry());
+    assert!(policy.decide(&Case::from_json("01", &example_text("01")).unwrap()).unwrap().retry());
 }
 
 fn entry(dir: &Path, sandbox: &Sandbox) -> PathBuf {
@@ -38,7 +36,7 @@ fn entry(dir: &Path, sandbox: &Sandbox) -> PathBuf {
 /// Example 01 with `max_retries: 0` in the config and `dagster/max_retries: 3` on the run: the
 /// default policy retries, the `wrong-max-retries` guest (which drops that tag) does not.
 fn tag_driven_case() -> Case {
-    let mut case: serde_json::Value = serde_json::from_str(EXAMPLE_01).unwrap();
+    let mut case: serde_json::Value = serde_json::from_str(&example_text("01")).unwrap();
     case["config"]["max_retries"] = 0.into();
     case["run"]["tags"] = serde_json::json!({ "dagster/max_retries": "3" });
     Case::from_json("tag-driven", &case.to_string()).unwrap()

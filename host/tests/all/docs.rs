@@ -1,16 +1,14 @@
 //! The guide's code is included from the example files, not copied: each
 //! `<!-- include: PATH#ANCHOR -->` marker in a doc must be followed by a code block equal to that
 //! region of the file (`ANCHOR: name` ... `ANCHOR_END: name`, any comment style; no `#ANCHOR`
-//! means the whole file). `RUNRETRY_BLESS=1 cargo test -p runretry --test docs` rewrites the
+//! means the whole file). `RUNRETRY_BLESS=1 cargo test -p runretry --test all docs::` rewrites the
 //! blocks from the files.
 
-use std::path::{Path, PathBuf};
+
+use crate::support::repo;
 
 const DOCS: [&str; 1] = ["docs/writing-a-policy.md"];
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// The lines of `path` between the anchor's markers (markers of other anchors dropped).
 fn region(path: &str, anchor: Option<&str>) -> String {
@@ -74,7 +72,7 @@ fn guide_code_matches_the_example_files() {
         }
         assert!(
             text == expanded,
-            "{doc} has drifted from the files it includes; run RUNRETRY_BLESS=1 cargo test -p runretry --test docs"
+            "{doc} has drifted from the files it includes; run RUNRETRY_BLESS=1 cargo test -p runretry --test all docs::"
         );
         assert!(text.contains("<!-- include: "), "{doc} includes nothing");
     }

@@ -10,12 +10,7 @@ fn config() -> SandboxConfig {
 }
 
 fn case() -> Case {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/conformance/examples/01-failed-run-no-tags-instance-default-2.json"
-    ))
-    .unwrap();
-    Case::from_json("example 01", &text).unwrap()
+    crate::support::example_case("01")
 }
 
 /// The limits each hostile guest is run under, and what must come of it.

@@ -1,0 +1,12 @@
+//! Every integration test in one binary (wasmtime's `tests/all` layout): wasmtime is linked once,
+//! not once per file, and the helpers the tests share live in `support`.
+//!
+//! Run one area with a filter: `cargo test -p runretry --test all sandbox::`.
+
+mod support;
+
+mod cache;
+mod cli;
+mod conformance_kit;
+mod docs;
+mod sandbox;
