@@ -1,14 +1,14 @@
 //! The contract suite: properties every policy must hold whatever its semantics, on inputs the
 //! kit generates (seeded, so a failure reproduces).
 //!
-//! For every generated case a policy must: answer `should-retry` without failing, with a
-//! well-formed decision (checked by `validate`: `retry` iff `LAUNCH_NEW`, a retry has a number
-//! >= 1, a strategy and plan step keys without duplicates, non-empty whenever the plan is; a
-//! finite `delay_seconds` >= 0; `resubmit_run_id` only with `RESUBMIT_EXISTING`); answer
-//! `select-steps` for every strategy with plan keys only, or a refusal; give byte-identical
-//! answers from two fresh instances; and give the same answers whatever order the plan lists
-//! its steps in (every case is also run with its plan shuffled, and two plans are listed in
-//! reverse dependency order).
+//! For every generated case a policy must:
+//! - answer `should-retry` without failing, with a decision the host's checks accept (a retry
+//!   has a retry number of at least 1, a strategy and plan step keys without duplicates; the
+//!   delay is finite and not negative; tags and resubmits are well-formed: see `validate`);
+//! - answer `select-steps` for every strategy with plan keys only, or a refusal;
+//! - give byte-identical answers from two fresh instances;
+//! - give the same answers whatever order the plan lists its steps in (every case is also run
+//!   with its plan shuffled, and two plans are listed in reverse dependency order).
 
 use runretry_kit::{
     Backfill, BackfillStatus, Case, Config, Decision, Failure, FailureReason, GroupMember, MappedInstance,
