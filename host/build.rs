@@ -41,7 +41,11 @@ fn embed_default_suite(dir: &Path, out: &Path) {
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());
         let relative = file.strip_prefix(dir.parent().unwrap().parent().unwrap()).unwrap();
-        code.push_str(&format!("    ({:?}, include_str!({:?})),\n", relative.display().to_string(), file.display().to_string()));
+        code.push_str(&format!(
+            "    ({:?}, include_str!({:?})),\n",
+            relative.display().to_string(),
+            file.display().to_string()
+        ));
     }
     code.push(']');
     std::fs::write(out, code).expect("write the embedded suite");
@@ -59,4 +63,3 @@ fn collect_json(dir: &Path, files: &mut Vec<PathBuf>) {
         }
     }
 }
-

@@ -43,7 +43,11 @@ fn realistic_case() -> Case {
             tags,
             root_run_id: Some("run-A".into()),
             parent_run_id: Some("run-R1".into()),
-            group: Some(vec![member("run-A", None, None), member("run-R1", Some("run-A"), Some(1)), member("run-R2", Some("run-R1"), Some(2))]),
+            group: Some(vec![
+                member("run-A", None, None),
+                member("run-R1", Some("run-A"), Some(1)),
+                member("run-R2", Some("run-R1"), Some(2)),
+            ]),
             steps,
             step_keys_to_execute: None,
             op_selection: None,
@@ -125,10 +129,8 @@ fn to_native(case: &Case) -> (native::Run, native::Failure, native::Config) {
         job_tags: tags(&run.job_tags),
         backfill: None,
     };
-    let failure = native::Failure {
-        reason: case.failure.reason.as_deref().map(native::FailureReason::parse),
-        message: None,
-    };
+    let failure =
+        native::Failure { reason: case.failure.reason.as_deref().map(native::FailureReason::parse), message: None };
     let config = native::Config {
         enabled: case.config.enabled,
         max_retries: case.config.max_retries,
@@ -186,7 +188,6 @@ fn bench_select_steps(c: &mut Criterion) {
         group.finish();
     }
 }
-
 
 criterion_group!(benches, bench_should_retry, bench_select_steps);
 criterion_main!(benches);

@@ -14,14 +14,8 @@ pub const POLICY_EXPORT: &str = "runretry:policy/policy@0.1.0";
 /// Import namespaces a policy may use. A Rust std guest imports ~13 WASI interfaces; every one
 /// is linked with nothing granted. Sockets and HTTP are refused outright: a policy has no
 /// business on the network, and saying so at load time beats a failure mid-decision.
-pub const ALLOWED_IMPORT_PREFIXES: [&str; 6] = [
-    "wasi:cli/",
-    "wasi:io/",
-    "wasi:clocks/",
-    "wasi:random/",
-    "wasi:filesystem/",
-    "runretry:policy/",
-];
+pub const ALLOWED_IMPORT_PREFIXES: [&str; 6] =
+    ["wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:filesystem/", "runretry:policy/"];
 
 /// What a file holds, judged from its header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,9 +47,7 @@ pub(crate) fn compile(engine: &Engine, name: &str, bytes: &[u8]) -> Result<Compo
                  components (for Rust: cargo build --target wasm32-wasip2)"
             )))
         }
-        WasmKind::NotWasm => {
-            return Err(Error::invalid_component(format!("{name}: is not a WebAssembly file")))
-        }
+        WasmKind::NotWasm => return Err(Error::invalid_component(format!("{name}: is not a WebAssembly file"))),
     }
     Component::new(engine, bytes)
         .map_err(|e| Error::invalid_component_caused(format!("{name}: does not compile: {e:#}"), &e))

@@ -160,14 +160,11 @@ fn collect_json_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), Error
 
 /// Parse one suite file: a case object or a list of case objects.
 pub fn parse_cases(source: &str, text: &str) -> Result<Vec<ConformanceCase>, Error> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| Error::bad_input_caused(format!("{source}: {e}"), &e))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| Error::bad_input_caused(format!("{source}: {e}"), &e))?;
     match value {
-        Value::Array(items) => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| parse_case(&format!("{source}[{i}]"), item))
-            .collect(),
+        Value::Array(items) => {
+            items.into_iter().enumerate().map(|(i, item)| parse_case(&format!("{source}[{i}]"), item)).collect()
+        }
         item => Ok(vec![parse_case(source, item)?]),
     }
 }
@@ -181,15 +178,12 @@ fn parse_case(source: &str, value: Value) -> Result<ConformanceCase, Error> {
         Some("should_retry") | None => Kind::ShouldRetry,
         Some("select_steps") => {
             let strategy = value.pointer("/input/strategy").cloned().unwrap_or(Value::Null);
-            let strategy: Strategy = serde_json::from_value(strategy).map_err(|e| {
-                Error::bad_input(format!("{source}: input.strategy: {e}"))
-            })?;
+            let strategy: Strategy = serde_json::from_value(strategy)
+                .map_err(|e| Error::bad_input(format!("{source}: input.strategy: {e}")))?;
             Kind::SelectSteps(strategy)
         }
         Some(other) => {
-            return Err(Error::bad_input(format!(
-                "{source}: kind: {other:?} is neither should_retry nor select_steps"
-            )))
+            return Err(Error::bad_input(format!("{source}: kind: {other:?} is neither should_retry nor select_steps")))
         }
     };
     let expect = match value.get("expect") {
@@ -272,9 +266,7 @@ pub fn compare_selection(
     ignore: &[String],
 ) -> Vec<String> {
     let mut differences = Vec::new();
-    let checked = |field: &str| {
-        expect.get(field).filter(|v| !v.is_null() && !ignore.iter().any(|i| i == field))
-    };
+    let checked = |field: &str| expect.get(field).filter(|v| !v.is_null() && !ignore.iter().any(|i| i == field));
     let strategy = match selection {
         Selection::Steps { strategy, steps } => {
             if let Some(expected) = checked("error") {

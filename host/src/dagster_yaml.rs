@@ -4,8 +4,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use runretry_kit::Config;
 use crate::error::Error;
+use runretry_kit::Config;
 
 /// Only `run_retries` matters; every other key of the instance file is ignored.
 #[derive(Deserialize)]

@@ -158,9 +158,8 @@ pub(crate) fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     random.func_wrap("get-random-u64", |mut store, (): ()| Ok((store.data_mut().call.rng.next_u64(),)))?;
 
     let mut insecure = linker.instance(&format!("wasi:random/insecure@{WASI_VERSION}"))?;
-    insecure.func_wrap("get-insecure-random-bytes", |mut store, (len,): (u64,)| {
-        Ok((random_bytes(&mut store, len)?,))
-    })?;
+    insecure
+        .func_wrap("get-insecure-random-bytes", |mut store, (len,): (u64,)| Ok((random_bytes(&mut store, len)?,)))?;
     insecure.func_wrap("get-insecure-random-u64", |mut store, (): ()| Ok((store.data_mut().call.rng.next_u64(),)))?;
 
     let mut seed = linker.instance(&format!("wasi:random/insecure-seed@{WASI_VERSION}"))?;

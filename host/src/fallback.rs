@@ -21,7 +21,12 @@ pub enum OnPolicyError {
 
 /// Decide with `policy`; on a policy failure apply `mode`. Bad input is never masked: no policy
 /// could have answered it. `default` is the policy used by [`OnPolicyError::Default`].
-pub(crate) fn decide(policy: &Policy, default: Option<&Policy>, case: &Case, mode: OnPolicyError) -> Result<Decision, Error> {
+pub(crate) fn decide(
+    policy: &Policy,
+    default: Option<&Policy>,
+    case: &Case,
+    mode: OnPolicyError,
+) -> Result<Decision, Error> {
     match policy.decide(case) {
         Ok(decision) => Ok(decision),
         Err(error) => fall_back(error, policy.name(), default, case, mode),

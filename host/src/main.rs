@@ -13,7 +13,11 @@ use runretry::{
 };
 
 #[derive(Parser)]
-#[command(name = "runretry", version, about = "Run-retry policies for workflow orchestrators, as sandboxed WebAssembly components")]
+#[command(
+    name = "runretry",
+    version,
+    about = "Run-retry policies for workflow orchestrators, as sandboxed WebAssembly components"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

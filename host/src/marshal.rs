@@ -1,7 +1,9 @@
 //! The model (`runretry-kit`) to the types wasmtime generates from the WIT, and back. The two
 //! mirror each other record for record, so this is naming, not logic.
 
-use runretry_kit::{Action, BackfillStatus, Config, Decision, Failure, FailureReason, Run, RunStatus, StepStatus, Strategy};
+use runretry_kit::{
+    Action, BackfillStatus, Config, Decision, Failure, FailureReason, Run, RunStatus, StepStatus, Strategy,
+};
 
 use crate::bindings::runretry::policy::types as wit;
 

@@ -37,9 +37,10 @@ impl Sandbox {
         let linker = component::policy_linker(&engine)?;
         // A cache refused (not private to this user, read-only home, ...) only costs compile
         // time; say why once, as ssh does for ~/.ssh.
-        let cache = config.cache_dir.as_deref().and_then(|dir| {
-            CompileCache::open(dir).map_err(|refusal| eprintln!("runretry: warning: {refusal}")).ok()
-        });
+        let cache = config
+            .cache_dir
+            .as_deref()
+            .and_then(|dir| CompileCache::open(dir).map_err(|refusal| eprintln!("runretry: warning: {refusal}")).ok());
         Ok(Sandbox { engine, linker: Arc::new(linker), config: Arc::new(config), cache })
     }
 
@@ -63,7 +64,9 @@ impl Sandbox {
     /// Load a policy component from bytes; `name` identifies it in errors.
     pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Policy, Error> {
         let compiled = match &self.cache {
-            Some(cache) => cache.load_or_compile(&self.engine, bytes, || component::compile(&self.engine, name, bytes))?,
+            Some(cache) => {
+                cache.load_or_compile(&self.engine, bytes, || component::compile(&self.engine, name, bytes))?
+            }
             None => component::compile(&self.engine, name, bytes)?,
         };
         let pre = component::prepare(&self.engine, &self.linker, name, &compiled)?;

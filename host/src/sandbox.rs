@@ -117,8 +117,8 @@ pub(crate) fn build_engine(config: &SandboxConfig) -> Result<Engine, Error> {
         }
         // Address space is short here (ulimit -v, 32-bit): on-demand allocation still works.
     }
-    let engine = Engine::new(&wasm)
-        .map_err(|e| Error::invalid_component(format!("cannot configure the Wasm engine: {e}")))?;
+    let engine =
+        Engine::new(&wasm).map_err(|e| Error::invalid_component(format!("cannot configure the Wasm engine: {e}")))?;
     start_epoch_ticker(&engine, config.epoch_tick);
     Ok(engine)
 }

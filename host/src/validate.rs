@@ -29,7 +29,8 @@ impl<'a> PlanKeys<'a> {
 
     fn allows(&self, key: &str) -> bool {
         // A plan key, or a resolved instance `name[k]` of a mapped plan step `name[?]`.
-        self.keys.contains(key) || matches!(StepKey::parse(key), StepKey::Resolved(name, _) if self.mapped.contains(name))
+        self.keys.contains(key)
+            || matches!(StepKey::parse(key), StepKey::Resolved(name, _) if self.mapped.contains(name))
     }
 
     /// Check a step list (`field` names it in the error) and return it sorted.
@@ -91,9 +92,8 @@ pub(crate) fn check_tags<'a>(field: &str, pairs: &'a [(String, String)]) -> Resu
         if let Some(c) = key.chars().find(|&c| c.is_control() || is_hidden_format_char(c)) {
             return bad(format!("key holds the control or invisible character {}", c.escape_unicode()));
         }
-        if let Some(c) = value
-            .chars()
-            .find(|&c| (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || is_hidden_format_char(c))
+        if let Some(c) =
+            value.chars().find(|&c| (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || is_hidden_format_char(c))
         {
             return bad(format!("value holds the control or invisible character {}", c.escape_unicode()));
         }
@@ -109,7 +109,8 @@ pub(crate) fn check_tags<'a>(field: &str, pairs: &'a [(String, String)]) -> Resu
 
 /// Dagster's `VALID_TAG_KEY_REGEX`: `^([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}$`.
 pub fn is_compliant_tag_key(key: &str) -> bool {
-    let section = |s: &str| (1..=63).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    let section =
+        |s: &str| (1..=63).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     match key.split_once('/') {
         Some((namespace, name)) => section(namespace) && section(name),
         None => section(key),
@@ -201,9 +202,7 @@ pub(crate) fn check_decision(run: &Run, mut d: Decision, max_output_bytes: usize
     match (d.action, d.resubmit_run_id.as_deref()) {
         (Action::ResubmitExisting, Some(id)) => check_resubmit_target(run, id)?,
         (Action::ResubmitExisting, None) | (_, Some(_)) => {
-            return Err(Error::invalid_output(
-                "resubmit_run_id: set exactly when the action is RESUBMIT_EXISTING",
-            ))
+            return Err(Error::invalid_output("resubmit_run_id: set exactly when the action is RESUBMIT_EXISTING"))
         }
         (_, None) => {}
     }

@@ -7,6 +7,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use runretry_guest_build::GuestBuild;
+
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../..");
     let root = root.canonicalize().unwrap();
@@ -122,26 +124,11 @@ fn add_column(out: &mut String, example: &Path, name: &str, wasm: &Path, meta: O
 
 /// Build one guest crate (optionally one feature) and copy its component into `out_dir`.
 fn build(manifest: &Path, target_dir: &Path, krate: &str, feature: Option<&str>, out_dir: &Path) -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
-        .arg(manifest)
-        .args(["-p", krate])
-        .arg("--target-dir")
-        .arg(target_dir)
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("RUSTFLAGS")
-        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
-        // Guests are small: whole-program optimisation is cheap here and makes them faster.
-        .env("CARGO_PROFILE_RELEASE_LTO", "true")
-        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1");
+    let mut build = GuestBuild::new(manifest, target_dir.to_path_buf()).arg("-p").arg(krate);
     if let Some(feature) = feature {
-        command.args(["--features", feature]);
+        build = build.arg("--features").arg(feature);
     }
-    let status = command.status().expect("run cargo for a test guest");
-    assert!(status.success(), "building guest {krate} {feature:?} failed (is wasm32-wasip2 installed?)");
-    let built = target_dir.join("wasm32-wasip2/release").join(format!("{}.wasm", krate.replace('-', "_")));
+    let built = build.run(&format!("guest {krate} {feature:?}")).join(format!("{}.wasm", krate.replace('-', "_")));
     let name = match feature {
         Some(feature) => format!("{krate}-{feature}.wasm"),
         None => format!("{krate}.wasm"),

@@ -11,8 +11,8 @@
 //!   with its plan shuffled, and two plans are listed in reverse dependency order).
 
 use runretry_kit::{
-    Backfill, BackfillStatus, Case, Config, Decision, Failure, FailureReason, GroupMember, MappedInstance,
-    Run, RunStatus, Step, StepStatus, Strategy,
+    Backfill, BackfillStatus, Case, Config, Decision, Failure, FailureReason, GroupMember, MappedInstance, Run,
+    RunStatus, Step, StepStatus, Strategy,
 };
 
 use crate::policy::Policy;
@@ -54,9 +54,9 @@ pub(crate) fn check(policy: &Policy, case: &Case) -> Vec<String> {
     }
     for strategy in [Strategy::FromFailure, Strategy::AllSteps, Strategy::FromAssetFailure] {
         match (policy.select_steps(&case.run, strategy), policy.select_steps(&case.run, strategy)) {
-            (Ok(first), Ok(second)) if first != second => problems.push(format!(
-                "select-steps {strategy:?} is not deterministic: {first:?} then {second:?}"
-            )),
+            (Ok(first), Ok(second)) if first != second => {
+                problems.push(format!("select-steps {strategy:?} is not deterministic: {first:?} then {second:?}"))
+            }
             (Ok(_), Ok(_)) => {}
             (Err(e), _) | (_, Err(e)) => problems.push(format!("select-steps {strategy:?} failed: {e}")),
         }
@@ -218,8 +218,7 @@ fn random_case(rng: &mut Lcg) -> Case {
     let n = 1 + rng.below(30) as usize;
     let mut steps = Vec::with_capacity(n);
     for i in 0..n {
-        let upstream: Vec<String> =
-            (0..i).filter(|_| rng.below(4) == 0).map(|j| steps_key(&steps, j)).collect();
+        let upstream: Vec<String> = (0..i).filter(|_| rng.below(4) == 0).map(|j| steps_key(&steps, j)).collect();
         if rng.below(6) == 0 {
             let instances = (0..rng.below(4))
                 .map(|k| MappedInstance { mapping_key: k.to_string(), status: *rng.pick(&STATUSES) })
@@ -237,7 +236,8 @@ fn random_case(rng: &mut Lcg) -> Case {
     let mut case = base_case(steps, config);
     case.run.status = *rng.pick(&[RunStatus::Failure, RunStatus::Failure, RunStatus::Canceled, RunStatus::Success]);
     case.run.group[0].status = Some(case.run.status);
-    case.failure.reason = rng.pick(&[None, Some("STEP_FAILURE"), Some("RUN_EXCEPTION"), Some("NEW_REASON")]).map(FailureReason::parse);
+    case.failure.reason =
+        rng.pick(&[None, Some("STEP_FAILURE"), Some("RUN_EXCEPTION"), Some("NEW_REASON")]).map(FailureReason::parse);
     let tag_values = [
         ("dagster/max_retries", *rng.pick(&["2", " 3 ", "x", "-1", "0"])),
         ("dagster/retry_strategy", *rng.pick(&["ALL_STEPS", "FROM_FAILURE", "all_steps", "FROM_ASSET_FAILURE"])),
@@ -262,8 +262,20 @@ fn random_case(rng: &mut Lcg) -> Case {
         case.run.root_run_id = Some("run-A".into());
         case.run.parent_run_id = Some("run-A".into());
         case.run.group = vec![
-            GroupMember { run_id: "run-A".into(), parent_run_id: None, tags: Vec::new(), status: Some(RunStatus::Failure), exists: rng.below(5) != 0 },
-            GroupMember { run_id: "run-R1".into(), parent_run_id: Some("run-A".into()), tags: Vec::new(), status: Some(RunStatus::Failure), exists: true },
+            GroupMember {
+                run_id: "run-A".into(),
+                parent_run_id: None,
+                tags: Vec::new(),
+                status: Some(RunStatus::Failure),
+                exists: rng.below(5) != 0,
+            },
+            GroupMember {
+                run_id: "run-R1".into(),
+                parent_run_id: Some("run-A".into()),
+                tags: Vec::new(),
+                status: Some(RunStatus::Failure),
+                exists: true,
+            },
         ];
     }
     case

@@ -23,7 +23,6 @@ fn uncached() -> Sandbox {
     Sandbox::new(SandboxConfig { cache_dir: None, ..SandboxConfig::default() }).unwrap()
 }
 
-
 fn decides(sandbox: &Sandbox) {
     let policy = sandbox.load_default().unwrap();
     assert!(policy.decide(&Case::from_json("01", &example_text("01")).unwrap()).unwrap().retry());
@@ -84,8 +83,8 @@ fn snapshot(dir: &Path) -> Vec<(String, Result<Vec<u8>, PathBuf>)> {
 
 #[cfg(unix)]
 fn write_private(path: &Path, bytes: &[u8]) {
-    use std::os::unix::fs::OpenOptionsExt;
     use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).unwrap();
     file.write_all(bytes).unwrap();
 }
@@ -138,7 +137,8 @@ fn foreign_or_altered_entries_are_never_loaded() {
     assert_eq!(std::fs::read(&path).unwrap(), genuine, "the altered entry was replaced by a fresh compile");
 
     // A file the cache did not write, and a truncated one.
-    for foreign in [b"not a compiled component at all, but long enough to hold a tag".to_vec(), genuine[..100].to_vec()] {
+    for foreign in [b"not a compiled component at all, but long enough to hold a tag".to_vec(), genuine[..100].to_vec()]
+    {
         std::fs::write(&path, &foreign).unwrap();
         decides(&sandbox(dir.path()));
         assert_eq!(std::fs::read(&path).unwrap(), genuine);
@@ -245,7 +245,11 @@ fn a_key_owned_by_another_user_is_not_used() {
     write_private(&key_path, &key);
     std::os::unix::fs::chown(&key_path, Some(12345), None).unwrap();
     write_private(&dir.path().join(entry_name()), &planted_entry(&key));
-    assert_refused(dir.path(), &dir.path().canonicalize().unwrap().join(CompileCache::KEY_FILE), "is owned by uid 12345");
+    assert_refused(
+        dir.path(),
+        &dir.path().canonicalize().unwrap().join(CompileCache::KEY_FILE),
+        "is owned by uid 12345",
+    );
 }
 
 #[cfg(unix)]
@@ -258,7 +262,11 @@ fn a_key_readable_by_others_is_not_used() {
     write_private(&key_path, &key);
     std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o644)).unwrap();
     write_private(&dir.path().join(entry_name()), &planted_entry(&key));
-    assert_refused(dir.path(), &dir.path().canonicalize().unwrap().join(CompileCache::KEY_FILE), "is accessible by group or others");
+    assert_refused(
+        dir.path(),
+        &dir.path().canonicalize().unwrap().join(CompileCache::KEY_FILE),
+        "is accessible by group or others",
+    );
 }
 
 #[cfg(unix)]

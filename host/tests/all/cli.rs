@@ -25,9 +25,8 @@ fn runretry(args: &[&str], stdin: Option<&str>) -> Output {
 }
 
 fn json(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&output.stdout))
-    })
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&output.stdout)))
 }
 
 fn stderr(output: &Output) -> String {
@@ -165,11 +164,8 @@ fn batch_answers_every_line_in_order_and_reports_bad_lines() {
     let input = format!("{}\n{{\"run\": 42}}\n\n{}\n", one_line("01"), one_line("06"));
     let output = runretry(&["decide", "--batch", "-"], Some(&input));
     assert_eq!(output.status.code(), Some(2), "a bad line makes the exit code 2 after all lines");
-    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 3, "blank lines are skipped, every other line answered");
     assert_eq!(lines[0]["action"], "LAUNCH_NEW");
     assert_eq!(lines[1]["line"], 2);
@@ -214,14 +210,16 @@ fn a_sleeping_guest_holds_no_command() {
     let output = runretry(&[&["decide"], &limits[..], &[&example("01")]].concat(), None);
     assert_eq!(output.status.code(), Some(3));
     assert!(stderr(&output).contains("deadline of 500 ms"), "{}", stderr(&output));
-    let output = runretry(&[&["select-steps", "--strategy", "ALL_STEPS"], &limits[..], &[&example("01")]].concat(), None);
+    let output =
+        runretry(&[&["select-steps", "--strategy", "ALL_STEPS"], &limits[..], &[&example("01")]].concat(), None);
     assert_eq!(output.status.code(), Some(3));
     let batch = format!("{}\n{}\n{}\n", one_line("01"), one_line("06"), one_line("01"));
     let output = runretry(&[&["decide", "--batch", "-"], &limits[..]].concat(), Some(&batch));
     assert_eq!(output.status.code(), Some(3));
     let answers = String::from_utf8(output.stdout).unwrap();
     assert_eq!(answers.lines().filter(|l| l.contains("deadline exceeded")).count(), 3, "{answers}");
-    let output = runretry(&[&["decide", "--on-policy-error", "default"], &limits[..], &[&example("01")]].concat(), None);
+    let output =
+        runretry(&[&["decide", "--on-policy-error", "default"], &limits[..], &[&example("01")]].concat(), None);
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(json(&output)["action"], "LAUNCH_NEW");
     assert!(started.elapsed() < std::time::Duration::from_secs(60), "took {:?}", started.elapsed());
@@ -284,7 +282,8 @@ fn errors_name_their_root_cause_and_guest_text_is_escaped() {
     assert!(stderr(&output).contains("the policy called exit(0)"), "{}", stderr(&output));
     let output = runretry(&["decide", "--policy", runretry_test_guests::hostile("random_huge"), &example("01")], None);
     assert!(stderr(&output).contains("asked for 1099511627776 random bytes"), "{}", stderr(&output));
-    let output = runretry(&["decide", "--policy", runretry_test_guests::hostile("escape_stderr"), &example("01")], None);
+    let output =
+        runretry(&["decide", "--policy", runretry_test_guests::hostile("escape_stderr"), &example("01")], None);
     let text = stderr(&output);
     assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
     assert_eq!(text.lines().count(), 1, "one line, no forged log line: {text}");

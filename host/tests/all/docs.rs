@@ -4,11 +4,9 @@
 //! means the whole file). `RUNRETRY_BLESS=1 cargo test -p runretry --test all docs::` rewrites the
 //! blocks from the files.
 
-
 use crate::support::repo;
 
 const DOCS: [&str; 1] = ["docs/writing-a-policy.md"];
-
 
 /// The lines of `path` between the anchor's markers (markers of other anchors dropped).
 fn region(path: &str, anchor: Option<&str>) -> String {

@@ -22,14 +22,12 @@ fn expectation(feature: &str) -> (SandboxConfig, fn(Result<runretry::Decision, E
             SandboxConfig { fuel: u64::MAX / 2, deadline: Duration::from_millis(200), ..base },
             |r| assert!(matches!(r, Err(Error::DeadlineExceeded { deadline_ms: 200 })), "{r:?}"),
         ),
-        "hot_loop" => (
-            SandboxConfig { fuel: 50_000_000, deadline: Duration::from_secs(60), ..base },
-            |r| assert!(matches!(r, Err(Error::FuelExhausted { fuel: 50_000_000 })), "{r:?}"),
-        ),
-        "memory_bomb" => (
-            SandboxConfig { max_memory_bytes: 64 << 20, ..base },
-            |r| assert!(matches!(r, Err(Error::MemoryLimit { limit_bytes }) if limit_bytes == 64 << 20), "{r:?}"),
-        ),
+        "hot_loop" => (SandboxConfig { fuel: 50_000_000, deadline: Duration::from_secs(60), ..base }, |r| {
+            assert!(matches!(r, Err(Error::FuelExhausted { fuel: 50_000_000 })), "{r:?}")
+        }),
+        "memory_bomb" => (SandboxConfig { max_memory_bytes: 64 << 20, ..base }, |r| {
+            assert!(matches!(r, Err(Error::MemoryLimit { limit_bytes }) if limit_bytes == 64 << 20), "{r:?}")
+        }),
         "deep_recursion" => (base, |r| assert!(matches!(r, Err(Error::StackOverflow)), "{r:?}")),
         "panic" => (base, |r| match r {
             Err(Error::GuestTrap { stderr, .. }) => {
@@ -49,19 +47,24 @@ fn expectation(feature: &str) -> (SandboxConfig, fn(Result<runretry::Decision, E
             assert!(matches!(&r, Err(Error::InvalidOutput { reason }) if reason.contains("output cap")), "{r:?}")
         }),
         "unknown_steps" => (base, |r| {
-            assert!(matches!(&r, Err(Error::InvalidOutput { reason }) if reason.contains("\"no_such_step\" is not a step")), "{r:?}")
+            assert!(
+                matches!(&r, Err(Error::InvalidOutput { reason }) if reason.contains("\"no_such_step\" is not a step")),
+                "{r:?}"
+            )
         }),
         "duplicate_steps" => (base, |r| {
-            assert!(matches!(&r, Err(Error::InvalidOutput { reason }) if reason.contains("duplicate step key")), "{r:?}")
+            assert!(
+                matches!(&r, Err(Error::InvalidOutput { reason }) if reason.contains("duplicate step key")),
+                "{r:?}"
+            )
         }),
         "negative_delay" => (base, |r| {
             assert!(matches!(&r, Err(Error::InvalidOutput { reason }) if reason.contains("delay_seconds")), "{r:?}")
         }),
         // Sleeps are virtual: one past the deadline ends the call at once, not an hour later.
-        "sleep_an_hour" | "sleep_loop" => (
-            SandboxConfig { deadline: SLEEP_DEADLINE, ..base },
-            |r| assert!(matches!(r, Err(Error::DeadlineExceeded { deadline_ms: 2000 })), "{r:?}"),
-        ),
+        "sleep_an_hour" | "sleep_loop" => (SandboxConfig { deadline: SLEEP_DEADLINE, ..base }, |r| {
+            assert!(matches!(r, Err(Error::DeadlineExceeded { deadline_ms: 2000 })), "{r:?}")
+        }),
         "read_clocks" => (base, |r| {
             let reason = r.unwrap().reason;
             // The fixed wall clock; 250 ms of sleep seen as 250 ms on the virtual clock, plus
@@ -84,7 +87,9 @@ fn expectation(feature: &str) -> (SandboxConfig, fn(Result<runretry::Decision, E
             assert!(!message.contains('\x1b') && !message.contains('\x07'), "raw control characters: {message:?}");
             assert!(message.contains("\\u{1b}[2J\\u{1b}[31mINFO all good | runretry: decision"), "{message}");
         }),
-        "resubmit_unknown" => (base, |r| assert_invalid(r, "resubmit_run_id: run \"no-such-run\" is not in the run group")),
+        "resubmit_unknown" => {
+            (base, |r| assert_invalid(r, "resubmit_run_id: run \"no-such-run\" is not in the run group"))
+        }
         "resubmit_started" => (base, |r| assert_invalid(r, "resubmit_run_id: run \"run-B\" has already started")),
         "many_events" => (base, |r| assert_invalid(r, "events: 5000000 events, over the cap of 1000")),
         "many_tags" => (base, |r| assert_invalid(r, "failed_run_tags: 1000000 tags, over the cap of 10000")),
@@ -98,9 +103,11 @@ fn expectation(feature: &str) -> (SandboxConfig, fn(Result<runretry::Decision, E
             let events = r.unwrap().events;
             assert_eq!(
                 events.last().map(String::as_str),
-                Some("Non-compliant tag keys like ['my tag&'] are deprecated. Allowed characters: \
+                Some(
+                    "Non-compliant tag keys like ['my tag&'] are deprecated. Allowed characters: \
                       alpha-numeric, '_', '-', '.'. Tag keys can also contain a namespace section, \
-                      separated by a '/'. Each section must have <= 63 characters.")
+                      separated by a '/'. Each section must have <= 63 characters."
+                )
             );
         }),
         other => panic!("hostile guest {other:?} has no expectation: add one to tests/sandbox.rs"),
