@@ -21,6 +21,7 @@
 
 #![deny(missing_docs)]
 
+mod batch;
 mod bindings;
 mod cache;
 mod component;
@@ -40,6 +41,7 @@ pub use runretry_kit::{
     MappedInstance, Run, RunStatus, Selection, Step, StepKey, StepStatus, Strategy, Tags,
 };
 
+pub use batch::{decide_batch, BatchAnswer};
 pub use cache::{CacheRefusal, CompileCache};
 pub use component::{WasmKind, ALLOWED_IMPORT_PREFIXES, POLICY_EXPORT};
 pub use conformance::{

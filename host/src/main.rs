@@ -32,6 +32,9 @@ enum Command {
         /// One case per line in, one decision (or error object) per line out, in order.
         #[arg(long)]
         batch: bool,
+        /// With --batch: decide on this many threads (default: every core).
+        #[arg(long, requires = "batch")]
+        jobs: Option<usize>,
         #[command(flatten)]
         policy: PolicyArgs,
         /// What to do when the policy fails.
@@ -202,10 +205,11 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<u8, Failure> {
     match command {
-        Command::Decide { case, batch, policy, on_policy_error } => {
+        Command::Decide { case, batch, jobs, policy, on_policy_error } => {
             let loaded = load(&policy, on_policy_error.into())?;
             if batch {
-                return decide_batch(&case, &loaded);
+                let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+                return decide_batch(&case, &loaded, jobs);
             }
             let case = read_case(&case, &loaded.config)?;
             let decision = loaded.deployment.decide(&case)?;
@@ -277,9 +281,10 @@ fn read_case(path: &Path, config: &Option<Config>) -> Result<Case, Failure> {
     Ok(case)
 }
 
-/// JSON Lines: every line answered in order; a bad line gets an error object and the run goes
-/// on. Exits 0 when every line was decided, else 2 or 3 after the last line.
-fn decide_batch(path: &Path, loaded: &Loaded) -> Result<u8, Failure> {
+/// JSON Lines: every line answered in order, each answer flushed at once (an orchestrator that
+/// writes a case and waits for its answer must get it); a bad line gets an error object and the
+/// batch goes on. Exits 0 when every line was decided, else 2 or 3 after the last line.
+fn decide_batch(path: &Path, loaded: &Loaded, jobs: usize) -> Result<u8, Failure> {
     let (source, reader): (String, Box<dyn BufRead>) = if path == Path::new("-") {
         ("<stdin>".into(), Box::new(std::io::stdin().lock()))
     } else {
@@ -287,38 +292,24 @@ fn decide_batch(path: &Path, loaded: &Loaded) -> Result<u8, Failure> {
             .map_err(|e| Error::bad_input_caused(format!("{}: cannot read: {e}", path.display()), &e))?;
         (path.display().to_string(), Box::new(std::io::BufReader::new(file)))
     };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
     let mut worst = 0u8;
-    for (index, line) in reader.lines().enumerate() {
-        let line_source = format!("{source}:{}", index + 1);
-        let line = line.map_err(|e| Error::bad_input_caused(format!("{line_source}: cannot read: {e}"), &e))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let answer = Case::from_json(&line_source, &line).map_err(Error::from).and_then(|mut case| {
-            if let Some(config) = &loaded.config {
-                case.config = *config;
-            }
-            loaded.deployment.decide(&case)
-        });
-        let json = match answer {
+    let stdout = std::io::stdout();
+    runretry::decide_batch(reader, &source, &loaded.deployment, loaded.config, jobs, |answer| {
+        let json = match answer.result {
             Ok(decision) => serde_json::to_string(&decision),
             Err(error) => {
                 worst = worst.max(exit_code(&error));
                 serde_json::to_string(&serde_json::json!({
-                    "line": index + 1,
+                    "line": answer.line,
                     "error": error.to_string(),
                     "kind": error.kind(),
                 }))
             }
         };
-        // One answer per line, flushed at once: an orchestrator that writes a case and waits
-        // for its answer must get it. A closed stdout means nobody is listening: stop.
-        if writeln!(out, "{}", json.expect("decisions serialise")).and_then(|()| out.flush()).is_err() {
-            break;
-        }
-    }
+        // A closed stdout means nobody is listening: stop.
+        let mut out = stdout.lock();
+        writeln!(out, "{}", json.expect("answers serialise")).and_then(|()| out.flush()).is_ok()
+    })?;
     Ok(worst)
 }
 

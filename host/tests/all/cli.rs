@@ -288,3 +288,25 @@ fn errors_name_their_root_cause_and_guest_text_is_escaped() {
     assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
     assert_eq!(text.lines().count(), 1, "one line, no forged log line: {text}");
 }
+
+/// `--jobs N` decides on N threads and still answers every line in input order, exactly as one
+/// thread does.
+#[test]
+fn batch_on_many_threads_answers_in_input_order() {
+    let names = ["01", "06", "04", "09", "10", "05"];
+    let mut input = String::new();
+    for i in 0..60 {
+        match i % 7 {
+            3 => input.push_str("{\"run\": 42}\n"),
+            5 => input.push('\n'),
+            _ => input.push_str(&(one_line(names[i % names.len()]) + "\n")),
+        }
+    }
+    let one = runretry(&["decide", "--batch", "-", "--jobs", "1"], Some(&input));
+    let four = runretry(&["decide", "--batch", "-", "--jobs", "4"], Some(&input));
+    assert_eq!(one.status.code(), Some(2));
+    assert_eq!(four.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&four.stdout), String::from_utf8_lossy(&one.stdout));
+    let blank = (0..60).filter(|i| i % 7 == 5).count();
+    assert_eq!(String::from_utf8_lossy(&one.stdout).lines().count(), 60 - blank);
+}
