@@ -2,7 +2,7 @@
 //! checks, idempotence, strategy and launch, folded into one answer.
 
 use crate::group::{existing_automatic_retry, existing_members, root_id};
-use crate::model::{
+use runretry_kit::{
     set_tag, tag, Action, Config, Decision, Failure, FailureReason, Run, RunStatus, Strategy, Tags,
 };
 use crate::parse::{boolean_tag, python_int};

@@ -2,7 +2,7 @@
 //! (run-retries.md §7, §16). A run that is absent from the group, or marked deleted, cannot be
 //! loaded, exactly as Dagster's storage lookups fail for it.
 
-use crate::model::{tag, GroupMember, Run};
+use runretry_kit::{tag, GroupMember, Run};
 use crate::tags::{AUTO_RETRY_RUN_ID, RETRY_NUMBER};
 
 /// The root of the run's group: `root_run_id or run_id`.

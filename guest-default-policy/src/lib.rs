@@ -1,24 +1,37 @@
-//! Dagster's run-retry semantics (dagster 1.13.29) as a plain Rust library.
+//! Dagster's run-retry semantics (dagster 1.13.29) as a plain Rust library over the contract's
+//! model (`runretry-kit`).
 //!
 //! [`should_retry`] gives the complete decision for a failed run, [`select_steps`] the steps a
 //! re-execution runs. The library has no Wasm in it: it is unit tested natively, benchmarked
 //! natively, and reused by custom policies (see `examples/backoff-policy`). Built for
-//! `wasm32-wasip2`, the crate also exports it as a runretry policy component (module `export`).
+//! `wasm32-wasip2` with the `component` feature (the default), the crate also exports
+//! [`DefaultPolicy`] as a runretry policy component.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod decide;
 pub mod group;
-pub mod model;
 pub mod parse;
 pub mod select;
 pub mod tags;
 
-#[cfg(target_arch = "wasm32")]
-mod export;
-#[cfg(target_arch = "wasm32")]
-pub use export::*;
-
 pub use decide::should_retry;
-pub use model::*;
 pub use select::select_steps;
+
+use runretry_kit::{Config, Decision, Failure, Policy, Run, Strategy};
+
+/// Dagster's semantics, unchanged, as a [`Policy`]: the default policy.
+pub struct DefaultPolicy;
+
+impl Policy for DefaultPolicy {
+    fn should_retry(run: &Run, failure: &Failure, config: &Config) -> Decision {
+        should_retry(run, failure, config)
+    }
+
+    fn select_steps(run: &Run, strategy: Strategy) -> Result<Vec<String>, String> {
+        select_steps(run, strategy)
+    }
+}
+
+#[cfg(feature = "component")]
+runretry_kit::export_policy!(DefaultPolicy);

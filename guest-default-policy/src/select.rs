@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::model::{Run, RunStatus, Step, StepStatus, Strategy};
+use runretry_kit::{Run, RunStatus, Step, StepKey, StepStatus, Strategy};
 
 /// Raised for FROM_FAILURE on a run that neither failed nor was cancelled.
 pub const NOT_FAILED_ERROR: &str =
@@ -43,41 +43,23 @@ fn from_failure(run: &Run) -> Result<Vec<String>, String> {
     Ok(selected)
 }
 
-/// How Dagster refers to a step: plain `name`, unresolved `name[?]`, or resolved `name[k]`.
-/// Borrowed from the plan, so tracking allocates nothing per step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-enum Handle<'a> {
-    Plain(&'a str),
-    /// The name without `[?]`.
-    Unresolved(&'a str),
-    /// The name and the mapping key.
-    Resolved(&'a str, &'a str),
+/// How Dagster refers to a step (the kit's `StepKey`): borrowed from the plan, so tracking
+/// allocates nothing per step.
+type Handle<'a> = StepKey<'a>;
+
+/// What tracking needs of a handle beyond the grammar.
+trait Tracked<'a> {
+    /// The key as a string, `name[?]` and `name[k]` included.
+    fn key(&self) -> String;
+    /// Resolved instances are tracked under their unresolved form (`_update_tracking_dict`).
+    fn tracking_key(&self) -> TrackKey<'a>;
 }
 
-impl<'a> Handle<'a> {
-    fn parse(key: &'a str) -> Handle<'a> {
-        if let Some(body) = key.strip_suffix(']') {
-            if let Some(open) = body.rfind('[') {
-                let (name, mapping_key) = (&body[..open], &body[open + 1..]);
-                return if mapping_key == "?" {
-                    Handle::Unresolved(name)
-                } else {
-                    Handle::Resolved(name, mapping_key)
-                };
-            }
-        }
-        Handle::Plain(key)
-    }
-
+impl<'a> Tracked<'a> for Handle<'a> {
     fn key(&self) -> String {
-        match self {
-            Handle::Plain(name) => name.to_string(),
-            Handle::Unresolved(name) => format!("{name}[?]"),
-            Handle::Resolved(name, k) => format!("{name}[{k}]"),
-        }
+        self.to_string()
     }
 
-    /// Resolved instances are tracked under their unresolved form (`_update_tracking_dict`).
     fn tracking_key(&self) -> TrackKey<'a> {
         match *self {
             Handle::Plain(key) => TrackKey { name: key, mapped: false },
@@ -230,11 +212,9 @@ impl<'a> ParentLog<'a> {
         };
         for step in steps {
             if step.status == StepStatus::Mapped {
-                let name = match Handle::parse(&step.key) {
-                    Handle::Unresolved(name) | Handle::Plain(name) | Handle::Resolved(name, _) => name,
-                };
-                for (mapping_key, status) in &step.instances {
-                    log.record(Handle::Resolved(name, mapping_key), *status);
+                let name = Handle::parse(&step.key).name();
+                for instance in &step.instances {
+                    log.record(Handle::Resolved(name, &instance.mapping_key), instance.status);
                 }
             } else {
                 log.record(Handle::parse(&step.key), step.status);

@@ -1,6 +1,6 @@
 //! Dagster's system tags and the new run's tag map (run-retries.md §3, §8.3).
 
-use crate::model::{set_tag, tag, BackfillStatus, Run, Strategy, Tags};
+use runretry_kit::{set_tag, tag, BackfillStatus, Run, Strategy, Tags};
 
 #[allow(missing_docs)]
 pub const MAX_RETRIES: &str = "dagster/max_retries";

@@ -1,6 +1,7 @@
 //! One native test per rule of run-retries.md, straight against the library (no Wasm).
 
 use runretry_default_policy::*;
+use runretry_kit::*;
 
 fn enabled(max_retries: i64) -> Config {
     Config { enabled: true, max_retries, retry_on_asset_or_op_failure: true }
@@ -21,6 +22,10 @@ fn member(id: &str, parent: Option<&str>, tags: &[(&str, &str)], status: Option<
         status,
         exists: true,
     }
+}
+
+fn instance(mapping_key: &str, status: StepStatus) -> MappedInstance {
+    MappedInstance { mapping_key: mapping_key.into(), status }
 }
 
 fn three_steps() -> Vec<Step> {
@@ -159,9 +164,9 @@ fn s9_parent_status_and_empty_result_are_errors() {
 #[test]
 fn s9_dynamic_downstream_follows_resolved_mapping_keys() {
     let mut mapped = Step::new("m[?]", &["src"], StepStatus::Mapped);
-    mapped.instances = vec![("0".into(), StepStatus::Success), ("1".into(), StepStatus::Failure)];
+    mapped.instances = vec![instance("0", StepStatus::Success), instance("1", StepStatus::Failure)];
     let mut next = Step::new("n[?]", &["m[?]"], StepStatus::Mapped);
-    next.instances = vec![("0".into(), StepStatus::Success)];
+    next.instances = vec![instance("0", StepStatus::Success)];
     let run = failed_run(vec![Step::new("src", &[], StepStatus::Success), mapped, next]);
     assert_eq!(select_steps(&run, Strategy::FromFailure), Ok(vec!["m[1]".to_string(), "n[1]".to_string()]));
 }

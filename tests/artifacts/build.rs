@@ -1,43 +1,43 @@
 //! Builds every guest the tests use, from source, for wasm32-wasip2 (the idea of wasmtime's
-//! `crates/test-programs/artifacts`): the test guests in `tests/guests`, one hostile guest per
-//! feature of `tests/guests/hostile`, and every example policy in `examples/`. Writes constants
-//! for their paths and `foreach_*!` macros, so a guest without a test is a test error.
+//! `crates/test-programs/artifacts`): the test guests of `tests/guests` (one component per
+//! `src/bin/*.rs`, all built by one cargo invocation) and every example policy in `examples/`.
+//! Writes constants for their paths and `foreach_*!` macros, so a guest without a test is a
+//! test error.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use runretry_guest_build::GuestBuild;
+use runretry_guest_build::{guest_target_dir, GuestBuild};
 
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../..");
     let root = root.canonicalize().unwrap();
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
-    let target_dir = out_dir
-        .ancestors()
-        .find(|dir| dir.join("CACHEDIR.TAG").exists())
-        .unwrap_or_else(|| out_dir.ancestors().nth(4).unwrap())
-        .join("wasm-guests/test-guests");
+    let target_dir = guest_target_dir(&out_dir, "test-guests");
     let guests = root.join("tests/guests");
     println!("cargo:rerun-if-env-changed=RUNRETRY_SKIP_NON_RUST_EXAMPLES");
-    for watched in [guests.clone(), root.join("examples"), root.join("guest-default-policy/src"), root.join("wit")] {
-        println!("cargo:rerun-if-changed={}", watched.display());
-    }
+    // Rust sources are tracked through the builds' dep-info; these are not in it.
+    println!("cargo:rerun-if-changed={}", guests.join("Cargo.toml").display());
+    println!("cargo:rerun-if-changed={}", guests.join("src/bin").display());
+    println!("cargo:rerun-if-changed={}", root.join("examples").display());
 
+    // Every test guest at once: one component per src/bin/*.rs.
+    let built = GuestBuild::new(&guests.join("Cargo.toml"), target_dir.clone()).arg("--bins").run("the test guests");
     let mut code = String::new();
-    let manifest = guests.join("Cargo.toml");
-    for (krate, constant) in [("wrong-max-retries", "WRONG_MAX_RETRIES"), ("other-world", "OTHER_WORLD")] {
-        let wasm = build(&manifest, &target_dir, krate, None, &out_dir);
-        writeln!(code, "/// The `{krate}` test guest.\npub const {constant}: &str = {:?};", wasm.display().to_string()).unwrap();
-    }
-
-    let hostile: toml::Table = std::fs::read_to_string(guests.join("hostile/Cargo.toml")).unwrap().parse().unwrap();
-    let mut features: Vec<&String> = hostile["features"].as_table().unwrap().keys().collect();
-    features.sort();
     let mut hostile_macro = String::new();
-    for feature in features {
-        let wasm = build(&manifest, &target_dir, "hostile", Some(feature), &out_dir);
-        writeln!(hostile_macro, "        $m!({feature}, {:?});", wasm.display().to_string()).unwrap();
+    for bin in bin_names(&guests.join("src/bin")) {
+        let wasm = copy_component(&built.join(format!("{bin}.wasm")), &out_dir);
+        match bin.strip_prefix("hostile_") {
+            Some(feature) => writeln!(hostile_macro, "        $m!({feature}, {:?});", wasm.display().to_string()).unwrap(),
+            None => writeln!(
+                code,
+                "/// The `{bin}` test guest.\npub const {}: &str = {:?};",
+                bin.to_uppercase(),
+                wasm.display().to_string()
+            )
+            .unwrap(),
+        }
     }
     writeln!(
         code,
@@ -50,7 +50,8 @@ fn main() {
         let manifest: toml::Table = std::fs::read_to_string(example.join("Cargo.toml")).unwrap().parse().unwrap();
         let name = manifest["package"]["name"].as_str().unwrap().to_string();
         let meta = manifest["package"].get("metadata").and_then(|m| m.get("runretry")).and_then(|m| m.as_table());
-        let wasm = build(&example.join("Cargo.toml"), &target_dir, &name, None, &out_dir);
+        let built = GuestBuild::new(&example.join("Cargo.toml"), target_dir.clone()).run(&format!("example {name}"));
+        let wasm = copy_component(&built.join(format!("{}.wasm", name.replace('-', "_"))), &out_dir);
         add_column(&mut policies_macro, &example, &name, &wasm, meta);
     }
     for example in dirs_with(&root.join("examples"), "example.toml") {
@@ -122,18 +123,20 @@ fn add_column(out: &mut String, example: &Path, name: &str, wasm: &Path, meta: O
     .unwrap();
 }
 
-/// Build one guest crate (optionally one feature) and copy its component into `out_dir`.
-fn build(manifest: &Path, target_dir: &Path, krate: &str, feature: Option<&str>, out_dir: &Path) -> PathBuf {
-    let mut build = GuestBuild::new(manifest, target_dir.to_path_buf()).arg("-p").arg(krate);
-    if let Some(feature) = feature {
-        build = build.arg("--features").arg(feature);
-    }
-    let built = build.run(&format!("guest {krate} {feature:?}")).join(format!("{}.wasm", krate.replace('-', "_")));
-    let name = match feature {
-        Some(feature) => format!("{krate}-{feature}.wasm"),
-        None => format!("{krate}.wasm"),
-    };
-    let dest = out_dir.join(name);
-    std::fs::copy(&built, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
+/// The names of the test guests: the `*.rs` files of `src/bin`, sorted.
+fn bin_names(bin_dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(bin_dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.path().file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Copy a built component into `out_dir`, where the tests find it.
+fn copy_component(built: &Path, out_dir: &Path) -> PathBuf {
+    let dest = out_dir.join(built.file_name().unwrap());
+    std::fs::copy(built, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", built.display()));
     dest
 }

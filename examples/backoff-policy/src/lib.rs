@@ -11,7 +11,7 @@
 //! | `runretry/backoff_max_seconds` | 900 | cap on any delay |
 //! | `runretry/backoff_jitter` | 0.2 | spread, a fraction of the delay: 0.2 is ±10% |
 
-use runretry_default_policy::{export_policy, tag, Action, Config, Decision, Failure, Policy, Run, Strategy};
+use runretry_kit::{export_policy, tag, Action, Config, Decision, Failure, Policy, Run, Strategy};
 
 // ANCHOR: backoff
 /// Reads one numeric backoff tag: absent gives the default; a bad value gives the default and
@@ -72,3 +72,50 @@ impl Policy for BackoffPolicy {
 
 export_policy!(BackoffPolicy);
 // ANCHOR_END: policy
+
+// The policy is plain Rust: its tests run natively (`cargo test`), no Wasm involved.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runretry_kit::{FailureReason, RunStatus, Step, StepStatus};
+
+    fn failed_run(retry_number: usize) -> Run {
+        let mut run = Run::new("run-A", RunStatus::Failure);
+        run.steps = vec![Step::new("op", &[], StepStatus::Failure)];
+        for n in 1..retry_number {
+            let mut member = run.group[0].clone();
+            member.run_id = format!("retry-{n}");
+            member.tags = vec![("dagster/retry_number".into(), n.to_string())];
+            run.group.push(member);
+        }
+        run.tags.push(("runretry/backoff_jitter".into(), "0".into()));
+        run
+    }
+
+    #[test]
+    fn delays_double_up_to_the_cap() {
+        let mut events = Vec::new();
+        let delays: Vec<f64> = (1..=7).map(|n| backoff_seconds(&failed_run(1), n, &mut events)).collect();
+        assert_eq!(delays, [30.0, 60.0, 120.0, 240.0, 480.0, 900.0, 900.0]);
+        assert!(events.is_empty());
+    }
+
+    #[test]
+    fn a_retry_waits_and_says_why() {
+        let config = Config { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true };
+        let failure = Failure { reason: Some(FailureReason::StepFailure), message: None };
+        let decision = BackoffPolicy::should_retry(&failed_run(2), &failure, &config);
+        assert_eq!((decision.action, decision.retry_number), (Action::LaunchNew, Some(2)));
+        assert_eq!(decision.delay_seconds, 60.0);
+        assert!(decision.reason.ends_with("retry 2 waits 60.0 s (exponential backoff)"), "{}", decision.reason);
+    }
+
+    #[test]
+    fn a_bad_tag_falls_back_to_the_default_and_says_so() {
+        let mut run = failed_run(1);
+        run.tags.push(("runretry/backoff_base_seconds".into(), "soon".into()));
+        let mut events = Vec::new();
+        assert_eq!(backoff_seconds(&run, 1, &mut events), 30.0);
+        assert_eq!(events.len(), 1);
+    }
+}

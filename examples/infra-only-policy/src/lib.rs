@@ -16,7 +16,7 @@
 //! 2048), capped by `runretry/memory_max_mb` (default 65536): the orchestrator maps it to its
 //! resource requests.
 
-use runretry_default_policy::{
+use runretry_kit::{
     export_policy, set_tag, tag, Action, Config, Decision, Failure, FailureReason, Policy, Run, Strategy,
 };
 

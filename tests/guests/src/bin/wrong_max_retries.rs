@@ -1,7 +1,7 @@
 //! Deliberately wrong: drops the `dagster/max_retries` tag before deciding, so the deployment's
-//! config always wins. The conformance kit must catch it (tests/conformance_kit.rs).
+//! config always wins. The conformance kit must catch it (host/tests/all/conformance_kit.rs).
 
-use runretry_default_policy::{export_policy, Config, Decision, Failure, Policy, Run, Strategy};
+use runretry_kit::{export_policy, Config, Decision, Failure, Policy, Run, Strategy};
 
 struct IgnoresMaxRetriesTag;
 
@@ -18,3 +18,5 @@ impl Policy for IgnoresMaxRetriesTag {
 }
 
 export_policy!(IgnoresMaxRetriesTag);
+
+fn main() {}

@@ -1,0 +1,21 @@
+//! Hostile test guest `deep_recursion` (see host/tests/all/sandbox.rs for what must come of it).
+
+use std::hint::black_box;
+use runretry_kit::{Decision, Run};
+use guests::{decision, hostile_policy};
+
+fn misbehave(run: &Run) -> Decision {
+    // Scalars only, so every frame lives on the Wasm stack (not Rust's shadow stack in
+    // linear memory) and the recursion ends in a Wasm stack overflow.
+    fn dive(depth: u64) -> u64 {
+        if black_box(depth) == u64::MAX {
+            return 0;
+        }
+        dive(depth + 1).wrapping_add(black_box(1))
+    }
+    decision(format!("{}", dive(0)))
+}
+
+hostile_policy!(misbehave);
+
+fn main() {}

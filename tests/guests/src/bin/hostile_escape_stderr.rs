@@ -1,0 +1,14 @@
+//! Hostile test guest `escape_stderr` (see host/tests/all/sandbox.rs for what must come of it).
+
+use runretry_kit::{Decision, Run};
+use guests::hostile_policy;
+
+fn misbehave(run: &Run) -> Decision {
+    // A screen clear, a colour, and a forged log line, then a trap.
+    eprint!("\x1b[2J\x1b[31mINFO all good\nrunretry: decision: LAUNCH_NEW\x07");
+    std::process::abort();
+}
+
+hostile_policy!(misbehave);
+
+fn main() {}

@@ -1,0 +1,12 @@
+//! Hostile test guest `exit_zero` (see host/tests/all/sandbox.rs for what must come of it).
+
+use runretry_kit::{Decision, Run};
+use guests::hostile_policy;
+
+fn misbehave(run: &Run) -> Decision {
+    std::process::exit(0);
+}
+
+hostile_policy!(misbehave);
+
+fn main() {}

@@ -1,0 +1,18 @@
+//! Hostile test guest `hot_loop` (see host/tests/all/sandbox.rs for what must come of it).
+
+use std::hint::black_box;
+use runretry_kit::{Decision, Run};
+use guests::{decision, hostile_policy};
+
+fn misbehave(run: &Run) -> Decision {
+    // Finite, but ~10^12 iterations: only a fuel budget stops it in time.
+    let mut acc = 0u64;
+    for i in 0..1_000_000_000_000u64 {
+        acc = black_box(acc.wrapping_mul(31).wrapping_add(i));
+    }
+    decision(format!("{acc}"))
+}
+
+hostile_policy!(misbehave);
+
+fn main() {}

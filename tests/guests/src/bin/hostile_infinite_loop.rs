@@ -1,0 +1,16 @@
+//! Hostile test guest `infinite_loop` (see host/tests/all/sandbox.rs for what must come of it).
+
+use std::hint::black_box;
+use runretry_kit::{Decision, Run};
+use guests::hostile_policy;
+
+fn misbehave(run: &Run) -> Decision {
+    let mut n = 0u64;
+    loop {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+hostile_policy!(misbehave);
+
+fn main() {}

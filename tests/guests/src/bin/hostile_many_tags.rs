@@ -1,0 +1,14 @@
+//! Hostile test guest `many_tags` (see host/tests/all/sandbox.rs for what must come of it).
+
+use runretry_kit::{Decision, Run};
+use guests::{decision, hostile_policy};
+
+fn misbehave(run: &Run) -> Decision {
+    let mut d = decision("a million tags".into());
+    d.failed_run_tags = (0..1_000_000).map(|i| (format!("t{i}"), String::new())).collect();
+    d
+}
+
+hostile_policy!(misbehave);
+
+fn main() {}

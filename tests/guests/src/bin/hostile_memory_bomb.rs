@@ -1,0 +1,16 @@
+//! Hostile test guest `memory_bomb` (see host/tests/all/sandbox.rs for what must come of it).
+
+use std::hint::black_box;
+use runretry_kit::{Decision, Run};
+use guests::hostile_policy;
+
+fn misbehave(run: &Run) -> Decision {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(black_box(vec![1u8; 16 << 20]));
+    }
+}
+
+hostile_policy!(misbehave);
+
+fn main() {}

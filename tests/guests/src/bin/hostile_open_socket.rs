@@ -1,0 +1,15 @@
+//! Hostile test guest `open_socket` (see host/tests/all/sandbox.rs for what must come of it).
+
+use runretry_kit::{Decision, Run};
+use guests::{decision, hostile_policy};
+
+fn misbehave(run: &Run) -> Decision {
+    return decision(match std::net::TcpStream::connect("127.0.0.1:9") {
+        Ok(_) => "LEAKED a connection".to_string(),
+        Err(e) => format!("denied: {e}"),
+    });
+}
+
+hostile_policy!(misbehave);
+
+fn main() {}

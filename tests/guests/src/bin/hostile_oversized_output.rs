@@ -1,0 +1,14 @@
+//! Hostile test guest `oversized_output` (see host/tests/all/sandbox.rs for what must come of it).
+
+use runretry_kit::{Decision, Run};
+use guests::{decision, hostile_policy};
+
+fn misbehave(run: &Run) -> Decision {
+    let mut d = decision("huge".into());
+    d.events = vec!["x".repeat(1 << 20); 32];
+    d
+}
+
+hostile_policy!(misbehave);
+
+fn main() {}

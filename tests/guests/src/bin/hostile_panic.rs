@@ -1,0 +1,12 @@
+//! Hostile test guest `panic` (see host/tests/all/sandbox.rs for what must come of it).
+
+use runretry_kit::{Decision, Run};
+use guests::hostile_policy;
+
+fn misbehave(run: &Run) -> Decision {
+    panic!("hostile policy panicked on purpose for run {}", run.run_id);
+}
+
+hostile_policy!(misbehave);
+
+fn main() {}

@@ -1,0 +1,16 @@
+//! Hostile test guest `read_env` (see host/tests/all/sandbox.rs for what must come of it).
+
+use runretry_kit::{Decision, Run};
+use guests::{decision, hostile_policy};
+
+fn misbehave(run: &Run) -> Decision {
+    let seen = std::env::vars().count() + std::env::args().count();
+    return decision(match std::env::var("HOME") {
+        Ok(home) => format!("LEAKED HOME={home}"),
+        Err(e) => format!("denied: {e}; {seen} variables or arguments visible"),
+    });
+}
+
+hostile_policy!(misbehave);
+
+fn main() {}

@@ -1,0 +1,15 @@
+//! Hostile test guest `read_file` (see host/tests/all/sandbox.rs for what must come of it).
+
+use runretry_kit::{Decision, Run};
+use guests::{decision, hostile_policy};
+
+fn misbehave(run: &Run) -> Decision {
+    return decision(match std::fs::read_to_string("/etc/passwd") {
+        Ok(text) => format!("LEAKED {} bytes of /etc/passwd", text.len()),
+        Err(e) => format!("denied: {e}"),
+    });
+}
+
+hostile_policy!(misbehave);
+
+fn main() {}

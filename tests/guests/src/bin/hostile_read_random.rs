@@ -1,0 +1,19 @@
+//! Hostile test guest `read_random` (see host/tests/all/sandbox.rs for what must come of it).
+
+use runretry_kit::{Decision, Run};
+use guests::{decision, hostile_policy};
+
+fn misbehave(run: &Run) -> Decision {
+    use std::hash::{BuildHasher, Hasher};
+    // std seeds HashMap keys from wasi:random; two hashers, two draws.
+    let draw = || {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write(run.run_id.as_bytes());
+        hasher.finish()
+    };
+    decision(format!("random {:016x} {:016x}", draw(), draw()))
+}
+
+hostile_policy!(misbehave);
+
+fn main() {}

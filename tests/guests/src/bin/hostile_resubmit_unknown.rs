@@ -1,0 +1,15 @@
+//! Hostile test guest `resubmit_unknown` (see host/tests/all/sandbox.rs for what must come of it).
+
+use runretry_kit::{Action, Decision, Run};
+use guests::{decision, hostile_policy};
+
+fn misbehave(run: &Run) -> Decision {
+    let mut d = decision("resubmit a run that does not exist".into());
+    d.action = Action::ResubmitExisting;
+    d.resubmit_run_id = Some("no-such-run".into());
+    d
+}
+
+hostile_policy!(misbehave);
+
+fn main() {}

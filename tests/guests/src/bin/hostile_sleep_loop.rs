@@ -1,0 +1,15 @@
+//! Hostile test guest `sleep_loop` (see host/tests/all/sandbox.rs for what must come of it).
+
+use runretry_kit::{Decision, Run};
+use guests::hostile_policy;
+
+fn misbehave(run: &Run) -> Decision {
+    // Many short sleeps, each well inside the deadline: together they are not.
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+hostile_policy!(misbehave);
+
+fn main() {}

@@ -1,0 +1,15 @@
+//! Hostile test guest `tag_bom_key` (see host/tests/all/sandbox.rs for what must come of it).
+
+use runretry_kit::{Decision, Run};
+use guests::{decision, hostile_policy};
+
+fn misbehave(run: &Run) -> Decision {
+    // Looks like dagster/retry_number on any screen.
+    let mut d = decision("a system tag in disguise".into());
+    d.failed_run_tags = vec![("\u{feff}dagster/retry_number".into(), "0".into())];
+    d
+}
+
+hostile_policy!(misbehave);
+
+fn main() {}

@@ -1,0 +1,14 @@
+//! Hostile test guest `tag_huge_key` (see host/tests/all/sandbox.rs for what must come of it).
+
+use runretry_kit::{Decision, Run};
+use guests::{decision, hostile_policy};
+
+fn misbehave(run: &Run) -> Decision {
+    let mut d = decision("a 1 MiB tag key".into());
+    d.failed_run_tags = vec![("k".repeat(1 << 20), "x".into())];
+    d
+}
+
+hostile_policy!(misbehave);
+
+fn main() {}

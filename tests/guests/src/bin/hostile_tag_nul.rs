@@ -1,0 +1,14 @@
+//! Hostile test guest `tag_nul` (see host/tests/all/sandbox.rs for what must come of it).
+
+use runretry_kit::{Decision, Run};
+use guests::{decision, hostile_policy};
+
+fn misbehave(run: &Run) -> Decision {
+    let mut d = decision("a NUL in a tag value".into());
+    d.failed_run_tags = vec![("team/owner".into(), "data\0eng".into())];
+    d
+}
+
+hostile_policy!(misbehave);
+
+fn main() {}
