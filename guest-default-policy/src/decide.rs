@@ -2,21 +2,18 @@
 //! checks, idempotence, strategy and launch, folded into one answer.
 
 use crate::group::{existing_automatic_retry, existing_members, root_id};
-use runretry_kit::{
-    set_tag, tag, Action, Config, Decision, Failure, FailureReason, Run, RunStatus, Strategy, Tags,
-};
 use crate::parse::{boolean_tag, python_int};
 use crate::select::select_steps;
 use crate::tags::{
     new_run_tags, AUTO_RETRY_RUN_ID, BACKFILL, FAILURE_REASON, MAX_RETRIES, RETRY_ON_ASSET_OR_OP_FAILURE,
     RETRY_STRATEGY, WILL_RETRY,
 };
+use runretry_kit::{set_tag, tag, Action, Config, Decision, Failure, FailureReason, Run, RunStatus, Strategy, Tags};
 
 /// Logged when a step failure is not retried because of `retry_on_asset_or_op_failure`.
 pub const STEP_FAILURE_NOT_RETRIED_EVENT: &str = "Not retrying run since it failed due to an asset or op failure and run retries are configured with retry_on_asset_or_op_failure set to false.";
 /// Dagster's warning for a `dagster/max_retries` tag that is not an int.
-pub const MAX_RETRIES_NOT_AN_INT_EVENT: &str =
-    "Error parsing int from tag dagster/max_retries, won't retry the run.";
+pub const MAX_RETRIES_NOT_AN_INT_EVENT: &str = "Error parsing int from tag dagster/max_retries, won't retry the run.";
 /// Logged when the launch itself fails (an empty selection, a deleted ancestor, ...).
 pub const FAILED_TO_RETRY_EVENT: &str = "Failed to retry run";
 /// Logged on the failed run when a retry is launched.
@@ -37,20 +34,13 @@ pub fn should_retry(run: &Run, failure: &Failure, config: &Config) -> Decision {
             ));
         }
     };
-    let retry_on = boolean_tag(
-        tag(&run.tags, RETRY_ON_ASSET_OR_OP_FAILURE),
-        config.retry_on_asset_or_op_failure,
-    );
+    let retry_on = boolean_tag(tag(&run.tags, RETRY_ON_ASSET_OR_OP_FAILURE), config.retry_on_asset_or_op_failure);
     let (will_retry, why) = match tag(&run.tags, WILL_RETRY) {
-        Some(value) => (
-            boolean_tag(Some(value), false),
-            format!("dagster/will_retry was already decided as {value:?}"),
-        ),
+        Some(value) => {
+            (boolean_tag(Some(value), false), format!("dagster/will_retry was already decided as {value:?}"))
+        }
         None if run.status != RunStatus::Failure => {
-            return draft.none(format!(
-                "the run's status is {}; only FAILURE runs are retried",
-                run.status.as_str()
-            ));
+            return draft.none(format!("the run's status is {}; only FAILURE runs are retried", run.status.as_str()));
         }
         None => {
             let (decision, why) = failure_time_decision(run, reason.as_ref(), retry_on, config, &mut draft);

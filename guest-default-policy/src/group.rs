@@ -2,8 +2,8 @@
 //! (run-retries.md §7, §16). A run that is absent from the group, or marked deleted, cannot be
 //! loaded, exactly as Dagster's storage lookups fail for it.
 
-use runretry_kit::{tag, GroupMember, Run};
 use crate::tags::{AUTO_RETRY_RUN_ID, RETRY_NUMBER};
+use runretry_kit::{tag, GroupMember, Run};
 
 /// The root of the run's group: `root_run_id or run_id`.
 pub fn root_id(run: &Run) -> &str {
@@ -25,17 +25,11 @@ pub fn existing_members(run: &Run) -> Option<Vec<&GroupMember>> {
 /// `get_automatically_retried_run_if_exists`: the run named by `dagster/auto_retry_run_id` if
 /// that tag is set (even when that run is gone: the tag wins); otherwise the first child of this
 /// run in the group, if it carries `dagster/retry_number` (an automatic retry, not a manual one).
-pub fn existing_automatic_retry<'a>(
-    run: &Run,
-    members: &[&'a GroupMember],
-) -> Option<&'a GroupMember> {
+pub fn existing_automatic_retry<'a>(run: &Run, members: &[&'a GroupMember]) -> Option<&'a GroupMember> {
     if let Some(child_id) = tag(&run.tags, AUTO_RETRY_RUN_ID) {
         return members.iter().copied().find(|m| m.run_id == child_id);
     }
-    let first_child = members
-        .iter()
-        .copied()
-        .find(|m| m.parent_run_id.as_deref() == Some(run.run_id.as_str()))?;
+    let first_child = members.iter().copied().find(|m| m.parent_run_id.as_deref() == Some(run.run_id.as_str()))?;
     tag(&first_child.tags, RETRY_NUMBER).is_some().then_some(first_child)
 }
 

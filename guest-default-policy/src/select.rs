@@ -10,8 +10,7 @@ use runretry_kit::{Run, RunStatus, Step, StepKey, StepStatus, Strategy};
 pub const NOT_FAILED_ERROR: &str =
     "DagsterInvariantViolationError: Cannot reexecute from failure a run that is not failed or canceled";
 /// Raised when FROM_FAILURE finds nothing to re-run.
-pub const NOTHING_TO_RETRY_ERROR: &str =
-    "DagsterInvalidSubsetError: No steps needed to be retried in the failed run.";
+pub const NOTHING_TO_RETRY_ERROR: &str = "DagsterInvalidSubsetError: No steps needed to be retried in the failed run.";
 /// Raised when FROM_ASSET_FAILURE finds nothing to re-run: always, for the op jobs the case
 /// format describes (it carries no asset materialisations).
 pub const NO_ASSETS_ERROR: &str =

@@ -28,8 +28,7 @@ pub const IS_ASSET_RESUME_RETRY: &str = "dagster/is_asset_resume_retry";
 pub const BACKFILL: &str = "dagster/backfill";
 
 /// The backfill tags, re-added to a retry only while the backfill is REQUESTED.
-pub const BACKFILL_TAGS: [&str; 3] =
-    [BACKFILL, "dagster/parent_backfill_id", "dagster/root_backfill_id"];
+pub const BACKFILL_TAGS: [&str; 3] = [BACKFILL, "dagster/parent_backfill_id", "dagster/root_backfill_id"];
 
 /// `TAGS_TO_MAYBE_OMIT_ON_RETRY`: never inherited from the parent run.
 pub const OMITTED_ON_RETRY: [&str; 10] = [
@@ -51,13 +50,10 @@ pub const OMITTED_ON_RETRY: [&str; 10] = [
 pub fn new_run_tags(run: &Run, retry_number: u32, strategy: Strategy) -> Tags {
     let mut tags = run.job_tags.clone();
     let backfill_requested = tag(&run.tags, BACKFILL).is_some()
-        && run
-            .backfill
-            .as_ref()
-            .is_some_and(|b| b.exists && b.status == BackfillStatus::Requested);
+        && run.backfill.as_ref().is_some_and(|b| b.exists && b.status == BackfillStatus::Requested);
     for (key, value) in &run.tags {
-        let inherited = !OMITTED_ON_RETRY.contains(&key.as_str())
-            || (backfill_requested && BACKFILL_TAGS.contains(&key.as_str()));
+        let inherited =
+            !OMITTED_ON_RETRY.contains(&key.as_str()) || (backfill_requested && BACKFILL_TAGS.contains(&key.as_str()));
         if inherited {
             set_tag(&mut tags, key, value);
         }

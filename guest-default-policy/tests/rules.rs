@@ -136,7 +136,14 @@ fn s8_3_new_run_tags_merge_and_omit() {
     let keys: Vec<&str> = d.new_run_tags.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         keys,
-        ["team", "owner", "dagster/retry_number", "dagster/parent_run_id", "dagster/root_run_id", "dagster/is_resume_retry"]
+        [
+            "team",
+            "owner",
+            "dagster/retry_number",
+            "dagster/parent_run_id",
+            "dagster/root_run_id",
+            "dagster/is_resume_retry"
+        ]
     );
     assert_eq!(tag(&d.new_run_tags, "team"), Some("data"));
 }
@@ -173,7 +180,8 @@ fn s9_dynamic_downstream_follows_resolved_mapping_keys() {
 
 #[test]
 fn s9_cyclic_plan_does_not_lose_steps() {
-    let run = failed_run(vec![Step::new("a", &["b"], StepStatus::Failure), Step::new("b", &["a"], StepStatus::Success)]);
+    let run =
+        failed_run(vec![Step::new("a", &["b"], StepStatus::Failure), Step::new("b", &["a"], StepStatus::Success)]);
     let selected = select_steps(&run, Strategy::FromFailure).unwrap();
     assert!(selected.contains(&"a".to_string()));
 }

@@ -69,8 +69,9 @@ fn check(case: &Value) -> Result<Vec<String>, String> {
             Ok(compare_decision(&input.run, &decision, &expect))
         }
         Some("select_steps") => {
-            let strategy: Strategy = serde_json::from_value(case.pointer("/input/strategy").cloned().unwrap_or_default())
-                .map_err(|e| format!("input.strategy: {e}"))?;
+            let strategy: Strategy =
+                serde_json::from_value(case.pointer("/input/strategy").cloned().unwrap_or_default())
+                    .map_err(|e| format!("input.strategy: {e}"))?;
             Ok(compare_selection(strategy, select_steps(&input.run, strategy), &expect))
         }
         Some(other) => Err(format!("kind: {other:?} is neither should_retry nor select_steps")),

@@ -5,8 +5,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use runretry::{
-    decide_batch, Case, Config, Deployment, OnPolicyError, Failure, FailureReason, GroupMember, Run, RunStatus, Sandbox, SandboxConfig, Step, StepStatus,
-    Strategy,
+    decide_batch, Case, Config, Deployment, Failure, FailureReason, GroupMember, OnPolicyError, Run, RunStatus,
+    Sandbox, SandboxConfig, Step, StepStatus, Strategy,
 };
 use runretry_default_policy as native;
 
@@ -38,7 +38,11 @@ fn realistic_case() -> Case {
         tags,
         root_run_id: Some("run-A".into()),
         parent_run_id: Some("run-R1".into()),
-        group: vec![member("run-A", None, None), member("run-R1", Some("run-A"), Some(1)), member("run-R2", Some("run-R1"), Some(2))],
+        group: vec![
+            member("run-A", None, None),
+            member("run-R1", Some("run-A"), Some(1)),
+            member("run-R2", Some("run-R1"), Some(2)),
+        ],
         steps,
         job: Some("bench_job".into()),
         ..Run::new("run-R2", RunStatus::Failure)

@@ -29,7 +29,9 @@ fn main() {
     for bin in bin_names(&guests.join("src/bin")) {
         let wasm = copy_component(&built.join(format!("{bin}.wasm")), &out_dir);
         match bin.strip_prefix("hostile_") {
-            Some(feature) => writeln!(hostile_macro, "        $m!({feature}, {:?});", wasm.display().to_string()).unwrap(),
+            Some(feature) => {
+                writeln!(hostile_macro, "        $m!({feature}, {:?});", wasm.display().to_string()).unwrap()
+            }
             None => writeln!(
                 code,
                 "/// The `{bin}` test guest.\npub const {}: &str = {:?};",

@@ -60,7 +60,8 @@ impl Policy for BackoffPolicy {
             let retry_number = decision.retry_number.unwrap_or(1);
             let delay = backoff_seconds(run, retry_number, &mut decision.events);
             decision.delay_seconds = delay;
-            decision.reason = format!("{}; retry {retry_number} waits {delay:.1} s (exponential backoff)", decision.reason);
+            decision.reason =
+                format!("{}; retry {retry_number} waits {delay:.1} s (exponential backoff)", decision.reason);
         }
         decision
     }

@@ -96,7 +96,8 @@ impl Policy for InfraOnlyPolicy {
         if decision.action == Action::LaunchNew && kind == Kind::OutOfMemory {
             let memory = raised_memory_mb(&run);
             set_tag(&mut decision.new_run_tags, "runretry/memory_mb", &memory.to_string());
-            decision.reason = format!("the run was {what}; retrying with runretry/memory_mb={memory} ({})", decision.reason);
+            decision.reason =
+                format!("the run was {what}; retrying with runretry/memory_mb={memory} ({})", decision.reason);
         } else {
             decision.reason = format!("the run was {what}: {}", decision.reason);
         }

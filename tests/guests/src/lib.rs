@@ -11,7 +11,11 @@ pub fn decision(reason: String) -> Decision {
 }
 
 /// The default `select-steps` of a hostile guest: misbehave there too, answering the reason.
-pub fn select_by_misbehaving(misbehave: fn(&Run) -> Decision, run: &Run, _strategy: Strategy) -> Result<Vec<String>, String> {
+pub fn select_by_misbehaving(
+    misbehave: fn(&Run) -> Decision,
+    run: &Run,
+    _strategy: Strategy,
+) -> Result<Vec<String>, String> {
     Ok(vec![misbehave(run).reason])
 }
 

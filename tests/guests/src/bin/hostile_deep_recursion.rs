@@ -1,8 +1,8 @@
 //! Hostile test guest `deep_recursion` (see host/tests/all/sandbox.rs for what must come of it).
 
-use std::hint::black_box;
-use runretry_kit::{Decision, Run};
 use guests::{decision, hostile_policy};
+use runretry_kit::{Decision, Run};
+use std::hint::black_box;
 
 fn misbehave(run: &Run) -> Decision {
     // Scalars only, so every frame lives on the Wasm stack (not Rust's shadow stack in

@@ -1,7 +1,7 @@
 //! Hostile test guest `escape_stderr` (see host/tests/all/sandbox.rs for what must come of it).
 
-use runretry_kit::{Decision, Run};
 use guests::hostile_policy;
+use runretry_kit::{Decision, Run};
 
 fn misbehave(run: &Run) -> Decision {
     // A screen clear, a colour, and a forged log line, then a trap.

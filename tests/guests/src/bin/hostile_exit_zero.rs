@@ -1,7 +1,7 @@
 //! Hostile test guest `exit_zero` (see host/tests/all/sandbox.rs for what must come of it).
 
-use runretry_kit::{Decision, Run};
 use guests::hostile_policy;
+use runretry_kit::{Decision, Run};
 
 fn misbehave(run: &Run) -> Decision {
     std::process::exit(0);

@@ -1,8 +1,8 @@
 //! Hostile test guest `hot_loop` (see host/tests/all/sandbox.rs for what must come of it).
 
-use std::hint::black_box;
-use runretry_kit::{Decision, Run};
 use guests::{decision, hostile_policy};
+use runretry_kit::{Decision, Run};
+use std::hint::black_box;
 
 fn misbehave(run: &Run) -> Decision {
     // Finite, but ~10^12 iterations: only a fuel budget stops it in time.

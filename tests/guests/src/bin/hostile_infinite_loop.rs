@@ -1,8 +1,8 @@
 //! Hostile test guest `infinite_loop` (see host/tests/all/sandbox.rs for what must come of it).
 
-use std::hint::black_box;
-use runretry_kit::{Decision, Run};
 use guests::hostile_policy;
+use runretry_kit::{Decision, Run};
+use std::hint::black_box;
 
 fn misbehave(run: &Run) -> Decision {
     let mut n = 0u64;

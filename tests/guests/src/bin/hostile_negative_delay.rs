@@ -1,7 +1,7 @@
 //! Hostile test guest `negative_delay` (see host/tests/all/sandbox.rs for what must come of it).
 
-use runretry_kit::{Decision, Run};
 use guests::{decision, hostile_policy};
+use runretry_kit::{Decision, Run};
 
 fn misbehave(run: &Run) -> Decision {
     let mut d = decision("wait less than nothing".into());

@@ -1,7 +1,7 @@
 //! Hostile test guest `plan_order_selection` (see host/tests/all/sandbox.rs for what must come of it).
 
-use runretry_kit::{Config, Decision, Failure, Run, Strategy};
 use guests::hostile_policy;
+use runretry_kit::{Config, Decision, Failure, Run, Strategy};
 
 fn misbehave(run: &Run) -> Decision {
     let config = Config { enabled: true, max_retries: 5, retry_on_asset_or_op_failure: true };

@@ -1,7 +1,7 @@
 //! Hostile test guest `random_huge` (see host/tests/all/sandbox.rs for what must come of it).
 
-use runretry_kit::{Decision, Run};
 use guests::{decision, hostile_policy};
+use runretry_kit::{Decision, Run};
 
 fn misbehave(run: &Run) -> Decision {
     let bytes = wasi_random::wasi::random::random::get_random_bytes(1 << 40);

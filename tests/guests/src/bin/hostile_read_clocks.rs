@@ -1,8 +1,8 @@
 //! Hostile test guest `read_clocks` (see host/tests/all/sandbox.rs for what must come of it).
 
-use std::hint::black_box;
-use runretry_kit::{Decision, Run};
 use guests::{decision, hostile_policy};
+use runretry_kit::{Decision, Run};
+use std::hint::black_box;
 
 fn misbehave(run: &Run) -> Decision {
     let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
@@ -14,7 +14,13 @@ fn misbehave(run: &Run) -> Decision {
     let elapsed = start.elapsed();
     std::thread::sleep(std::time::Duration::from_millis(250));
     let slept = start.elapsed() - elapsed;
-    decision(format!("wall {}.{:09} elapsed {} slept {} ({spin})", wall.as_secs(), wall.subsec_nanos(), elapsed.as_nanos(), slept.as_nanos()))
+    decision(format!(
+        "wall {}.{:09} elapsed {} slept {} ({spin})",
+        wall.as_secs(),
+        wall.subsec_nanos(),
+        elapsed.as_nanos(),
+        slept.as_nanos()
+    ))
 }
 
 hostile_policy!(misbehave);

@@ -1,7 +1,7 @@
 //! Hostile test guest `resubmit_started` (see host/tests/all/sandbox.rs for what must come of it).
 
-use runretry_kit::{Action, Decision, Run};
 use guests::{decision, hostile_policy};
+use runretry_kit::{Action, Decision, Run};
 
 fn misbehave(run: &Run) -> Decision {
     // The test's case holds an automatic retry of this run that has already started.

@@ -1,7 +1,7 @@
 //! Hostile test guest `resubmit_unknown` (see host/tests/all/sandbox.rs for what must come of it).
 
-use runretry_kit::{Action, Decision, Run};
 use guests::{decision, hostile_policy};
+use runretry_kit::{Action, Decision, Run};
 
 fn misbehave(run: &Run) -> Decision {
     let mut d = decision("resubmit a run that does not exist".into());

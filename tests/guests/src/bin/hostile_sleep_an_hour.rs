@@ -1,7 +1,7 @@
 //! Hostile test guest `sleep_an_hour` (see host/tests/all/sandbox.rs for what must come of it).
 
-use runretry_kit::{Decision, Run};
 use guests::{decision, hostile_policy};
+use runretry_kit::{Decision, Run};
 
 fn misbehave(run: &Run) -> Decision {
     std::thread::sleep(std::time::Duration::from_secs(3600));

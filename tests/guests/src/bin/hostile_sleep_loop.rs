@@ -1,7 +1,7 @@
 //! Hostile test guest `sleep_loop` (see host/tests/all/sandbox.rs for what must come of it).
 
-use runretry_kit::{Decision, Run};
 use guests::hostile_policy;
+use runretry_kit::{Decision, Run};
 
 fn misbehave(run: &Run) -> Decision {
     // Many short sleeps, each well inside the deadline: together they are not.

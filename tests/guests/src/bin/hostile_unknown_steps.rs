@@ -1,10 +1,14 @@
 //! Hostile test guest `unknown_steps` (see host/tests/all/sandbox.rs for what must come of it).
 
-use runretry_kit::{Config, Decision, Failure, Run, Strategy};
 use guests::hostile_policy;
+use runretry_kit::{Config, Decision, Failure, Run, Strategy};
 
 fn misbehave(run: &Run) -> Decision {
-    let mut d = runretry_default_policy::should_retry(run, &Failure::default(), &Config { enabled: true, max_retries: 5, retry_on_asset_or_op_failure: true });
+    let mut d = runretry_default_policy::should_retry(
+        run,
+        &Failure::default(),
+        &Config { enabled: true, max_retries: 5, retry_on_asset_or_op_failure: true },
+    );
     d.steps = Some(vec!["no_such_step".to_string()]);
     d
 }
