@@ -9,11 +9,9 @@
 
 use std::path::{Path, PathBuf};
 
-use runretry_default_policy::{select_steps, should_retry};
-use runretry_kit::{tag, Case, Decision, Run, Strategy};
-use serde_json::{json, Map, Value};
-
-type Expect = Map<String, Value>;
+use runretry_default_policy::DefaultPolicy;
+use runretry_kit::{compare_decision, compare_selection, Case, Policy, Selection, Strategy};
+use serde_json::{Map, Value};
 
 #[test]
 fn default_suite_passes_natively() {
@@ -55,7 +53,8 @@ fn collect_json_files(path: &Path, files: &mut Vec<PathBuf>) {
     }
 }
 
-/// Run one case; the differences from `expect` (none when it passes).
+/// Run one case through `DefaultPolicy`, what the component exports; the differences from
+/// `expect` (none when it passes).
 fn check(case: &Value) -> Result<Vec<String>, String> {
     let input = Case::from_json("case", &case.to_string()).map_err(|e| e.to_string())?;
     let expect = match case.get("expect") {
@@ -65,85 +64,19 @@ fn check(case: &Value) -> Result<Vec<String>, String> {
     };
     match case.get("kind").and_then(Value::as_str) {
         Some("should_retry") | None => {
-            let decision = should_retry(&input.run, &input.failure, &input.config);
-            Ok(compare_decision(&input.run, &decision, &expect))
+            let decision = DefaultPolicy::should_retry(&input.run, &input.failure, &input.config);
+            Ok(compare_decision(&input.run, &decision, &expect, &[]))
         }
         Some("select_steps") => {
             let strategy: Strategy =
                 serde_json::from_value(case.pointer("/input/strategy").cloned().unwrap_or_default())
                     .map_err(|e| format!("input.strategy: {e}"))?;
-            Ok(compare_selection(strategy, select_steps(&input.run, strategy), &expect))
+            let selection = match DefaultPolicy::select_steps(&input.run, strategy) {
+                Ok(steps) => Selection::Steps { strategy, steps },
+                Err(error) => Selection::Refused { strategy, error },
+            };
+            Ok(compare_selection(&selection, &expect, &[]))
         }
         Some(other) => Err(format!("kind: {other:?} is neither should_retry nor select_steps")),
     }
-}
-
-// ---- Comparison, as host/src/conformance.rs ----
-
-fn differ(field: &str, expected: &Value, got: &Value) -> Option<String> {
-    (expected != got).then(|| format!("{field}: expected {expected}, got {got}"))
-}
-
-/// Absent or null fields are not checked; `will_retry_tag` is the failed run's final
-/// `dagster/will_retry`; `engine_event` must be among the events.
-fn compare_decision(run: &Run, decision: &Decision, expect: &Expect) -> Vec<String> {
-    let got = decision_json(decision);
-    let mut differences = Vec::new();
-    for (field, expected) in expect.iter().filter(|(_, v)| !v.is_null()) {
-        let difference = match field.as_str() {
-            "will_retry_tag" => {
-                let key = "dagster/will_retry";
-                let final_tag = tag(&decision.failed_run_tags, key).or_else(|| tag(&run.tags, key));
-                differ(field, expected, &json!(final_tag))
-            }
-            "engine_event" => {
-                let wanted = expected.as_str().unwrap_or_default();
-                (!decision.events.iter().any(|e| e == wanted))
-                    .then(|| format!("engine_event: expected {expected} among events {:?}", decision.events))
-            }
-            "delay_seconds" => (expected.as_f64() != Some(decision.delay_seconds))
-                .then(|| format!("delay_seconds: expected {expected}, got {}", decision.delay_seconds)),
-            "error" => Some(format!("error: expected {expected}, but a decision was made")),
-            other => match got.get(other) {
-                Some(value) => differ(other, expected, value),
-                None => Some(format!("{other}: not a decision field")),
-            },
-        };
-        differences.extend(difference);
-    }
-    differences
-}
-
-/// A selection against `strategy`, `steps` and `error`.
-fn compare_selection(strategy: Strategy, selection: Result<Vec<String>, String>, expect: &Expect) -> Vec<String> {
-    let checked = |field: &str| expect.get(field).filter(|v| !v.is_null());
-    let mut differences = Vec::new();
-    match selection {
-        Ok(mut steps) => {
-            steps.sort();
-            if let Some(expected) = checked("error") {
-                differences.push(format!("error: expected {expected}, got steps {steps:?}"));
-            }
-            if let Some(expected) = checked("steps") {
-                differences.extend(differ("steps", expected, &json!(steps)));
-            }
-        }
-        Err(error) => match checked("error") {
-            Some(expected) => differences.extend(differ("error", expected, &json!(error))),
-            None => differences.push(format!("error: expected a selection, got refusal {error:?}")),
-        },
-    }
-    if let Some(expected) = checked("strategy") {
-        differences.extend(differ("strategy", expected, &json!(strategy.as_str())));
-    }
-    differences
-}
-
-/// The decision as the host serialises it (case-format §2), steps sorted.
-fn decision_json(d: &Decision) -> Value {
-    let mut d = d.clone();
-    if let Some(steps) = d.steps.as_mut() {
-        steps.sort();
-    }
-    serde_json::to_value(&d).expect("decisions serialise")
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use runretry_kit::{tag, Case, Decision, Selection, Strategy};
+use runretry_kit::{compare_decision, compare_selection, Case, Strategy};
 
 use crate::error::Error;
 use crate::policy::Policy;
@@ -200,7 +200,7 @@ pub fn run_cases(policy: &Policy, cases: &[ConformanceCase], ignore: &[String]) 
     for c in cases {
         let differences = match &c.kind {
             Kind::ShouldRetry => match policy.decide(&c.case) {
-                Ok(decision) => compare_decision(&c.case, &decision, &c.expect, ignore),
+                Ok(decision) => compare_decision(&c.case.run, &decision, &c.expect, ignore),
                 Err(e) => vec![format!("policy failed: {e}")],
             },
             Kind::SelectSteps(strategy) => match policy.select_steps(&c.case.run, *strategy) {
@@ -211,82 +211,4 @@ pub fn run_cases(policy: &Policy, cases: &[ConformanceCase], ignore: &[String]) 
         report.record(&c.name, &c.source, differences);
     }
     report
-}
-
-fn differ(field: &str, expected: &Value, got: &Value) -> Option<String> {
-    (expected != got).then(|| format!("{field}: expected {expected}, got {got}"))
-}
-
-/// Compare a decision with `expect` (case-format §4): absent or null fields are not checked;
-/// `will_retry_tag` is the failed run's final `dagster/will_retry`; `engine_event` must be among
-/// the events.
-pub fn compare_decision(
-    case: &Case,
-    decision: &Decision,
-    expect: &serde_json::Map<String, Value>,
-    ignore: &[String],
-) -> Vec<String> {
-    let got = serde_json::to_value(decision).expect("decisions serialise");
-    let mut differences = Vec::new();
-    for (field, expected) in expect {
-        if expected.is_null() || ignore.iter().any(|i| i == field) {
-            continue;
-        }
-        let difference = match field.as_str() {
-            "will_retry_tag" => {
-                let final_tag = tag(&decision.failed_run_tags, "dagster/will_retry")
-                    .or_else(|| tag(&case.run.tags, "dagster/will_retry"))
-                    .map_or(Value::Null, |v| Value::String(v.to_string()));
-                differ(field, expected, &final_tag)
-            }
-            "engine_event" => {
-                let wanted = expected.as_str().unwrap_or_default();
-                (!decision.events.iter().any(|e| e == wanted))
-                    .then(|| format!("engine_event: expected {expected} among events {:?}", decision.events))
-            }
-            "delay_seconds" => {
-                let (e, g) = (expected.as_f64(), Some(decision.delay_seconds));
-                (e != g).then(|| format!("delay_seconds: expected {expected}, got {}", decision.delay_seconds))
-            }
-            "error" => Some(format!("error: expected {expected}, but a decision was made")),
-            other => match got.get(other) {
-                Some(value) => differ(other, expected, value),
-                None => Some(format!("{other}: not a decision field")),
-            },
-        };
-        differences.extend(difference);
-    }
-    differences
-}
-
-/// Compare a selection with `expect` (`strategy`, `steps`, `error`).
-pub fn compare_selection(
-    selection: &Selection,
-    expect: &serde_json::Map<String, Value>,
-    ignore: &[String],
-) -> Vec<String> {
-    let mut differences = Vec::new();
-    let checked = |field: &str| expect.get(field).filter(|v| !v.is_null() && !ignore.iter().any(|i| i == field));
-    let strategy = match selection {
-        Selection::Steps { strategy, steps } => {
-            if let Some(expected) = checked("error") {
-                differences.push(format!("error: expected {expected}, got steps {steps:?}"));
-            }
-            if let Some(expected) = checked("steps") {
-                differences.extend(differ("steps", expected, &serde_json::json!(steps)));
-            }
-            strategy
-        }
-        Selection::Refused { strategy, error } => {
-            match checked("error") {
-                Some(expected) => differences.extend(differ("error", expected, &Value::String(error.clone()))),
-                None => differences.push(format!("error: expected a selection, got refusal {error:?}")),
-            }
-            strategy
-        }
-    };
-    if let Some(expected) = checked("strategy") {
-        differences.extend(differ("strategy", expected, &serde_json::json!(strategy)));
-    }
-    differences
 }

@@ -35,6 +35,8 @@ mod policy;
 mod step_key;
 
 #[cfg(feature = "serde")]
+mod expect;
+#[cfg(feature = "serde")]
 mod json;
 
 #[cfg(target_arch = "wasm32")]
@@ -47,6 +49,8 @@ pub use model::{
 pub use policy::Policy;
 pub use step_key::StepKey;
 
+#[cfg(feature = "serde")]
+pub use expect::{compare_decision, compare_selection};
 #[cfg(feature = "serde")]
 pub use json::{Case, CaseError};
 
