@@ -123,21 +123,31 @@ fn bench_select_steps(c: &mut Criterion) {
 }
 
 /// `decide --batch`'s engine: JSON Lines in, decisions out, on every core (throughput in
-/// decisions per second), and on one core for the ratio.
+/// decisions per second), and on one core for the ratio. The embedded default policy reuses an
+/// instance per thread; `fresh_instances` loads the same bytes from a file, as any deployed
+/// policy is, which gets a fresh instance per decision.
 fn bench_batch(c: &mut Criterion) {
     let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
     let deployment = Deployment::load(&sandbox, None, OnPolicyError::Fail).expect("default policy");
+    let file = std::env::temp_dir().join(format!("runretry-bench-{}.wasm", std::process::id()));
+    std::fs::write(&file, runretry::DEFAULT_POLICY_WASM).unwrap();
+    let deployed = Deployment::load(&sandbox, Some(&file), OnPolicyError::Fail).expect("the same policy, from a file");
     let line = serde_json::to_string(&realistic_case()).unwrap();
     const LINES: usize = 2_000;
     let input = format!("{line}\n").repeat(LINES);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut group = c.benchmark_group("batch_2000");
     group.throughput(Throughput::Elements(LINES as u64)).sample_size(10);
-    for (label, jobs) in [("one_core".to_string(), 1), (format!("all_{cores}_cores"), cores)] {
+    let runs = [
+        ("one_core".to_string(), 1, &deployment),
+        (format!("all_{cores}_cores"), cores, &deployment),
+        (format!("fresh_instances_all_{cores}_cores"), cores, &deployed),
+    ];
+    for (label, jobs, deployment) in runs {
         group.bench_function(BenchmarkId::from_parameter(label), |b| {
             b.iter(|| {
                 let mut answered = 0;
-                decide_batch(input.as_bytes(), "bench", &deployment, None, jobs, |answer| {
+                decide_batch(input.as_bytes(), "bench", deployment, None, jobs, |answer| {
                     answer.result.expect("decided");
                     answered += 1;
                     true
@@ -148,6 +158,7 @@ fn bench_batch(c: &mut Criterion) {
         });
     }
     group.finish();
+    let _ = std::fs::remove_file(file);
 }
 
 criterion_group!(benches, bench_should_retry, bench_select_steps, bench_batch);

@@ -1,6 +1,8 @@
 //! Deciding JSON Lines: one case per line in, one answer per line out, in input order. Cases
 //! are decided on several threads at once, and each answer is handed over as soon as it and
 //! every line before it are decided (so a caller that writes one case and waits gets its answer).
+//! Each thread reuses one instance of the embedded default policy (`Deployment::decide_reusing`);
+//! any other policy gets a fresh instance per decision.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -11,6 +13,7 @@ use runretry_kit::{Case, Config, Decision};
 
 use crate::error::Error;
 use crate::fallback::Deployment;
+use crate::policy::WarmPolicy;
 
 /// The answer to one line of a batch.
 #[derive(Debug)]
@@ -44,14 +47,17 @@ pub fn decide_batch(
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             let (done_sender, work) = (done_sender.clone(), &work);
-            scope.spawn(move || loop {
-                // Hold the lock only to take a line, not while deciding it.
-                let Ok((place, line, text)) = work.lock().expect("no worker panics holding it").recv() else {
-                    return;
-                };
-                let result = decide_line(&format!("{source}:{line}"), &text, deployment, config);
-                if done_sender.send((place, BatchAnswer { line, result })).is_err() {
-                    return;
+            scope.spawn(move || {
+                let mut instance = None;
+                loop {
+                    // Hold the lock only to take a line, not while deciding it.
+                    let Ok((place, line, text)) = work.lock().expect("no worker panics holding it").recv() else {
+                        return;
+                    };
+                    let result = decide_line(&format!("{source}:{line}"), &text, deployment, config, &mut instance);
+                    if done_sender.send((place, BatchAnswer { line, result })).is_err() {
+                        return;
+                    }
                 }
             });
         }
@@ -108,10 +114,16 @@ fn in_order(
     }
 }
 
-fn decide_line(source: &str, text: &str, deployment: &Deployment, config: Option<Config>) -> Result<Decision, Error> {
+fn decide_line(
+    source: &str,
+    text: &str,
+    deployment: &Deployment,
+    config: Option<Config>,
+    instance: &mut Option<WarmPolicy>,
+) -> Result<Decision, Error> {
     let mut case = Case::from_json(source, text)?;
     if let Some(config) = config {
         case.config = config;
     }
-    deployment.decide(&case)
+    deployment.decide_reusing(instance, &case)
 }

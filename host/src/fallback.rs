@@ -5,7 +5,7 @@ use std::path::Path;
 use runretry_kit::{Case, Decision};
 
 use crate::error::Error;
-use crate::policy::{Policy, Sandbox};
+use crate::policy::{Policy, Sandbox, WarmPolicy};
 
 /// The `--on-policy-error` choice.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -69,6 +69,8 @@ pub struct Deployment {
     policy: Result<Policy, (String, Error)>,
     default: Option<Policy>,
     mode: OnPolicyError,
+    /// The policy is the embedded default: ours, and stateless by construction.
+    embedded: bool,
 }
 
 impl Deployment {
@@ -77,7 +79,7 @@ impl Deployment {
     /// failure under `Fail`.
     pub fn load(sandbox: &Sandbox, path: Option<&Path>, mode: OnPolicyError) -> Result<Self, Error> {
         let Some(path) = path else {
-            return Ok(Deployment { policy: Ok(sandbox.load_default()?), default: None, mode });
+            return Ok(Deployment { policy: Ok(sandbox.load_default()?), default: None, mode, embedded: true });
         };
         // Only the `Default` mode needs the embedded policy beside the deployed one.
         let default = match mode {
@@ -89,7 +91,7 @@ impl Deployment {
             Err(error) if error.is_bad_input() || mode == OnPolicyError::Fail => return Err(error),
             Err(error) => Err((path.display().to_string(), error)),
         };
-        Ok(Deployment { policy, default, mode })
+        Ok(Deployment { policy, default, mode, embedded: false })
     }
 
     /// Decide with the policy, applying the mode when it fails (or failed to load).
@@ -98,6 +100,26 @@ impl Deployment {
             Ok(policy) => decide(policy, self.default.as_ref(), case, self.mode),
             Err((name, error)) => fall_back(error.clone(), name, self.default.as_ref(), case, self.mode),
         }
+    }
+
+    /// Like [`decide`](Self::decide), but for the embedded default policy reuses one instance
+    /// (kept in `instance`, one per thread) across calls: it is ours and stateless by
+    /// construction, and a decision then costs no instantiation. Any other policy still gets a
+    /// fresh instance per decision. A failure drops the instance and decides afresh.
+    pub fn decide_reusing(&self, instance: &mut Option<WarmPolicy>, case: &Case) -> Result<Decision, Error> {
+        if self.embedded {
+            if instance.is_none() {
+                *instance = self.policy.as_ref().ok().and_then(|policy| policy.warm().ok());
+            }
+            if let Some(warm) = instance {
+                match warm.decide(case) {
+                    Ok(decision) => return Ok(decision),
+                    Err(error) if error.is_bad_input() => return Err(error),
+                    Err(_) => *instance = None,
+                }
+            }
+        }
+        self.decide(case)
     }
 
     /// The loaded policy, or the error it failed to load with.
