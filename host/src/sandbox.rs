@@ -50,7 +50,8 @@ pub struct SandboxConfig {
     pub max_stderr_bytes: usize,
     /// Pre-reserve instance slots (pooling allocator with copy-on-write memory images) for fast
     /// fresh instances. Default on; falls back to on-demand allocation when the machine cannot
-    /// reserve the address space. Cost: virtual address space, not memory.
+    /// reserve the address space. Cost: virtual address space, and up to 4 MiB of resident
+    /// memory per slot a policy has dirtied (kept to spare the next instance page faults).
     pub pooling: bool,
     /// Where compiled components are cached; `None` disables the cache. Default:
     /// `$RUNRETRY_CACHE_DIR`, else `$XDG_CACHE_HOME/runretry`, else `~/.cache/runretry`;
