@@ -1,40 +1,37 @@
-//! Hostile test guest `plan_order_selection` (see host/tests/all/sandbox.rs for what must come of it).
+//! Wrong, not hostile: Dagster's semantics, except that the plan is walked in the order it is
+//! listed instead of in dependency order, so a step listed before its upstream misses the
+//! downstream closure. It answers exactly like the default policy on every plan listed in
+//! dependency order, which is how it passed the whole default suite before plans were also
+//! listed in reverse; both suites must catch it (host/tests/all/conformance_kit.rs).
 
-use guests::hostile_policy;
-use runretry_kit::{Config, Decision, Failure, Run, Strategy};
+use std::collections::HashSet;
 
-fn misbehave(run: &Run) -> Decision {
-    let config = Config { enabled: true, max_retries: 5, retry_on_asset_or_op_failure: true };
-    let mut d = runretry_default_policy::should_retry(run, &Failure::default(), &config);
-    if d.strategy == Some(Strategy::FromFailure) && d.steps.is_some() {
-        d.steps = Some(listed_order_from_failure(run));
+use runretry_kit::{export_policy, Config, Decision, Failure, Policy, Run, Strategy};
+
+/// The plan as a walk in listed order sees it: an upstream listed after its step has not been
+/// visited yet, so it can never pull that step into the selection.
+fn as_walked_in_listed_order(run: &Run) -> Run {
+    let mut run = run.clone();
+    let mut visited = HashSet::new();
+    for step in &mut run.steps {
+        step.upstream.retain(|upstream| visited.contains(upstream));
+        visited.insert(step.key.clone());
     }
-    d
+    run
 }
 
-hostile_policy!(misbehave, |run: &Run, strategy: Strategy| -> Result<Vec<String>, String> {
-    match strategy {
-        Strategy::FromFailure => Ok(listed_order_from_failure(run)),
-        other => runretry_default_policy::select_steps(run, other),
-    }
-});
+struct ListedOrder;
 
-/// FROM_FAILURE with a plausible bug: one pass over the plan in the order it is listed, so a
-/// step listed before its upstream misses the downstream closure. Each suite must catch it.
-fn listed_order_from_failure(run: &Run) -> Vec<String> {
-    use runretry_kit::StepStatus;
-    let mut selected: Vec<String> = Vec::new();
-    for step in &run.steps {
-        let own = matches!(
-            step.status,
-            StepStatus::Failure | StepStatus::InProgress | StepStatus::NotStarted | StepStatus::ResourceInitFailure
-        );
-        if step.status != StepStatus::Skipped && (own || step.upstream.iter().any(|u| selected.contains(u))) {
-            selected.push(step.key.clone());
-        }
+impl Policy for ListedOrder {
+    fn should_retry(run: &Run, failure: &Failure, config: &Config) -> Decision {
+        runretry_default_policy::should_retry(&as_walked_in_listed_order(run), failure, config)
     }
-    selected.sort();
-    selected
+
+    fn select_steps(run: &Run, strategy: Strategy) -> Result<Vec<String>, String> {
+        runretry_default_policy::select_steps(&as_walked_in_listed_order(run), strategy)
+    }
 }
+
+export_policy!(ListedOrder);
 
 fn main() {}
