@@ -46,55 +46,82 @@ fn backfill_status(s: BackfillStatus) -> wit::BackfillStatus {
     }
 }
 
-/// The run as the guest sees it.
-pub(crate) fn run_to_wit(run: &Run) -> wit::Run {
-    wit::Run {
-        run_id: run.run_id.clone(),
+fn pairs(tags: &[(String, String)]) -> Vec<(&str, &str)> {
+    tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+fn strs(list: &[String]) -> Vec<&str> {
+    list.iter().map(String::as_str).collect()
+}
+
+/// Call `call` with the run as the guest sees it. The generated parameter types borrow every
+/// string from `run` (no copy of the case before the canonical ABI copies it into the guest);
+/// only the lists of borrowed values are built here, and live for the call.
+pub(crate) fn with_run<R>(run: &Run, call: impl FnOnce(wit::Run<'_>) -> R) -> R {
+    let tags = pairs(&run.tags);
+    let job_tags = pairs(&run.job_tags);
+    let member_tags: Vec<Vec<(&str, &str)>> = run.group.iter().map(|m| pairs(&m.tags)).collect();
+    let group: Vec<wit::GroupMember<'_>> = run
+        .group
+        .iter()
+        .zip(&member_tags)
+        .map(|(m, tags)| wit::GroupMember {
+            run_id: &m.run_id,
+            parent_run_id: m.parent_run_id.as_deref(),
+            tags,
+            status: m.status.map(run_status),
+            exists: m.exists,
+        })
+        .collect();
+    let upstreams: Vec<Vec<&str>> = run.steps.iter().map(|s| strs(&s.upstream)).collect();
+    let mapping_keys: Vec<Vec<&str>> = run.steps.iter().map(|s| strs(&s.mapping_keys)).collect();
+    let instances: Vec<Vec<wit::MappedInstance<'_>>> = run
+        .steps
+        .iter()
+        .map(|s| {
+            s.instances
+                .iter()
+                .map(|i| wit::MappedInstance { mapping_key: &i.mapping_key, status: step_status(i.status) })
+                .collect()
+        })
+        .collect();
+    let steps: Vec<wit::Step<'_>> = run
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| wit::Step {
+            key: &s.key,
+            upstream: &upstreams[i],
+            status: step_status(s.status),
+            instances: &instances[i],
+            dynamic_output: s.dynamic_output,
+            mapping_keys: &mapping_keys[i],
+        })
+        .collect();
+    let step_keys_to_execute = run.step_keys_to_execute.as_deref().map(strs);
+    let op_selection = run.op_selection.as_deref().map(strs);
+    call(wit::Run {
+        run_id: &run.run_id,
         status: run_status(run.status),
-        tags: run.tags.clone(),
-        root_run_id: run.root_run_id.clone(),
-        parent_run_id: run.parent_run_id.clone(),
-        group: run
-            .group
-            .iter()
-            .map(|m| wit::GroupMember {
-                run_id: m.run_id.clone(),
-                parent_run_id: m.parent_run_id.clone(),
-                tags: m.tags.clone(),
-                status: m.status.map(run_status),
-                exists: m.exists,
-            })
-            .collect(),
-        steps: run
-            .steps
-            .iter()
-            .map(|s| wit::Step {
-                key: s.key.clone(),
-                upstream: s.upstream.clone(),
-                status: step_status(s.status),
-                instances: s
-                    .instances
-                    .iter()
-                    .map(|i| wit::MappedInstance { mapping_key: i.mapping_key.clone(), status: step_status(i.status) })
-                    .collect(),
-                dynamic_output: s.dynamic_output,
-                mapping_keys: s.mapping_keys.clone(),
-            })
-            .collect(),
-        step_keys_to_execute: run.step_keys_to_execute.clone(),
-        op_selection: run.op_selection.clone(),
-        job_tags: run.job_tags.clone(),
+        tags: &tags,
+        root_run_id: run.root_run_id.as_deref(),
+        parent_run_id: run.parent_run_id.as_deref(),
+        group: &group,
+        steps: &steps,
+        step_keys_to_execute: step_keys_to_execute.as_deref(),
+        op_selection: op_selection.as_deref(),
+        job_tags: &job_tags,
         backfill: run.backfill.as_ref().map(|b| wit::Backfill {
-            id: b.id.clone(),
+            id: &b.id,
             exists: b.exists,
             status: backfill_status(b.status),
         }),
-        job: run.job.clone(),
-    }
+        job: run.job.as_deref(),
+    })
 }
 
 /// The failure; a reason the contract does not know travels as `other`.
-pub(crate) fn failure_to_wit(failure: &Failure) -> wit::Failure {
+pub(crate) fn failure_to_wit(failure: &Failure) -> wit::Failure<'_> {
     let reason = failure.reason.as_ref().map(|r| match r {
         FailureReason::StepFailure => wit::FailureReason::StepFailure,
         FailureReason::RunException => wit::FailureReason::RunException,
@@ -103,9 +130,9 @@ pub(crate) fn failure_to_wit(failure: &Failure) -> wit::Failure {
         FailureReason::StartTimeout => wit::FailureReason::StartTimeout,
         FailureReason::RunWorkerRestart => wit::FailureReason::RunWorkerRestart,
         FailureReason::Unknown => wit::FailureReason::Unknown,
-        FailureReason::Other(text) => wit::FailureReason::Other(text.clone()),
+        FailureReason::Other(text) => wit::FailureReason::Other(text),
     });
-    wit::Failure { reason, message: failure.message.clone() }
+    wit::Failure { reason, message: failure.message.as_deref() }
 }
 
 /// The `run_retries` config.

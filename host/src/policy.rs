@@ -129,13 +129,12 @@ impl Policy {
 
     fn decide_in(&self, store: &mut Store<HostState>, bindings: &RetryPolicy, case: &Case) -> Result<Decision, Error> {
         self.check_input_size(&case.run)?;
-        let run = marshal::run_to_wit(&case.run);
         let failure = marshal::failure_to_wit(&case.failure);
         let config = marshal::config_to_wit(&case.config);
-        let wit_decision = bindings
-            .runretry_policy_policy()
-            .call_should_retry(&mut *store, &run, &failure, config)
-            .map_err(|e| sandbox::classify(e, store, &self.sandbox.config))?;
+        let wit_decision = marshal::with_run(&case.run, |run| {
+            bindings.runretry_policy_policy().call_should_retry(&mut *store, run, failure, config)
+        })
+        .map_err(|e| sandbox::classify(e, store, &self.sandbox.config))?;
         let decision = marshal::decision_from_wit(wit_decision);
         let mut non_compliant = validate::check_tags("new_run_tags", &decision.new_run_tags)?;
         non_compliant.extend(validate::check_tags("failed_run_tags", &decision.failed_run_tags)?);
@@ -154,11 +153,14 @@ impl Policy {
         strategy: Strategy,
     ) -> Result<Selection, Error> {
         self.check_input_size(run)?;
-        let wit_run = marshal::run_to_wit(run);
-        let answer = bindings
-            .runretry_policy_policy()
-            .call_select_steps(&mut *store, &wit_run, marshal::strategy_to_wit(strategy))
-            .map_err(|e| sandbox::classify(e, store, &self.sandbox.config))?;
+        let answer = marshal::with_run(run, |wit_run| {
+            bindings.runretry_policy_policy().call_select_steps(
+                &mut *store,
+                wit_run,
+                marshal::strategy_to_wit(strategy),
+            )
+        })
+        .map_err(|e| sandbox::classify(e, store, &self.sandbox.config))?;
         match answer {
             Ok(steps) => {
                 let cap = self.sandbox.config.max_output_bytes;
