@@ -229,14 +229,19 @@ pub(crate) fn new_store(engine: &Engine, config: &SandboxConfig, seed: [u8; 32])
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
     store.epoch_deadline_trap();
-    begin_call(&mut store, config, seed);
+    set_budget(&mut store, config);
     store
 }
 
-/// Start a call: a full fuel budget, a deadline counted from now, the virtual clocks at zero
-/// and randomness restarted from `seed`.
+/// Start another call on a kept store: the virtual clocks at zero, randomness restarted from
+/// `seed`, a full fuel budget and a deadline counted from now.
 pub(crate) fn begin_call(store: &mut Store<HostState>, config: &SandboxConfig, seed: [u8; 32]) {
     store.data_mut().call = CallEnv::new(config.fuel, config.deadline, seed);
+    set_budget(store, config);
+}
+
+/// A full fuel budget and a deadline counted from now.
+fn set_budget(store: &mut Store<HostState>, config: &SandboxConfig) {
     store.set_fuel(config.fuel).expect("fuel is enabled on every runretry engine");
     let ticks = config.deadline.as_nanos().div_ceil(config.epoch_tick.as_nanos().max(1));
     store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));

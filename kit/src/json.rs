@@ -342,7 +342,7 @@ impl<'de> Deserialize<'de> for Backfill {
 }
 
 /// The run as JSON: `group` may be absent, meaning the run alone.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct RunJson {
     run_id: String,
     status: RunStatus,

@@ -5,11 +5,6 @@
 
 use runretry_kit::{Decision, Run, Strategy};
 
-/// A decision to do nothing, for guests whose misbehaviour is elsewhere.
-pub fn decision(reason: String) -> Decision {
-    Decision::none(reason)
-}
-
 /// The default `select-steps` of a hostile guest: misbehave there too, answering the reason.
 pub fn select_by_misbehaving(
     misbehave: fn(&Run) -> Decision,

@@ -1,6 +1,6 @@
 //! Hostile test guest `deep_recursion` (see host/tests/all/sandbox.rs for what must come of it).
 
-use guests::{decision, hostile_policy};
+use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 use std::hint::black_box;
 
@@ -13,7 +13,7 @@ fn misbehave(run: &Run) -> Decision {
         }
         dive(depth + 1).wrapping_add(black_box(1))
     }
-    decision(format!("{}", dive(0)))
+    Decision::none(format!("{}", dive(0)))
 }
 
 hostile_policy!(misbehave);

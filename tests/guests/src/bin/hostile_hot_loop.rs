@@ -1,6 +1,6 @@
 //! Hostile test guest `hot_loop` (see host/tests/all/sandbox.rs for what must come of it).
 
-use guests::{decision, hostile_policy};
+use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 use std::hint::black_box;
 
@@ -10,7 +10,7 @@ fn misbehave(run: &Run) -> Decision {
     for i in 0..1_000_000_000_000u64 {
         acc = black_box(acc.wrapping_mul(31).wrapping_add(i));
     }
-    decision(format!("{acc}"))
+    Decision::none(format!("{acc}"))
 }
 
 hostile_policy!(misbehave);

@@ -1,10 +1,10 @@
 //! Hostile test guest `many_events` (see host/tests/all/sandbox.rs for what must come of it).
 
-use guests::{decision, hostile_policy};
+use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
 fn misbehave(run: &Run) -> Decision {
-    let mut d = decision("five million empty events".into());
+    let mut d = Decision::none("five million empty events");
     d.events = vec![String::new(); 5_000_000];
     d
 }

@@ -1,10 +1,10 @@
 //! Hostile test guest `many_tags` (see host/tests/all/sandbox.rs for what must come of it).
 
-use guests::{decision, hostile_policy};
+use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
 fn misbehave(run: &Run) -> Decision {
-    let mut d = decision("a million tags".into());
+    let mut d = Decision::none("a million tags");
     d.failed_run_tags = (0..1_000_000).map(|i| (format!("t{i}"), String::new())).collect();
     d
 }

@@ -1,10 +1,10 @@
 //! Hostile test guest `negative_delay` (see host/tests/all/sandbox.rs for what must come of it).
 
-use guests::{decision, hostile_policy};
+use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
 fn misbehave(run: &Run) -> Decision {
-    let mut d = decision("wait less than nothing".into());
+    let mut d = Decision::none("wait less than nothing");
     d.delay_seconds = -1.0;
     d
 }

@@ -1,10 +1,10 @@
 //! Hostile test guest `oversized_output` (see host/tests/all/sandbox.rs for what must come of it).
 
-use guests::{decision, hostile_policy};
+use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
 fn misbehave(run: &Run) -> Decision {
-    let mut d = decision("huge".into());
+    let mut d = Decision::none("huge");
     d.events = vec!["x".repeat(1 << 20); 32];
     d
 }

@@ -1,6 +1,6 @@
 //! Hostile test guest `read_clocks` (see host/tests/all/sandbox.rs for what must come of it).
 
-use guests::{decision, hostile_policy};
+use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 use std::hint::black_box;
 
@@ -14,7 +14,7 @@ fn misbehave(run: &Run) -> Decision {
     let elapsed = start.elapsed();
     std::thread::sleep(std::time::Duration::from_millis(250));
     let slept = start.elapsed() - elapsed;
-    decision(format!(
+    Decision::none(format!(
         "wall {}.{:09} elapsed {} slept {} ({spin})",
         wall.as_secs(),
         wall.subsec_nanos(),

@@ -1,11 +1,11 @@
 //! Hostile test guest `read_env` (see host/tests/all/sandbox.rs for what must come of it).
 
-use guests::{decision, hostile_policy};
+use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
 fn misbehave(run: &Run) -> Decision {
     let seen = std::env::vars().count() + std::env::args().count();
-    return decision(match std::env::var("HOME") {
+    return Decision::none(match std::env::var("HOME") {
         Ok(home) => format!("LEAKED HOME={home}"),
         Err(e) => format!("denied: {e}; {seen} variables or arguments visible"),
     });

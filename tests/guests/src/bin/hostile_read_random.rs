@@ -1,6 +1,6 @@
 //! Hostile test guest `read_random` (see host/tests/all/sandbox.rs for what must come of it).
 
-use guests::{decision, hostile_policy};
+use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
 fn misbehave(run: &Run) -> Decision {
@@ -11,7 +11,7 @@ fn misbehave(run: &Run) -> Decision {
         hasher.write(run.run_id.as_bytes());
         hasher.finish()
     };
-    decision(format!("random {:016x} {:016x}", draw(), draw()))
+    Decision::none(format!("random {:016x} {:016x}", draw(), draw()))
 }
 
 hostile_policy!(misbehave);

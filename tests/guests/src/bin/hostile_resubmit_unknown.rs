@@ -1,10 +1,10 @@
 //! Hostile test guest `resubmit_unknown` (see host/tests/all/sandbox.rs for what must come of it).
 
-use guests::{decision, hostile_policy};
+use guests::hostile_policy;
 use runretry_kit::{Action, Decision, Run};
 
 fn misbehave(run: &Run) -> Decision {
-    let mut d = decision("resubmit a run that does not exist".into());
+    let mut d = Decision::none("resubmit a run that does not exist");
     d.action = Action::ResubmitExisting;
     d.resubmit_run_id = Some("no-such-run".into());
     d

@@ -1,11 +1,11 @@
 //! Hostile test guest `sleep_an_hour` (see host/tests/all/sandbox.rs for what must come of it).
 
-use guests::{decision, hostile_policy};
+use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
 fn misbehave(run: &Run) -> Decision {
     std::thread::sleep(std::time::Duration::from_secs(3600));
-    decision("woke up after an hour".into())
+    Decision::none("woke up after an hour")
 }
 
 hostile_policy!(misbehave);

@@ -1,11 +1,11 @@
 //! Hostile test guest `tag_bom_key` (see host/tests/all/sandbox.rs for what must come of it).
 
-use guests::{decision, hostile_policy};
+use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
 fn misbehave(run: &Run) -> Decision {
     // Looks like dagster/retry_number on any screen.
-    let mut d = decision("a system tag in disguise".into());
+    let mut d = Decision::none("a system tag in disguise");
     d.failed_run_tags = vec![("\u{feff}dagster/retry_number".into(), "0".into())];
     d
 }

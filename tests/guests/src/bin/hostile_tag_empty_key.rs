@@ -1,10 +1,10 @@
 //! Hostile test guest `tag_empty_key` (see host/tests/all/sandbox.rs for what must come of it).
 
-use guests::{decision, hostile_policy};
+use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
 fn misbehave(run: &Run) -> Decision {
-    let mut d = decision("an empty tag key".into());
+    let mut d = Decision::none("an empty tag key");
     d.failed_run_tags = vec![(String::new(), "x".into())];
     d
 }

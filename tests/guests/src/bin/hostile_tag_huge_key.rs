@@ -1,10 +1,10 @@
 //! Hostile test guest `tag_huge_key` (see host/tests/all/sandbox.rs for what must come of it).
 
-use guests::{decision, hostile_policy};
+use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
 fn misbehave(run: &Run) -> Decision {
-    let mut d = decision("a 1 MiB tag key".into());
+    let mut d = Decision::none("a 1 MiB tag key");
     d.failed_run_tags = vec![("k".repeat(1 << 20), "x".into())];
     d
 }

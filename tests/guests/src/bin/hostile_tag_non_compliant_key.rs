@@ -1,10 +1,10 @@
 //! Hostile test guest `tag_non_compliant_key` (see host/tests/all/sandbox.rs for what must come of it).
 
-use guests::{decision, hostile_policy};
+use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
 fn misbehave(run: &Run) -> Decision {
-    let mut d = decision("a key Dagster warns about".into());
+    let mut d = Decision::none("a key Dagster warns about");
     d.failed_run_tags = vec![("my tag&".into(), "x".into()), ("team/owner".into(), "data-eng".into())];
     d
 }

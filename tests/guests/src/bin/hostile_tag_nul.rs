@@ -1,10 +1,10 @@
 //! Hostile test guest `tag_nul` (see host/tests/all/sandbox.rs for what must come of it).
 
-use guests::{decision, hostile_policy};
+use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
 fn misbehave(run: &Run) -> Decision {
-    let mut d = decision("a NUL in a tag value".into());
+    let mut d = Decision::none("a NUL in a tag value");
     d.failed_run_tags = vec![("team/owner".into(), "data\0eng".into())];
     d
 }
