@@ -501,3 +501,75 @@ impl Serialize for TagsRef<'_> {
         tags::serialize(self.0, serializer)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CASE: &str = r#"{
+        "config": {"enabled": true, "max_retries": 2},
+        "run": {
+            "run_id": "run-A", "status": "FAILURE",
+            "tags": {"team": "data", "team": "twice", "dagster/backfill": "bf1"},
+            "steps": [
+                {"key": "fan[?]", "status": "MAPPED", "instances": {"0": "SUCCESS", "1": "FAILURE"}},
+                {"key": "sum", "upstream": ["fan[?]"], "status": "NOT_STARTED"}
+            ],
+            "backfill": {"id": "bf1", "exists": false, "status": null}
+        },
+        "failure": {"reason": "PREEMPTED"}
+    }"#;
+
+    #[test]
+    fn a_case_reads_as_the_format_says_and_round_trips() {
+        let case = Case::from_json("case", CASE).unwrap();
+        assert!(case.config.retry_on_asset_or_op_failure, "Dagster's default when absent");
+        // Tags keep their order and their duplicates.
+        assert_eq!(case.run.tags[0], ("team".to_string(), "data".to_string()));
+        assert_eq!(case.run.tags[1], ("team".to_string(), "twice".to_string()));
+        // An absent group is the run alone.
+        assert_eq!(case.run.group.len(), 1);
+        assert_eq!((case.run.group[0].run_id.as_str(), case.run.group[0].status), ("run-A", Some(RunStatus::Failure)));
+        assert_eq!(case.run.steps[0].instances[1].mapping_key, "1");
+        // A deleted backfill without a status reads as a terminal one.
+        let backfill = case.run.backfill.as_ref().unwrap();
+        assert_eq!((backfill.exists, backfill.status), (false, BackfillStatus::Canceled));
+        assert_eq!(case.failure.reason, Some(FailureReason::Other("PREEMPTED".into())));
+        let again = Case::from_json("again", &serde_json::to_string(&case).unwrap()).unwrap();
+        assert_eq!(again, case);
+    }
+
+    #[test]
+    fn errors_name_the_source_and_the_field() {
+        let error = Case::from_json("c.json", r#"{"run": {"run_id": "r", "status": "DONE"}}"#).unwrap_err();
+        assert_eq!((error.source.as_str(), error.path.as_deref()), ("c.json", Some("run.status")));
+        let error =
+            Case::from_json("c.json", r#"{"config": {"max_retry": 3}, "run": {"run_id": "r", "status": "FAILURE"}}"#)
+                .unwrap_err();
+        assert!(error.to_string().contains("max_retry"), "{error}");
+        let error =
+            Case::from_json("c.json", r#"{"run": {"run_id": "r", "status": "FAILURE", "backfill": {"id": "b"}}}"#)
+                .unwrap_err();
+        assert!(error.to_string().contains("run.backfill: status: an existing backfill needs a status"), "{error}");
+        assert!(Case::from_json("c.json", "[1]").unwrap_err().to_string().contains("one JSON object"));
+    }
+
+    #[test]
+    fn a_decision_carries_retry_and_reads_back() {
+        let decision = Decision {
+            action: Action::LaunchNew,
+            retry_number: Some(1),
+            strategy: Some(Strategy::FromFailure),
+            steps: Some(vec!["sum".into()]),
+            new_run_tags: vec![("dagster/retry_number".into(), "1".into())],
+            ..Decision::none("why")
+        };
+        let json = serde_json::to_value(&decision).unwrap();
+        assert_eq!(json["retry"], true);
+        assert_eq!(json["new_run_tags"]["dagster/retry_number"], "1");
+        assert_eq!(serde_json::from_value::<Decision>(json.clone()).unwrap(), decision);
+        let mut wrong = json;
+        wrong["retry"] = false.into();
+        assert!(serde_json::from_value::<Decision>(wrong).is_err(), "retry must agree with action");
+    }
+}
