@@ -4,7 +4,7 @@ use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 use std::hint::black_box;
 
-fn misbehave(run: &Run) -> Decision {
+fn misbehave(_run: &Run) -> Decision {
     // Scalars only, so every frame lives on the Wasm stack (not Rust's shadow stack in
     // linear memory) and the recursion ends in a Wasm stack overflow.
     fn dive(depth: u64) -> u64 {

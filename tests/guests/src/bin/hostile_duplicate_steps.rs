@@ -16,7 +16,7 @@ fn misbehave(run: &Run) -> Decision {
     d
 }
 
-hostile_policy!(misbehave, |run: &Run, strategy: Strategy| -> Result<Vec<String>, String> {
+hostile_policy!(misbehave, |run: &Run, _strategy: Strategy| -> Result<Vec<String>, String> {
     Ok(run.steps.iter().chain(run.steps.iter()).map(|s| s.key.clone()).collect())
 });
 

@@ -4,7 +4,7 @@ use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 use std::hint::black_box;
 
-fn misbehave(run: &Run) -> Decision {
+fn misbehave(_run: &Run) -> Decision {
     // Finite, but ~10^12 iterations: only a fuel budget stops it in time.
     let mut acc = 0u64;
     for i in 0..1_000_000_000_000u64 {

@@ -4,7 +4,7 @@ use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 use std::hint::black_box;
 
-fn misbehave(run: &Run) -> Decision {
+fn misbehave(_run: &Run) -> Decision {
     let mut n = 0u64;
     loop {
         n = black_box(n.wrapping_add(1));

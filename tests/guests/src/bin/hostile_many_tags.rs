@@ -3,7 +3,7 @@
 use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
-fn misbehave(run: &Run) -> Decision {
+fn misbehave(_run: &Run) -> Decision {
     let mut d = Decision::none("a million tags");
     d.failed_run_tags = (0..1_000_000).map(|i| (format!("t{i}"), String::new())).collect();
     d

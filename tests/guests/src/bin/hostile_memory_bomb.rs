@@ -4,7 +4,7 @@ use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 use std::hint::black_box;
 
-fn misbehave(run: &Run) -> Decision {
+fn misbehave(_run: &Run) -> Decision {
     let mut hoard: Vec<Vec<u8>> = Vec::new();
     loop {
         hoard.push(black_box(vec![1u8; 16 << 20]));

@@ -3,7 +3,7 @@
 use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
-fn misbehave(run: &Run) -> Decision {
+fn misbehave(_run: &Run) -> Decision {
     let mut d = Decision::none("wait less than nothing");
     d.delay_seconds = -1.0;
     d

@@ -3,7 +3,7 @@
 use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
-fn misbehave(run: &Run) -> Decision {
+fn misbehave(_run: &Run) -> Decision {
     return Decision::none(match std::net::TcpStream::connect("127.0.0.1:9") {
         Ok(_) => "LEAKED a connection".to_string(),
         Err(e) => format!("denied: {e}"),

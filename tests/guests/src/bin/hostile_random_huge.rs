@@ -3,7 +3,7 @@
 use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
-fn misbehave(run: &Run) -> Decision {
+fn misbehave(_run: &Run) -> Decision {
     let bytes = wasi_random::wasi::random::random::get_random_bytes(1 << 40);
     Decision::none(format!("got {} random bytes", bytes.len()))
 }

@@ -4,7 +4,7 @@ use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 use std::hint::black_box;
 
-fn misbehave(run: &Run) -> Decision {
+fn misbehave(_run: &Run) -> Decision {
     let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
     let start = std::time::Instant::now();
     let mut spin = 0u64;

@@ -3,7 +3,7 @@
 use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
-fn misbehave(run: &Run) -> Decision {
+fn misbehave(_run: &Run) -> Decision {
     let seen = std::env::vars().count() + std::env::args().count();
     return Decision::none(match std::env::var("HOME") {
         Ok(home) => format!("LEAKED HOME={home}"),

@@ -3,7 +3,7 @@
 use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
-fn misbehave(run: &Run) -> Decision {
+fn misbehave(_run: &Run) -> Decision {
     return Decision::none(match std::fs::read_to_string("/etc/passwd") {
         Ok(text) => format!("LEAKED {} bytes of /etc/passwd", text.len()),
         Err(e) => format!("denied: {e}"),

@@ -3,7 +3,7 @@
 use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
-fn misbehave(run: &Run) -> Decision {
+fn misbehave(_run: &Run) -> Decision {
     std::thread::sleep(std::time::Duration::from_secs(3600));
     Decision::none("woke up after an hour")
 }

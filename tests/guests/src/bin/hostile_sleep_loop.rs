@@ -3,7 +3,7 @@
 use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
-fn misbehave(run: &Run) -> Decision {
+fn misbehave(_run: &Run) -> Decision {
     // Many short sleeps, each well inside the deadline: together they are not.
     loop {
         std::thread::sleep(std::time::Duration::from_millis(10));

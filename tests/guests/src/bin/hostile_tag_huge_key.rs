@@ -3,7 +3,7 @@
 use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
-fn misbehave(run: &Run) -> Decision {
+fn misbehave(_run: &Run) -> Decision {
     let mut d = Decision::none("a 1 MiB tag key");
     d.failed_run_tags = vec![("k".repeat(1 << 20), "x".into())];
     d

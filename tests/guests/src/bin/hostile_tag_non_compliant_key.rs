@@ -3,7 +3,7 @@
 use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
-fn misbehave(run: &Run) -> Decision {
+fn misbehave(_run: &Run) -> Decision {
     let mut d = Decision::none("a key Dagster warns about");
     d.failed_run_tags = vec![("my tag&".into(), "x".into()), ("team/owner".into(), "data-eng".into())];
     d

@@ -3,7 +3,7 @@
 use guests::hostile_policy;
 use runretry_kit::{Decision, Run};
 
-fn misbehave(run: &Run) -> Decision {
+fn misbehave(_run: &Run) -> Decision {
     let mut d = Decision::none("a NUL in a tag value");
     d.failed_run_tags = vec![("team/owner".into(), "data\0eng".into())];
     d

@@ -13,7 +13,7 @@ fn misbehave(run: &Run) -> Decision {
     d
 }
 
-hostile_policy!(misbehave, |run: &Run, strategy: Strategy| -> Result<Vec<String>, String> {
+hostile_policy!(misbehave, |_run: &Run, _strategy: Strategy| -> Result<Vec<String>, String> {
     Ok(vec!["no_such_step".to_string()])
 });
 
