@@ -3,7 +3,7 @@
 use guests::hostile_policy;
 use runretry_kit::{Action, Decision, Run};
 
-fn misbehave(run: &Run) -> Decision {
+fn misbehave(_run: &Run) -> Decision {
     let mut d = Decision::none("resubmit a run that does not exist");
     d.action = Action::ResubmitExisting;
     d.resubmit_run_id = Some("no-such-run".into());
