@@ -176,10 +176,9 @@ fn trusted_dir(dir: &Path) -> Result<PathBuf, CacheRefusal> {
     if !meta.is_dir() {
         return Err(CacheRefusal::new(&canonical, "is not a directory"));
     }
-    owned_by_user(&meta).map_err(|reason| CacheRefusal::new(&canonical, reason))?;
-    if meta.mode() & 0o022 != 0 {
-        return Err(CacheRefusal::new(&canonical, format!("is writable by group or others (mode {})", mode(&meta))));
-    }
+    owned_by_user(&meta)
+        .and_then(|()| check_mode(&meta, 0o022))
+        .map_err(|reason| CacheRefusal::new(&canonical, reason))?;
     // Whoever can rename entries of a directory above could swap in a cache of their own.
     for ancestor in canonical.ancestors().skip(1) {
         let meta = metadata(ancestor)?;

@@ -135,14 +135,11 @@ impl Policy {
             bindings.runretry_policy_policy().call_should_retry(&mut *store, run, failure, config)
         })
         .map_err(|e| sandbox::classify(e, store, &self.sandbox.config))?;
-        let decision = marshal::decision_from_wit(wit_decision);
-        let mut non_compliant = validate::check_tags("new_run_tags", &decision.new_run_tags)?;
-        non_compliant.extend(validate::check_tags("failed_run_tags", &decision.failed_run_tags)?);
-        let warning = (!non_compliant.is_empty()).then(|| validate::non_compliant_keys_warning(&non_compliant));
-        let mut decision = validate::check_decision(&case.run, decision, self.sandbox.config.max_output_bytes)?;
-        // Dagster warns about such keys and goes on; so does runretry, in the decision's events.
-        decision.events.extend(warning);
-        Ok(decision)
+        validate::check_decision(
+            &case.run,
+            marshal::decision_from_wit(wit_decision),
+            self.sandbox.config.max_output_bytes,
+        )
     }
 
     fn select_steps_in(

@@ -72,7 +72,7 @@ const VALID_TAG_KEY_EXPLANATION: &str = "Allowed characters: alpha-numeric, '_',
 /// byte order mark can make `\u{feff}dagster/retry_number` pass for a system tag). Values may
 /// hold tabs and line breaks, as JSON-valued tags do. Returns the keys Dagster would call
 /// non-compliant (`VALID_TAG_KEY_REGEX`), for a warning.
-pub(crate) fn check_tags<'a>(field: &str, pairs: &'a [(String, String)]) -> Result<Vec<&'a str>, Error> {
+fn check_tags<'a>(field: &str, pairs: &'a [(String, String)]) -> Result<Vec<&'a str>, Error> {
     if pairs.len() > MAX_TAGS {
         return Err(Error::invalid_output(format!("{field}: {} tags, over the cap of {MAX_TAGS}", pairs.len())));
     }
@@ -118,7 +118,7 @@ pub fn is_compliant_tag_key(key: &str) -> bool {
 }
 
 /// The warning Dagster logs for non-compliant keys, naming at most five of them.
-pub(crate) fn non_compliant_keys_warning(keys: &[&str]) -> String {
+fn non_compliant_keys_warning(keys: &[&str]) -> String {
     let sample: Vec<String> = keys.iter().take(5).map(|k| python_repr(k)).collect();
     format!("Non-compliant tag keys like [{}] are deprecated. {VALID_TAG_KEY_EXPLANATION}", sample.join(", "))
 }
@@ -160,9 +160,13 @@ pub(crate) fn serialized_size_within<T: serde::Serialize>(value: &T, cap: usize)
     }
 }
 
-/// Check a decision's shape, size, step keys and resubmit target; returns it with its steps
-/// sorted. `max_output_bytes` caps the decision as serialised (compact JSON), whatever it holds.
+/// Check a decision's tags, shape, size, step keys and resubmit target; returns it with its
+/// steps sorted and Dagster's warning for non-compliant tag keys added to its events.
+/// `max_output_bytes` caps the decision as serialised (compact JSON), whatever it holds.
 pub(crate) fn check_decision(run: &Run, mut d: Decision, max_output_bytes: usize) -> Result<Decision, Error> {
+    let mut non_compliant = check_tags("new_run_tags", &d.new_run_tags)?;
+    non_compliant.extend(check_tags("failed_run_tags", &d.failed_run_tags)?);
+    let warning = (!non_compliant.is_empty()).then(|| non_compliant_keys_warning(&non_compliant));
     if d.events.len() > MAX_EVENTS {
         return Err(Error::invalid_output(format!("events: {} events, over the cap of {MAX_EVENTS}", d.events.len())));
     }
@@ -206,6 +210,8 @@ pub(crate) fn check_decision(run: &Run, mut d: Decision, max_output_bytes: usize
         }
         (_, None) => {}
     }
+    // Dagster warns about such keys and goes on; so does runretry, in the decision's events.
+    d.events.extend(warning);
     Ok(d)
 }
 
