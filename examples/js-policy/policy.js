@@ -34,7 +34,14 @@ function noRetry(reason) {
     delaySeconds: 0,
     events: [],
     reason,
+    assetSelection: undefined,
+    assetCheckSelection: undefined,
   };
+}
+
+// Step granularity: the failed run's asset selections carry over unchanged.
+function selection(run, steps) {
+  return { steps, assetSelection: run.assetSelection, assetCheckSelection: run.assetCheckSelection };
 }
 
 // Failed, interrupted and never-run steps, then everything downstream of them (one pass over
@@ -104,14 +111,16 @@ export const policy = {
       delaySeconds: Number.isFinite(delay) && delay >= 0 ? delay : 0,
       events: [],
       reason: `failure reason ${reason} is retryable; retry ${members} of ${limit}`,
+      assetSelection: run.assetSelection,
+      assetCheckSelection: run.assetCheckSelection,
     };
   },
 
   selectSteps(run, strategy) {
-    if (strategy === "all-steps") return [...new Set(run.steps.map((s) => s.key))].sort();
+    if (strategy === "all-steps") return selection(run, [...new Set(run.steps.map((s) => s.key))].sort());
     if (strategy === "from-asset-failure") throw "this policy does not select by asset";
     const steps = fromFailure(run);
     if (steps.length === 0) throw "No steps needed to be retried in the failed run.";
-    return steps;
+    return selection(run, steps);
   },
 };

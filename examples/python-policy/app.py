@@ -18,6 +18,7 @@ from wit_world.imports.types import (
     Failure,
     RetryStrategy,
     Run,
+    Selection,
     StepStatus,
 )
 
@@ -52,6 +53,8 @@ def no_retry(reason: str, events=None) -> Decision:
         delay_seconds=0.0,
         events=events or [],
         reason=reason,
+        asset_selection=None,
+        asset_check_selection=None,
     )
 
 
@@ -90,12 +93,15 @@ class Policy(exports.Policy):
             delay_seconds=0.0,
             events=[],
             reason=f"the failure message does not match {pattern!r}; retry {retry_number} of {limit}",
+            # Step granularity: the failed run's asset selections carry over unchanged.
+            asset_selection=run.asset_selection,
+            asset_check_selection=run.asset_check_selection,
         )
 
-    def select_steps(self, run: Run, strategy: RetryStrategy) -> list:
+    def select_steps(self, run: Run, strategy: RetryStrategy) -> Selection:
         keys = sorted({step.key for step in run.steps})
         if strategy == RetryStrategy.ALL_STEPS:
-            return keys
+            return Selection(keys, run.asset_selection, run.asset_check_selection)
         if strategy == RetryStrategy.FROM_ASSET_FAILURE:
             raise Err("this policy does not select by asset")
         rerun = set()
@@ -112,4 +118,4 @@ class Policy(exports.Policy):
                     changed = True
         if not rerun:
             raise Err("No steps needed to be retried in the failed run.")
-        return sorted(rerun)
+        return Selection(sorted(rerun), run.asset_selection, run.asset_check_selection)

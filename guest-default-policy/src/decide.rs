@@ -93,8 +93,8 @@ fn launch(run: &Run, why: String, mut draft: Draft) -> Decision {
         }),
     };
     draft.strategy = Some(strategy);
-    let steps = match select_steps(run, strategy) {
-        Ok(steps) => steps,
+    let selection = match select_steps(run, strategy) {
+        Ok(selection) => selection,
         Err(error) => {
             draft.event(FAILED_TO_RETRY_EVENT.to_string());
             draft.event(error.clone());
@@ -108,13 +108,15 @@ fn launch(run: &Run, why: String, mut draft: Draft) -> Decision {
         action: Action::LaunchNew,
         retry_number: Some(retry_number),
         strategy: Some(strategy),
-        steps: Some(steps),
+        steps: Some(selection.steps),
         new_run_tags: new_run_tags(run, retry_number, strategy),
         failed_run_tags: draft.failed_run_tags,
         resubmit_run_id: None,
         delay_seconds: 0.0,
         events: draft.events,
         reason: why,
+        asset_selection: selection.asset_selection,
+        asset_check_selection: selection.asset_check_selection,
     }
 }
 
@@ -213,6 +215,8 @@ impl Draft {
             delay_seconds: 0.0,
             events: self.events,
             reason: reason.into(),
+            asset_selection: None,
+            asset_check_selection: None,
         }
     }
 }

@@ -9,6 +9,7 @@
 
 #![deny(missing_docs)]
 
+pub mod assets;
 pub mod decide;
 pub mod group;
 pub mod parse;
@@ -18,7 +19,7 @@ pub mod tags;
 pub use decide::should_retry;
 pub use select::select_steps;
 
-use runretry_kit::{Config, Decision, Failure, Policy, Run, Strategy};
+use runretry_kit::{Config, Decision, Failure, Policy, Run, Selection, Strategy};
 
 /// Dagster's semantics, unchanged, as a [`Policy`]: the default policy.
 pub struct DefaultPolicy;
@@ -28,7 +29,7 @@ impl Policy for DefaultPolicy {
         should_retry(run, failure, config)
     }
 
-    fn select_steps(run: &Run, strategy: Strategy) -> Result<Vec<String>, String> {
+    fn select_steps(run: &Run, strategy: Strategy) -> Result<Selection, String> {
         select_steps(run, strategy)
     }
 }

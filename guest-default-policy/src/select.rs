@@ -1,31 +1,29 @@
-//! Step selection for a re-execution (run-retries.md §9, §10, §16): a port of Dagster's
+//! What a re-execution runs (run-retries.md §9, §10, §16). FROM_FAILURE is a port of Dagster's
 //! `_derive_state_of_past_run`, keeping its tracking-dict model so mapped-step corner cases come
-//! out exactly as Dagster's do.
+//! out exactly as Dagster's do; FROM_ASSET_FAILURE is in `assets`. FROM_FAILURE and ALL_STEPS
+//! carry the failed run's asset selections over unchanged (§10, last point).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use runretry_kit::{Run, RunStatus, Step, StepKey, StepStatus, Strategy};
+use runretry_kit::{Run, RunStatus, Selection, Step, StepKey, StepStatus, Strategy};
+
+pub use crate::assets::NO_ASSETS_ERROR;
 
 /// Raised for FROM_FAILURE on a run that neither failed nor was cancelled.
 pub const NOT_FAILED_ERROR: &str =
     "DagsterInvariantViolationError: Cannot reexecute from failure a run that is not failed or canceled";
 /// Raised when FROM_FAILURE finds nothing to re-run.
 pub const NOTHING_TO_RETRY_ERROR: &str = "DagsterInvalidSubsetError: No steps needed to be retried in the failed run.";
-/// Raised when FROM_ASSET_FAILURE finds nothing to re-run: always, for the op jobs the case
-/// format describes (it carries no asset materialisations).
-pub const NO_ASSETS_ERROR: &str =
-    "DagsterInvalidSubsetError: No assets or asset checks needed to be retried in the failed run.";
-
-/// The steps a re-execution of `run` with `strategy` runs, sorted; or Dagster's error.
-pub fn select_steps(run: &Run, strategy: Strategy) -> Result<Vec<String>, String> {
+/// What a re-execution of `run` with `strategy` runs, steps sorted; or Dagster's error.
+pub fn select_steps(run: &Run, strategy: Strategy) -> Result<Selection, String> {
     match strategy {
         // ALL_STEPS: the whole plan, whatever the parent's status or step subset (§10, §16).
         Strategy::AllSteps => {
             let all: BTreeSet<&str> = run.steps.iter().map(|s| s.key.as_str()).collect();
-            Ok(all.into_iter().map(str::to_string).collect())
+            Ok(Selection::of_steps(run, all.into_iter().map(str::to_string).collect()))
         }
-        Strategy::FromAssetFailure => Err(NO_ASSETS_ERROR.to_string()),
-        Strategy::FromFailure => from_failure(run),
+        Strategy::FromAssetFailure => crate::assets::from_asset_failure(run),
+        Strategy::FromFailure => from_failure(run).map(|steps| Selection::of_steps(run, steps)),
     }
 }
 

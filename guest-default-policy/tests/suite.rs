@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use runretry_default_policy::DefaultPolicy;
-use runretry_kit::{compare_decision, compare_selection, Case, Policy, Selection, Strategy};
+use runretry_kit::{compare_decision, compare_selection, Case, Policy, SelectionAnswer, Strategy};
 use serde_json::{Map, Value};
 
 #[test]
@@ -72,8 +72,8 @@ fn check(case: &Value) -> Result<Vec<String>, String> {
                 serde_json::from_value(case.pointer("/input/strategy").cloned().unwrap_or_default())
                     .map_err(|e| format!("input.strategy: {e}"))?;
             let selection = match DefaultPolicy::select_steps(&input.run, strategy) {
-                Ok(steps) => Selection::Steps { strategy, steps },
-                Err(error) => Selection::Refused { strategy, error },
+                Ok(selection) => SelectionAnswer::Selected { strategy, selection },
+                Err(error) => SelectionAnswer::Refused { strategy, error },
             };
             Ok(compare_selection(&selection, &expect, &[]))
         }

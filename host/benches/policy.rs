@@ -108,7 +108,7 @@ fn bench_select_steps(c: &mut Criterion) {
         let run = &case.run;
         let expected = native::select_steps(run, Strategy::FromFailure).unwrap();
         match policy.select_steps(&case.run, Strategy::FromFailure).unwrap() {
-            runretry::Selection::Steps { steps, .. } => assert_eq!(steps, expected),
+            runretry::SelectionAnswer::Selected { selection, .. } => assert_eq!(selection, expected),
             other => panic!("{other:?}"),
         }
         let mut group = c.benchmark_group(format!("select_steps_{label}"));

@@ -8,8 +8,15 @@ use crate::bindings::RetryPolicyPre;
 use crate::error::Error;
 use crate::sandbox::HostState;
 
+/// The version of the contract (the WIT package `runretry:policy`) this host implements.
+pub const CONTRACT_VERSION: &str = "0.2.0";
+
 /// The interface a policy must export.
-pub const POLICY_EXPORT: &str = "runretry:policy/policy@0.1.0";
+pub const POLICY_EXPORT: &str = "runretry:policy/policy@0.2.0";
+
+/// The export's name without its version: a policy exporting it under another version was built
+/// against another revision of the contract.
+const POLICY_EXPORT_UNVERSIONED: &str = "runretry:policy/policy@";
 
 /// Import namespaces a policy may use. A Rust std guest imports ~13 WASI interfaces; every one
 /// is linked with nothing granted. Sockets and HTTP are refused outright: a policy has no
@@ -81,6 +88,14 @@ pub(crate) fn prepare(
 ) -> Result<RetryPolicyPre<HostState>, Error> {
     let (imports, exports) = imports_and_exports(engine, component);
     check_imports(name, &imports)?;
+    if let Some(other) = exports.iter().find(|e| e.starts_with(POLICY_EXPORT_UNVERSIONED) && *e != POLICY_EXPORT) {
+        let version = &other[POLICY_EXPORT_UNVERSIONED.len()..];
+        return Err(Error::invalid_component(format!(
+            "{name}: is built against runretry:policy@{version}, but this runretry implements \
+             runretry:policy@{CONTRACT_VERSION} (it exports {other}, not {POLICY_EXPORT}); rebuild the policy \
+             against wit/policy.wit of this release (0.2.0 added asset data: see docs/writing-a-policy.md)"
+        )));
+    }
     if !exports.iter().any(|e| e == POLICY_EXPORT) {
         return Err(Error::invalid_component(format!(
             "{name}: does not export {POLICY_EXPORT} (it exports: {}); is it built for the \

@@ -37,13 +37,14 @@ mod sandbox;
 mod validate;
 
 pub use runretry_kit::{
-    Action, Backfill, BackfillStatus, Case, CaseError, Config, Decision, Failure, FailureReason, GroupMember,
-    MappedInstance, Run, RunStatus, Selection, Step, StepKey, StepStatus, Strategy, Tags,
+    Action, Backfill, BackfillStatus, Case, CaseError, CheckEvaluation, CheckSeverity, Config, Decision, Failure,
+    FailureReason, GroupMember, MappedInstance, Run, RunStatus, Selection, SelectionAnswer, Step, StepKey, StepStatus,
+    Strategy, Tags,
 };
 
 pub use batch::{decide_batch, BatchAnswer};
 pub use cache::{CacheRefusal, CompileCache};
-pub use component::{WasmKind, ALLOWED_IMPORT_PREFIXES, POLICY_EXPORT};
+pub use component::{WasmKind, ALLOWED_IMPORT_PREFIXES, CONTRACT_VERSION, POLICY_EXPORT};
 pub use conformance::{
     contract_cases, default_cases, load_cases, run_cases, run_suite, CaseFailure, ConformanceCase, Kind, Report,
     SuiteChoice, DEFAULT_SUITE,

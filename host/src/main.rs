@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use runretry::{
     inspect, read_run_retries, run_suite, Case, Config, Deployment, Error, OnPolicyError, Sandbox, SandboxConfig,
-    Selection, Strategy, SuiteChoice,
+    SelectionAnswer, Strategy, SuiteChoice,
 };
 
 #[derive(Parser)]
@@ -221,7 +221,7 @@ fn run(command: Command) -> Result<u8, Failure> {
             let case = read_case(&case, &loaded.config)?;
             let selection = loaded.deployment.policy()?.select_steps(&case.run, strategy)?;
             print_json(&selection);
-            Ok(if matches!(selection, Selection::Refused { .. }) { 1 } else { 0 })
+            Ok(if matches!(selection, SelectionAnswer::Refused { .. }) { 1 } else { 0 })
         }
         Command::Conformance { policy, suite, ignore_field } => {
             let loaded = load(&policy, OnPolicyError::Fail)?;

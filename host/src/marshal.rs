@@ -2,7 +2,8 @@
 //! mirror each other record for record, so this is naming, not logic.
 
 use runretry_kit::{
-    Action, BackfillStatus, Config, Decision, Failure, FailureReason, Run, RunStatus, StepStatus, Strategy,
+    Action, BackfillStatus, CheckSeverity, Config, Decision, Failure, FailureReason, Run, RunStatus, Selection,
+    StepStatus, Strategy,
 };
 
 use crate::bindings::runretry::policy::types as wit;
@@ -75,6 +76,10 @@ pub(crate) fn with_run<R>(run: &Run, call: impl FnOnce(wit::Run<'_>) -> R) -> R 
         .collect();
     let upstreams: Vec<Vec<&str>> = run.steps.iter().map(|s| strs(&s.upstream)).collect();
     let mapping_keys: Vec<Vec<&str>> = run.steps.iter().map(|s| strs(&s.mapping_keys)).collect();
+    let assets: Vec<Vec<&str>> = run.steps.iter().map(|s| strs(&s.assets)).collect();
+    let checks: Vec<Vec<&str>> = run.steps.iter().map(|s| strs(&s.checks)).collect();
+    let required_keys: Vec<Vec<&str>> = run.steps.iter().map(|s| strs(&s.required_keys)).collect();
+    let blocking_checks: Vec<Vec<&str>> = run.steps.iter().map(|s| strs(&s.blocking_checks)).collect();
     let instances: Vec<Vec<wit::MappedInstance<'_>>> = run
         .steps
         .iter()
@@ -96,10 +101,31 @@ pub(crate) fn with_run<R>(run: &Run, call: impl FnOnce(wit::Run<'_>) -> R) -> R 
             instances: &instances[i],
             dynamic_output: s.dynamic_output,
             mapping_keys: &mapping_keys[i],
+            assets: &assets[i],
+            checks: &checks[i],
+            required_keys: &required_keys[i],
+            blocking_checks: &blocking_checks[i],
+            can_subset: s.can_subset,
         })
         .collect();
     let step_keys_to_execute = run.step_keys_to_execute.as_deref().map(strs);
     let op_selection = run.op_selection.as_deref().map(strs);
+    let asset_selection = run.asset_selection.as_deref().map(strs);
+    let asset_check_selection = run.asset_check_selection.as_deref().map(strs);
+    let materialized_assets = strs(&run.materialized_assets);
+    let check_evaluations: Vec<wit::CheckEvaluation<'_>> = run
+        .check_evaluations
+        .iter()
+        .map(|e| wit::CheckEvaluation {
+            check: &e.check,
+            passed: e.passed,
+            blocking: e.blocking,
+            severity: e.severity.map(|s| match s {
+                CheckSeverity::Error => wit::CheckSeverity::Error,
+                CheckSeverity::Warn => wit::CheckSeverity::Warn,
+            }),
+        })
+        .collect();
     call(wit::Run {
         run_id: &run.run_id,
         status: run_status(run.status),
@@ -117,6 +143,10 @@ pub(crate) fn with_run<R>(run: &Run, call: impl FnOnce(wit::Run<'_>) -> R) -> R 
             status: backfill_status(b.status),
         }),
         job: run.job.as_deref(),
+        asset_selection: asset_selection.as_deref(),
+        asset_check_selection: asset_check_selection.as_deref(),
+        materialized_assets: &materialized_assets,
+        check_evaluations: &check_evaluations,
     })
 }
 
@@ -174,7 +204,14 @@ pub(crate) fn decision_from_wit(d: wit::Decision) -> Decision {
         delay_seconds: d.delay_seconds,
         events: d.events,
         reason: d.reason,
+        asset_selection: d.asset_selection,
+        asset_check_selection: d.asset_check_selection,
     }
+}
+
+/// The guest's selection, moved into the model as it is: not yet checked.
+pub(crate) fn selection_from_wit(s: wit::Selection) -> Selection {
+    Selection { steps: s.steps, asset_selection: s.asset_selection, asset_check_selection: s.asset_check_selection }
 }
 
 /// Bytes of text in a run: what the input cap is measured against.
@@ -192,8 +229,16 @@ pub(crate) fn input_size(run: &Run) -> usize {
                 s.key.len()
                     + strings(&s.upstream)
                     + strings(&s.mapping_keys)
+                    + strings(&s.assets)
+                    + strings(&s.checks)
+                    + strings(&s.required_keys)
+                    + strings(&s.blocking_checks)
                     + s.instances.iter().map(|i| i.mapping_key.len()).sum::<usize>()
             })
             .sum::<usize>()
         + run.step_keys_to_execute.as_deref().map_or(0, strings)
+        + run.asset_selection.as_deref().map_or(0, strings)
+        + run.asset_check_selection.as_deref().map_or(0, strings)
+        + strings(&run.materialized_assets)
+        + run.check_evaluations.iter().map(|e| e.check.len()).sum::<usize>()
 }

@@ -7,7 +7,7 @@ use wasmtime::component::Linker;
 use wasmtime::{Engine, Store};
 
 use crate::bindings::{RetryPolicy, RetryPolicyPre};
-use runretry_kit::{Case, Decision, Run, Selection, Strategy};
+use runretry_kit::{Case, Decision, Run, SelectionAnswer, Strategy};
 
 use crate::cache::CompileCache;
 use crate::component;
@@ -15,7 +15,7 @@ use crate::determinism::seed_for;
 use crate::error::Error;
 use crate::marshal;
 use crate::sandbox::{self, HostState, SandboxConfig};
-use crate::validate::{self, PlanKeys};
+use crate::validate;
 
 /// The default policy (Dagster's semantics), built from `guest-default-policy` by build.rs.
 pub static DEFAULT_POLICY_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/default_policy.wasm"));
@@ -101,8 +101,9 @@ impl Policy {
         self.decide_in(&mut store, &bindings, case)
     }
 
-    /// The steps a re-execution with `strategy` runs, or the policy's refusal.
-    pub fn select_steps(&self, run: &Run, strategy: Strategy) -> Result<Selection, Error> {
+    /// What a re-execution with `strategy` runs (steps and, for asset jobs, asset and check
+    /// selections), or the policy's refusal.
+    pub fn select_steps(&self, run: &Run, strategy: Strategy) -> Result<SelectionAnswer, Error> {
         let mut store = self.new_store(run);
         let bindings = self.instantiate(&mut store)?;
         self.select_steps_in(&mut store, &bindings, run, strategy)
@@ -148,7 +149,7 @@ impl Policy {
         bindings: &RetryPolicy,
         run: &Run,
         strategy: Strategy,
-    ) -> Result<Selection, Error> {
+    ) -> Result<SelectionAnswer, Error> {
         self.check_input_size(run)?;
         let answer = marshal::with_run(run, |wit_run| {
             bindings.runretry_policy_policy().call_select_steps(
@@ -159,17 +160,16 @@ impl Policy {
         })
         .map_err(|e| sandbox::classify(e, store, &self.sandbox.config))?;
         match answer {
-            Ok(steps) => {
-                let cap = self.sandbox.config.max_output_bytes;
-                if validate::serialized_size_within(&steps, cap).is_err() {
-                    return Err(Error::invalid_output(format!(
-                        "the selection is larger than the {cap} byte output cap (as serialised)"
-                    )));
-                }
-                let steps = PlanKeys::new(run).check_steps("steps", steps)?;
-                Ok(Selection::Steps { strategy, steps })
+            Ok(selection) => {
+                let selection = validate::check_selection(
+                    run,
+                    strategy,
+                    marshal::selection_from_wit(selection),
+                    self.sandbox.config.max_output_bytes,
+                )?;
+                Ok(SelectionAnswer::Selected { strategy, selection })
             }
-            Err(error) => Ok(Selection::Refused { strategy, error }),
+            Err(error) => Ok(SelectionAnswer::Refused { strategy, error }),
         }
     }
 
@@ -198,7 +198,7 @@ impl WarmPolicy {
     }
 
     /// Select steps with the kept instance.
-    pub fn select_steps(&mut self, run: &Run, strategy: Strategy) -> Result<Selection, Error> {
+    pub fn select_steps(&mut self, run: &Run, strategy: Strategy) -> Result<SelectionAnswer, Error> {
         self.guarded(run, |policy, store, bindings| policy.select_steps_in(store, bindings, run, strategy))
     }
 

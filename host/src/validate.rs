@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use runretry_kit::{tag, Action, Decision, Run, RunStatus, StepKey};
+use runretry_kit::{tag, Action, Decision, Run, RunStatus, Selection, StepKey, Strategy};
 
 use crate::error::{is_hidden_format_char, Error};
 
@@ -48,6 +48,102 @@ impl<'a> PlanKeys<'a> {
         sorted.sort();
         Ok(sorted)
     }
+}
+
+/// An optional list of asset or check keys, as a selection holds them.
+type KeyList = Option<Vec<String>>;
+
+/// The asset and check keys a selection may name: the plan's, and the failed run's own
+/// selections (a FROM_FAILURE retry carries those over, whatever the plan lists).
+struct EntityKeys<'a> {
+    assets: HashSet<&'a str>,
+    checks: HashSet<&'a str>,
+}
+
+impl<'a> EntityKeys<'a> {
+    fn new(run: &'a Run) -> Self {
+        let strs = |list: Option<&'a Vec<String>>| list.into_iter().flatten().map(String::as_str);
+        let assets =
+            run.steps.iter().flat_map(|s| &s.assets).map(String::as_str).chain(strs(run.asset_selection.as_ref()));
+        let checks = run
+            .steps
+            .iter()
+            .flat_map(|s| &s.checks)
+            .map(String::as_str)
+            .chain(strs(run.asset_check_selection.as_ref()));
+        EntityKeys { assets: assets.collect(), checks: checks.collect() }
+    }
+
+    /// Check the asset and check selections of a launch with `strategy` and return them sorted.
+    /// FROM_ASSET_FAILURE defines the new run by them, so it needs both, not both empty.
+    fn check(
+        &self,
+        strategy: Strategy,
+        asset_selection: Option<Vec<String>>,
+        asset_check_selection: Option<Vec<String>>,
+    ) -> Result<(KeyList, KeyList), Error> {
+        if strategy == Strategy::FromAssetFailure {
+            match (&asset_selection, &asset_check_selection) {
+                (None, _) | (_, None) => {
+                    return Err(Error::invalid_output(
+                        "asset_selection, asset_check_selection: FROM_ASSET_FAILURE needs both (an empty list \
+                         selects none)",
+                    ))
+                }
+                (Some(a), Some(c)) if a.is_empty() && c.is_empty() => {
+                    return Err(Error::invalid_output(
+                        "asset_selection, asset_check_selection: a FROM_ASSET_FAILURE retry must select an asset \
+                         or a check",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let assets =
+            asset_selection.map(|keys| check_keys("asset_selection", "asset", &self.assets, keys)).transpose()?;
+        let checks = asset_check_selection
+            .map(|keys| check_keys("asset_check_selection", "check", &self.checks, keys))
+            .transpose()?;
+        Ok((assets, checks))
+    }
+}
+
+/// Every key known and listed once; returned sorted (a selection is a set).
+fn check_keys(field: &str, what: &str, known: &HashSet<&str>, keys: Vec<String>) -> Result<Vec<String>, Error> {
+    let mut seen = HashSet::with_capacity(keys.len());
+    for key in &keys {
+        if !known.contains(key.as_str()) {
+            return Err(Error::invalid_output(format!(
+                "{field}: {} is not an {what} of the plan or of the failed run's selection",
+                quoted(key)
+            )));
+        }
+        if !seen.insert(key.as_str()) {
+            return Err(Error::invalid_output(format!("{field}: duplicate {what} key {}", quoted(key))));
+        }
+    }
+    let mut sorted = keys;
+    sorted.sort();
+    Ok(sorted)
+}
+
+/// Check a selection `select-steps` returned for `strategy`: size, step keys, asset and check
+/// keys. Returns it with every list sorted.
+pub(crate) fn check_selection(
+    run: &Run,
+    strategy: Strategy,
+    selection: Selection,
+    max_output_bytes: usize,
+) -> Result<Selection, Error> {
+    if serialized_size_within(&selection, max_output_bytes).is_err() {
+        return Err(Error::invalid_output(format!(
+            "the selection is larger than the {max_output_bytes} byte output cap (as serialised)"
+        )));
+    }
+    let steps = PlanKeys::new(run).check_steps("steps", selection.steps)?;
+    let (asset_selection, asset_check_selection) =
+        EntityKeys::new(run).check(strategy, selection.asset_selection, selection.asset_check_selection)?;
+    Ok(Selection { steps, asset_selection, asset_check_selection })
 }
 
 /// Most entries one tag map of a decision may hold. Dagster runs carry tens of tags; a cap keeps
@@ -160,8 +256,8 @@ pub(crate) fn serialized_size_within<T: serde::Serialize>(value: &T, cap: usize)
     }
 }
 
-/// Check a decision's tags, shape, size, step keys and resubmit target; returns it with its
-/// steps sorted and Dagster's warning for non-compliant tag keys added to its events.
+/// Check a decision's tags, shape, size, step, asset and check keys and resubmit target;
+/// returns it with those lists sorted and Dagster's warning for non-compliant tag keys added to its events.
 /// `max_output_bytes` caps the decision as serialised (compact JSON), whatever it holds.
 pub(crate) fn check_decision(run: &Run, mut d: Decision, max_output_bytes: usize) -> Result<Decision, Error> {
     let mut non_compliant = check_tags("new_run_tags", &d.new_run_tags)?;
@@ -186,9 +282,11 @@ pub(crate) fn check_decision(run: &Run, mut d: Decision, max_output_bytes: usize
             if d.retry_number.is_none_or(|n| n < 1) {
                 return Err(Error::invalid_output("retry_number: a retry needs a retry number >= 1"));
             }
-            if d.strategy.is_none() {
+            let Some(strategy) = d.strategy else {
                 return Err(Error::invalid_output("strategy: a retry needs a strategy"));
-            }
+            };
+            (d.asset_selection, d.asset_check_selection) =
+                EntityKeys::new(run).check(strategy, d.asset_selection.take(), d.asset_check_selection.take())?;
             let Some(steps) = d.steps.take() else {
                 return Err(Error::invalid_output("steps: a retry needs a step list"));
             };
@@ -200,6 +298,11 @@ pub(crate) fn check_decision(run: &Run, mut d: Decision, max_output_bytes: usize
         Action::ResubmitExisting | Action::None => {
             if d.steps.is_some() {
                 return Err(Error::invalid_output("steps: only a LAUNCH_NEW decision selects steps"));
+            }
+            if d.asset_selection.is_some() || d.asset_check_selection.is_some() {
+                return Err(Error::invalid_output(
+                    "asset_selection, asset_check_selection: only a LAUNCH_NEW decision selects assets",
+                ));
             }
         }
     }

@@ -2,11 +2,12 @@
 //! for every runner (the host's conformance kit, the default policy's native suite).
 //!
 //! Absent or null fields are not checked. `will_retry_tag` is the failed run's final
-//! `dagster/will_retry`; `engine_event` must be among the events; step lists compare sorted.
+//! `dagster/will_retry`; `engine_event` must be among the events; step, asset and check lists
+//! compare sorted.
 
 use serde_json::{json, Map, Value};
 
-use crate::model::{tag, Decision, Run, Selection};
+use crate::model::{tag, Decision, Run, SelectionAnswer};
 
 fn differ(field: &str, expected: &Value, got: &Value) -> Option<String> {
     (expected != got).then(|| format!("{field}: expected {expected}, got {got}"))
@@ -16,8 +17,10 @@ fn differ(field: &str, expected: &Value, got: &Value) -> Option<String> {
 /// `field: expected X, got Y` each; fields named in `ignore` are not compared.
 pub fn compare_decision(run: &Run, decision: &Decision, expect: &Map<String, Value>, ignore: &[String]) -> Vec<String> {
     let mut sorted = decision.clone();
-    if let Some(steps) = sorted.steps.as_mut() {
-        steps.sort();
+    for list in [&mut sorted.steps, &mut sorted.asset_selection, &mut sorted.asset_check_selection] {
+        if let Some(list) = list.as_mut() {
+            list.sort();
+        }
     }
     let got = serde_json::to_value(&sorted).expect("decisions serialise");
     let mut differences = Vec::new();
@@ -49,23 +52,34 @@ pub fn compare_decision(run: &Run, decision: &Decision, expect: &Map<String, Val
     differences
 }
 
-/// Every difference between `selection` and `expect` (`strategy`, `steps`, `error`).
-pub fn compare_selection(selection: &Selection, expect: &Map<String, Value>, ignore: &[String]) -> Vec<String> {
+/// Every difference between `answer` and `expect` (`strategy`, `steps`, `asset_selection`,
+/// `asset_check_selection`, `error`).
+pub fn compare_selection(answer: &SelectionAnswer, expect: &Map<String, Value>, ignore: &[String]) -> Vec<String> {
     let mut differences = Vec::new();
     let checked = |field: &str| expect.get(field).filter(|v| !v.is_null() && !ignore.iter().any(|i| i == field));
-    let strategy = match selection {
-        Selection::Steps { strategy, steps } => {
-            let mut steps = steps.clone();
-            steps.sort();
+    let strategy = match answer {
+        SelectionAnswer::Selected { strategy, selection } => {
+            let sorted = |list: &[String]| {
+                let mut list = list.to_vec();
+                list.sort();
+                list
+            };
+            let steps = sorted(&selection.steps);
             if let Some(expected) = checked("error") {
                 differences.push(format!("error: expected {expected}, got steps {steps:?}"));
             }
-            if let Some(expected) = checked("steps") {
-                differences.extend(differ("steps", expected, &json!(steps)));
+            for (field, got) in [
+                ("steps", Some(steps)),
+                ("asset_selection", selection.asset_selection.as_deref().map(sorted)),
+                ("asset_check_selection", selection.asset_check_selection.as_deref().map(sorted)),
+            ] {
+                if let Some(expected) = checked(field) {
+                    differences.extend(differ(field, expected, &json!(got)));
+                }
             }
             strategy
         }
-        Selection::Refused { strategy, error } => {
+        SelectionAnswer::Refused { strategy, error } => {
             match checked("error") {
                 Some(expected) => differences.extend(differ("error", expected, &json!(error))),
                 None => differences.push(format!("error: expected a selection, got refusal {error:?}")),

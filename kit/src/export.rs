@@ -3,8 +3,8 @@
 //! uses. Fields move, nothing is cloned: the model mirrors the WIT record for record.
 
 use crate::model::{
-    Action, Backfill, BackfillStatus, Config, Decision, Failure, FailureReason, GroupMember, MappedInstance, Run,
-    RunStatus, Step, StepStatus, Strategy,
+    Action, Backfill, BackfillStatus, CheckEvaluation, CheckSeverity, Config, Decision, Failure, FailureReason,
+    GroupMember, MappedInstance, Run, RunStatus, Selection, Step, StepStatus, Strategy,
 };
 
 #[allow(missing_docs)]
@@ -91,6 +91,11 @@ pub fn run_from_wit(run: wit::Run) -> Run {
                     .collect(),
                 dynamic_output: s.dynamic_output,
                 mapping_keys: s.mapping_keys,
+                assets: s.assets,
+                checks: s.checks,
+                required_keys: s.required_keys,
+                blocking_checks: s.blocking_checks,
+                can_subset: s.can_subset,
             })
             .collect(),
         step_keys_to_execute: run.step_keys_to_execute,
@@ -98,6 +103,22 @@ pub fn run_from_wit(run: wit::Run) -> Run {
         job_tags: run.job_tags,
         backfill: run.backfill.map(|b| Backfill { id: b.id, exists: b.exists, status: backfill_status(b.status) }),
         job: run.job,
+        asset_selection: run.asset_selection,
+        asset_check_selection: run.asset_check_selection,
+        materialized_assets: run.materialized_assets,
+        check_evaluations: run
+            .check_evaluations
+            .into_iter()
+            .map(|e| CheckEvaluation {
+                check: e.check,
+                passed: e.passed,
+                blocking: e.blocking,
+                severity: e.severity.map(|s| match s {
+                    wit::CheckSeverity::Error => CheckSeverity::Error,
+                    wit::CheckSeverity::Warn => CheckSeverity::Warn,
+                }),
+            })
+            .collect(),
     }
 }
 
@@ -155,6 +176,17 @@ pub fn decision_to_wit(d: Decision) -> wit::Decision {
         delay_seconds: d.delay_seconds,
         events: d.events,
         reason: d.reason,
+        asset_selection: d.asset_selection,
+        asset_check_selection: d.asset_check_selection,
+    }
+}
+
+/// The selection, moved into the WIT record.
+pub fn selection_to_wit(s: Selection) -> wit::Selection {
+    wit::Selection {
+        steps: s.steps,
+        asset_selection: s.asset_selection,
+        asset_check_selection: s.asset_check_selection,
     }
 }
 
@@ -180,11 +212,12 @@ macro_rules! export_policy {
             fn select_steps(
                 run: $crate::__private::bindings::runretry::policy::types::Run,
                 strategy: $crate::__private::bindings::runretry::policy::types::RetryStrategy,
-            ) -> Result<Vec<String>, String> {
+            ) -> Result<$crate::__private::bindings::runretry::policy::types::Selection, String> {
                 <$policy as $crate::Policy>::select_steps(
                     &$crate::__private::run_from_wit(run),
                     $crate::__private::strategy_from_wit(strategy),
                 )
+                .map($crate::__private::selection_to_wit)
             }
         }
         $crate::__private::bindings::export!(__RunretryExport with_types_in $crate::__private::bindings);

@@ -5,7 +5,8 @@
 //! - an absent `run.group` means the run alone;
 //! - a deleted backfill may have a null `status` (it then reads `CANCELED`);
 //! - a failure reason is a string, unknown ones kept verbatim;
-//! - a decision carries `retry`, true exactly for `LAUNCH_NEW`.
+//! - a decision carries `retry`, true exactly for `LAUNCH_NEW`;
+//! - asset fields are optional: a case without them is an op job's.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -15,8 +16,8 @@ use serde::ser::{SerializeMap, SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Action, Backfill, BackfillStatus, Config, Decision, Failure, FailureReason, GroupMember, MappedInstance, Run,
-    RunStatus, Step, StepStatus, Strategy, Tags,
+    Action, Backfill, BackfillStatus, CheckEvaluation, CheckSeverity, Config, Decision, Failure, FailureReason,
+    GroupMember, MappedInstance, Run, RunStatus, Step, StepStatus, Strategy, Tags,
 };
 
 /// One case: the deployment's config, the failed run, and the failure. Unknown top-level keys
@@ -82,8 +83,8 @@ impl Case {
     }
 
     /// Check what types cannot: step keys are unique and non-empty, every upstream key is a
-    /// plan step, and only `MAPPED` steps have instances, each with a concrete status.
-    /// `Err((json_path, message))`.
+    /// plan step, only `MAPPED` steps have instances, each with a concrete status, and the
+    /// asset data is consistent (see `validate_assets`). `Err((json_path, message))`.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let mut seen = HashSet::new();
         for (i, step) in self.run.steps.iter().enumerate() {
@@ -108,6 +109,40 @@ impl Case {
                     format!("run.steps[{i}].instances.{}", instance.mapping_key),
                     "an instance cannot be MAPPED".into(),
                 ));
+            }
+        }
+        self.validate_assets()
+    }
+
+    /// An asset or check key belongs to one step and is never both; a step's required keys and
+    /// blocking checks are among its own keys.
+    fn validate_assets(&self) -> Result<(), (String, String)> {
+        let mut owner: std::collections::HashMap<&str, (&str, &str)> = std::collections::HashMap::new();
+        for (i, step) in self.run.steps.iter().enumerate() {
+            for (field, keys) in [("assets", &step.assets), ("checks", &step.checks)] {
+                for (j, key) in keys.iter().enumerate() {
+                    if let Some((other_step, other_field)) = owner.insert(key, (&step.key, field)) {
+                        let what = if other_field == field { "listed" } else { "also listed" };
+                        return Err((
+                            format!("run.steps[{i}].{field}[{j}]"),
+                            format!("{key:?} is {what} in the {other_field} of step {other_step:?}"),
+                        ));
+                    }
+                }
+            }
+            for (field, keys, allowed) in [
+                ("required_keys", &step.required_keys, "assets or checks"),
+                ("blocking_checks", &step.blocking_checks, "checks"),
+            ] {
+                for (j, key) in keys.iter().enumerate() {
+                    let own = step.checks.contains(key) || (field == "required_keys" && step.assets.contains(key));
+                    if !own {
+                        return Err((
+                            format!("run.steps[{i}].{field}[{j}]"),
+                            format!("{key:?} is not among the step's own {allowed}"),
+                        ));
+                    }
+                }
             }
         }
         Ok(())
@@ -263,6 +298,16 @@ struct StepJson {
     dynamic_output: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     mapping_keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    assets: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    checks: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    required_keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    blocking_checks: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    can_subset: Option<bool>,
 }
 
 impl Serialize for Step {
@@ -300,6 +345,29 @@ impl Serialize for GroupMember {
 impl<'de> Deserialize<'de> for GroupMember {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         GroupMemberJson::deserialize(deserializer)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "CheckEvaluation", deny_unknown_fields)]
+struct CheckEvaluationJson {
+    check: String,
+    passed: bool,
+    #[serde(default)]
+    blocking: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    severity: Option<CheckSeverity>,
+}
+
+impl Serialize for CheckEvaluation {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        CheckEvaluationJson::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for CheckEvaluation {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        CheckEvaluationJson::deserialize(deserializer)
     }
 }
 
@@ -366,6 +434,14 @@ struct RunJson {
     backfill: Option<Backfill>,
     #[serde(default)]
     job: Option<String>,
+    #[serde(default)]
+    asset_selection: Option<Vec<String>>,
+    #[serde(default)]
+    asset_check_selection: Option<Vec<String>>,
+    #[serde(default)]
+    materialized_assets: Vec<String>,
+    #[serde(default)]
+    check_evaluations: Vec<CheckEvaluation>,
 }
 
 impl Serialize for Run {
@@ -386,6 +462,15 @@ impl Serialize for Run {
             job_tags: &'a [(String, String)],
             backfill: &'a Option<Backfill>,
             job: &'a Option<String>,
+            // Absent for an op job's run, as in the cases written before asset data existed.
+            #[serde(skip_serializing_if = "Option::is_none")]
+            asset_selection: &'a Option<Vec<String>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            asset_check_selection: &'a Option<Vec<String>>,
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            materialized_assets: &'a [String],
+            #[serde(skip_serializing_if = "<[CheckEvaluation]>::is_empty")]
+            check_evaluations: &'a [CheckEvaluation],
         }
         RunRef {
             run_id: &self.run_id,
@@ -400,6 +485,10 @@ impl Serialize for Run {
             job_tags: &self.job_tags,
             backfill: &self.backfill,
             job: &self.job,
+            asset_selection: &self.asset_selection,
+            asset_check_selection: &self.asset_check_selection,
+            materialized_assets: &self.materialized_assets,
+            check_evaluations: &self.check_evaluations,
         }
         .serialize(serializer)
     }
@@ -431,6 +520,10 @@ impl<'de> Deserialize<'de> for Run {
             job_tags: json.job_tags,
             backfill: json.backfill,
             job: json.job,
+            asset_selection: json.asset_selection,
+            asset_check_selection: json.asset_check_selection,
+            materialized_assets: json.materialized_assets,
+            check_evaluations: json.check_evaluations,
         })
     }
 }
@@ -452,16 +545,23 @@ struct DecisionJson {
     delay_seconds: f64,
     events: Vec<String>,
     reason: String,
+    // Absent in decisions recorded before asset data existed.
+    #[serde(default)]
+    asset_selection: Option<Vec<String>>,
+    #[serde(default)]
+    asset_check_selection: Option<Vec<String>>,
 }
 
 impl Serialize for Decision {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut out = serializer.serialize_struct("Decision", 11)?;
+        let mut out = serializer.serialize_struct("Decision", 13)?;
         out.serialize_field("action", &self.action)?;
         out.serialize_field("retry", &self.retry())?;
         out.serialize_field("retry_number", &self.retry_number)?;
         out.serialize_field("strategy", &self.strategy)?;
         out.serialize_field("steps", &self.steps)?;
+        out.serialize_field("asset_selection", &self.asset_selection)?;
+        out.serialize_field("asset_check_selection", &self.asset_check_selection)?;
         out.serialize_field("new_run_tags", &TagsRef(&self.new_run_tags))?;
         out.serialize_field("failed_run_tags", &TagsRef(&self.failed_run_tags))?;
         out.serialize_field("resubmit_run_id", &self.resubmit_run_id)?;
@@ -489,6 +589,8 @@ impl<'de> Deserialize<'de> for Decision {
             delay_seconds: json.delay_seconds,
             events: json.events,
             reason: json.reason,
+            asset_selection: json.asset_selection,
+            asset_check_selection: json.asset_check_selection,
         })
     }
 }
@@ -552,6 +654,44 @@ mod tests {
                 .unwrap_err();
         assert!(error.to_string().contains("run.backfill: status: an existing backfill needs a status"), "{error}");
         assert!(Case::from_json("c.json", "[1]").unwrap_err().to_string().contains("one JSON object"));
+    }
+
+    const ASSET_CASE: &str = r#"{
+        "run": {
+            "run_id": "run-A", "status": "FAILURE", "asset_selection": ["a", "b"], "asset_check_selection": [],
+            "steps": [
+                {"key": "ab", "status": "FAILURE", "assets": ["a", "b"], "checks": ["a:ok"],
+                 "required_keys": ["a:ok"], "blocking_checks": ["a:ok"], "can_subset": false}
+            ],
+            "materialized_assets": ["a"],
+            "check_evaluations": [{"check": "a:ok", "passed": false, "blocking": null, "severity": "WARN"}]
+        }
+    }"#;
+
+    #[test]
+    fn asset_data_reads_and_round_trips() {
+        let case = Case::from_json("case", ASSET_CASE).unwrap();
+        let step = &case.run.steps[0];
+        assert_eq!((step.assets.len(), step.can_subset), (2, Some(false)));
+        assert_eq!(case.run.asset_check_selection, Some(Vec::new()), "[] is not null: it selects no checks");
+        let evaluation = &case.run.check_evaluations[0];
+        assert_eq!((evaluation.blocking, evaluation.severity), (None, Some(CheckSeverity::Warn)));
+        assert!(!evaluation.is_blocking_failure(), "an evaluation without the flag is not blocking");
+        let again = Case::from_json("again", &serde_json::to_string(&case).unwrap()).unwrap();
+        assert_eq!(again, case);
+    }
+
+    #[test]
+    fn inconsistent_asset_data_is_refused_naming_the_field() {
+        let refused = |from: &str, to: &str| Case::from_json("c.json", &ASSET_CASE.replace(from, to)).unwrap_err();
+        let error = refused(r#""required_keys": ["a:ok"]"#, r#""required_keys": ["z"]"#);
+        assert_eq!(error.path.as_deref(), Some("run.steps[0].required_keys[0]"), "{error}");
+        let error = refused(r#""blocking_checks": ["a:ok"]"#, r#""blocking_checks": ["a"]"#);
+        assert_eq!(error.path.as_deref(), Some("run.steps[0].blocking_checks[0]"), "{error}");
+        let error = refused(r#""checks": ["a:ok"]"#, r#""checks": ["a:ok", "b"]"#);
+        assert!(error.to_string().contains(r#""b" is also listed in the assets of step "ab""#), "{error}");
+        let error = refused(r#""passed": false"#, r#""passed": false, "pased": true"#);
+        assert!(error.to_string().contains("pased"), "a misspelt evaluation field is an error: {error}");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //!   (`docs/case-format.md`): [`Case::from_json`], and `serde` for every type.
 //!
 //! ```
-//! use runretry_kit::{Action, Config, Decision, Failure, Policy, Run, RunStatus, Strategy};
+//! use runretry_kit::{Action, Config, Decision, Failure, Policy, Run, RunStatus, Selection, Strategy};
 //!
 //! /// Never retries: the smallest policy there is.
 //! struct Never;
@@ -17,7 +17,7 @@
 //!     fn should_retry(_run: &Run, _failure: &Failure, _config: &Config) -> Decision {
 //!         Decision::none("this deployment never retries")
 //!     }
-//!     fn select_steps(_run: &Run, _strategy: Strategy) -> Result<Vec<String>, String> {
+//!     fn select_steps(_run: &Run, _strategy: Strategy) -> Result<Selection, String> {
 //!         Err("this deployment never retries".into())
 //!     }
 //! }
@@ -43,8 +43,9 @@ mod json;
 mod export;
 
 pub use model::{
-    set_tag, tag, Action, Backfill, BackfillStatus, Config, Decision, Failure, FailureReason, GroupMember,
-    MappedInstance, Run, RunStatus, Selection, Step, StepStatus, Strategy, Tags,
+    set_tag, tag, Action, Backfill, BackfillStatus, CheckEvaluation, CheckSeverity, Config, Decision, Failure,
+    FailureReason, GroupMember, MappedInstance, Run, RunStatus, Selection, SelectionAnswer, Step, StepStatus, Strategy,
+    Tags,
 };
 pub use policy::Policy;
 pub use step_key::StepKey;
@@ -59,7 +60,7 @@ pub use json::{Case, CaseError};
 #[cfg(target_arch = "wasm32")]
 pub mod __private {
     pub use crate::export::{
-        bindings, config_from_wit, decision_to_wit, failure_from_wit, run_from_wit, strategy_from_wit,
+        bindings, config_from_wit, decision_to_wit, failure_from_wit, run_from_wit, selection_to_wit, strategy_from_wit,
     };
 }
 

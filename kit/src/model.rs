@@ -141,8 +141,18 @@ dagster_enum! {
         AllSteps = "ALL_STEPS",
         /// Failed, interrupted and never-run steps plus everything downstream.
         FromFailure = "FROM_FAILURE",
-        /// Assets not materialised (asset jobs only).
+        /// Assets and checks that did not complete (asset jobs only).
         FromAssetFailure = "FROM_ASSET_FAILURE",
+    }
+}
+
+dagster_enum! {
+    /// The severity of an asset-check evaluation (Dagster's `AssetCheckSeverity`).
+    CheckSeverity {
+        /// A failure fails the step when the check is blocking.
+        Error = "ERROR",
+        /// A failure is a warning.
+        Warn = "WARN",
     }
 }
 
@@ -182,6 +192,16 @@ pub struct Step {
     pub dynamic_output: bool,
     /// Informational: the mapping keys this producer yielded.
     pub mapping_keys: Vec<String>,
+    /// Asset keys this step materialises in this run's plan (opaque strings, compared by equality).
+    pub assets: Vec<String>,
+    /// Asset-check keys this step evaluates (`"<asset key>:<check name>"`).
+    pub checks: Vec<String>,
+    /// Entity keys on required outputs: re-running any key of the step re-runs these.
+    pub required_keys: Vec<String>,
+    /// Checks of `checks` whose spec is blocking (informational).
+    pub blocking_checks: Vec<String>,
+    /// False when the step's assets and checks must execute together; `None` when unknown.
+    pub can_subset: Option<bool>,
 }
 
 impl Step {
@@ -194,7 +214,37 @@ impl Step {
             instances: Vec::new(),
             dynamic_output: false,
             mapping_keys: Vec::new(),
+            assets: Vec::new(),
+            checks: Vec::new(),
+            required_keys: Vec::new(),
+            blocking_checks: Vec::new(),
+            can_subset: None,
         }
+    }
+
+    /// Every entity key of the step: its assets, then its checks.
+    pub fn entity_keys(&self) -> impl Iterator<Item = &str> {
+        self.assets.iter().chain(&self.checks).map(String::as_str)
+    }
+}
+
+/// One asset-check evaluation the run logged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckEvaluation {
+    /// The check key, `"<asset key>:<check name>"`.
+    pub check: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// The evaluation's blocking flag; `None` for events older than the flag.
+    pub blocking: Option<bool>,
+    /// Its severity, when known (informational).
+    pub severity: Option<CheckSeverity>,
+}
+
+impl CheckEvaluation {
+    /// A failed evaluation of a blocking check: its asset must be materialised again.
+    pub fn is_blocking_failure(&self) -> bool {
+        self.blocking == Some(true) && !self.passed
     }
 }
 
@@ -251,6 +301,15 @@ pub struct Run {
     pub backfill: Option<Backfill>,
     /// The job's name (informational).
     pub job: Option<String>,
+    /// The run's asset selection; `None` is the job's own.
+    pub asset_selection: Option<Vec<String>>,
+    /// The run's asset-check selection; `None` is every check of the selected assets, an
+    /// empty list none.
+    pub asset_check_selection: Option<Vec<String>>,
+    /// Asset keys materialised at least once in this run.
+    pub materialized_assets: Vec<String>,
+    /// Every asset-check evaluation of this run, in log order.
+    pub check_evaluations: Vec<CheckEvaluation>,
 }
 
 impl Run {
@@ -275,6 +334,10 @@ impl Run {
             job_tags: Vec::new(),
             backfill: None,
             job: None,
+            asset_selection: None,
+            asset_check_selection: None,
+            materialized_assets: Vec::new(),
+            check_evaluations: Vec::new(),
         }
     }
 }
@@ -387,6 +450,11 @@ pub struct Decision {
     pub events: Vec<String>,
     /// One human sentence: why this decision.
     pub reason: String,
+    /// The new run's asset selection, when launching: for `FromAssetFailure` the assets to
+    /// re-execute, otherwise the failed run's own, carried over.
+    pub asset_selection: Option<Vec<String>>,
+    /// The new run's asset-check selection, when launching (as `asset_selection`, for checks).
+    pub asset_check_selection: Option<Vec<String>>,
 }
 
 impl Decision {
@@ -403,6 +471,8 @@ impl Decision {
             delay_seconds: 0.0,
             events: Vec::new(),
             reason: reason.into(),
+            asset_selection: None,
+            asset_check_selection: None,
         }
     }
 
@@ -412,16 +482,46 @@ impl Decision {
     }
 }
 
-/// The answer of `select-steps`: the steps a re-execution runs, or the policy's refusal.
+/// What a re-execution runs (`select-steps`' answer): its steps and, for asset jobs, its
+/// asset and check selections.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+pub struct Selection {
+    /// Step keys. For `FromAssetFailure`, the planned steps owning a selected entity
+    /// (informational: the orchestrator plans the new run from the selections).
+    pub steps: Vec<String>,
+    /// The new run's asset selection (`None`: the job's own).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub asset_selection: Option<Vec<String>>,
+    /// The new run's asset-check selection (`None`: every check of the selected assets).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub asset_check_selection: Option<Vec<String>>,
+}
+
+impl Selection {
+    /// A selection of steps that keeps the failed run's asset selections: what FROM_FAILURE
+    /// and ALL_STEPS answer.
+    pub fn of_steps(run: &Run, steps: Vec<String>) -> Self {
+        Selection {
+            steps,
+            asset_selection: run.asset_selection.clone(),
+            asset_check_selection: run.asset_check_selection.clone(),
+        }
+    }
+}
+
+/// The answer of `select-steps` as the command line prints it: what a re-execution runs, or
+/// the policy's refusal.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize), serde(untagged))]
-pub enum Selection {
-    /// The steps a re-execution runs.
-    Steps {
+pub enum SelectionAnswer {
+    /// What a re-execution runs: `{"strategy": ..., "steps": [...], "asset_selection": ...}`.
+    Selected {
         /// The strategy asked for.
         strategy: Strategy,
-        /// Step keys.
-        steps: Vec<String>,
+        /// The selection.
+        #[cfg_attr(feature = "serde", serde(flatten))]
+        selection: Selection,
     },
     /// Why the run cannot be re-executed that way.
     Refused {

@@ -11,7 +11,7 @@
 //! | `runretry/backoff_max_seconds` | 900 | cap on any delay |
 //! | `runretry/backoff_jitter` | 0.2 | spread, a fraction of the delay: 0.2 is ±10% |
 
-use runretry_kit::{export_policy, tag, Action, Config, Decision, Failure, Policy, Run, Strategy};
+use runretry_kit::{Action, Config, Decision, Failure, Policy, Run, Selection, Strategy, export_policy, tag};
 
 // ANCHOR: backoff
 /// Reads one numeric backoff tag: absent gives the default; a bad value gives the default and
@@ -66,7 +66,7 @@ impl Policy for BackoffPolicy {
         decision
     }
 
-    fn select_steps(run: &Run, strategy: Strategy) -> Result<Vec<String>, String> {
+    fn select_steps(run: &Run, strategy: Strategy) -> Result<Selection, String> {
         runretry_default_policy::select_steps(run, strategy)
     }
 }

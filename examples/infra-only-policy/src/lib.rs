@@ -16,9 +16,7 @@
 //! 2048), capped by `runretry/memory_max_mb` (default 65536): the orchestrator maps it to its
 //! resource requests.
 
-use runretry_kit::{
-    export_policy, set_tag, tag, Action, Config, Decision, Failure, FailureReason, Policy, Run, Strategy,
-};
+use runretry_kit::{Action, Config, Decision, Failure, FailureReason, Policy, Run, Selection, Strategy, export_policy, set_tag, tag};
 
 // ANCHOR: classify
 /// What kind of failure this was.
@@ -104,7 +102,7 @@ impl Policy for InfraOnlyPolicy {
         decision
     }
 
-    fn select_steps(run: &Run, strategy: Strategy) -> Result<Vec<String>, String> {
+    fn select_steps(run: &Run, strategy: Strategy) -> Result<Selection, String> {
         runretry_default_policy::select_steps(run, strategy)
     }
 }
@@ -119,6 +117,8 @@ fn not_retried(mut decision: Decision, why: &str) -> Decision {
     decision.action = Action::None;
     decision.retry_number = None;
     decision.steps = None;
+    decision.asset_selection = None;
+    decision.asset_check_selection = None;
     decision.new_run_tags.clear();
     decision.delay_seconds = 0.0;
     set_tag(&mut decision.failed_run_tags, "dagster/will_retry", "false");

@@ -5,14 +5,18 @@
 //! - answer `should-retry` without failing, with a decision the host's checks accept (a retry
 //!   has a retry number of at least 1, a strategy and plan step keys without duplicates; the
 //!   delay is finite and not negative; tags and resubmits are well-formed: see `validate`);
-//! - answer `select-steps` for every strategy with plan keys only, or a refusal;
+//! - answer `select-steps` for every strategy with plan keys (and plan asset and check keys)
+//!   only, or a refusal;
 //! - give byte-identical answers from two fresh instances;
 //! - give the same answers whatever order the plan lists its steps in (every case is also run
 //!   with its plan shuffled, and two plans are listed in reverse dependency order).
+//!
+//! Inputs cover op jobs and asset jobs: asset plans with multi-assets that can and cannot be
+//! subset, in-step and separate checks, blocking flags, materialisations and evaluations.
 
 use runretry_kit::{
-    Backfill, BackfillStatus, Case, Config, Decision, Failure, FailureReason, GroupMember, MappedInstance, Run,
-    RunStatus, Step, StepStatus, Strategy,
+    Backfill, BackfillStatus, Case, CheckEvaluation, CheckSeverity, Config, Decision, Failure, FailureReason,
+    GroupMember, MappedInstance, Run, RunStatus, Step, StepStatus, Strategy,
 };
 
 use crate::policy::Policy;
@@ -100,8 +104,68 @@ pub(crate) fn generate() -> Vec<(String, Case)> {
     for i in 0..40 {
         cases.push((format!("random-{i}"), random_case(&mut rng)));
     }
+    for i in 0..30 {
+        let steps = 1 + rng.below(12) as usize;
+        cases.push((format!("random-assets-{i}"), random_asset_case(&mut rng, steps)));
+    }
+    let mut big = random_asset_case(&mut rng, 2_000);
+    big.run.tags.retain(|(k, _)| k != "dagster/will_retry");
+    cases.push(("asset-plan-of-2000-steps".into(), big));
     cases.extend(edge_cases());
     cases
+}
+
+/// An asset job: each step materialises one to three assets and evaluates up to two checks,
+/// some blocking; some steps cannot be subset; some assets were materialised and some checks
+/// evaluated (passed or not, blocking or not); the parent may itself be a step subset.
+fn random_asset_case(rng: &mut Lcg, n: usize) -> Case {
+    const STATUSES: [StepStatus; 4] =
+        [StepStatus::Success, StepStatus::Failure, StepStatus::NotStarted, StepStatus::Skipped];
+    let mut steps: Vec<Step> = Vec::with_capacity(n);
+    let mut materialized = Vec::new();
+    let mut evaluations = Vec::new();
+    for i in 0..n {
+        let upstream: Vec<String> =
+            (i.saturating_sub(4)..i).filter(|_| rng.below(3) == 0).map(|j| steps[j].key.clone()).collect();
+        let mut step = step(&format!("asset_step_{i}"), upstream, *rng.pick(&STATUSES));
+        step.assets = (0..1 + rng.below(3)).map(|a| format!("ns/asset_{i}_{a}")).collect();
+        step.checks = (0..rng.below(3)).map(|c| format!("{}:check_{c}", rng.pick(&step.assets))).collect();
+        step.blocking_checks = step.checks.iter().filter(|_| rng.below(2) == 0).cloned().collect();
+        step.can_subset = *rng.pick(&[None, Some(true), Some(false)]);
+        let all_keys: Vec<String> = step.entity_keys().map(str::to_string).collect();
+        step.required_keys = match step.can_subset {
+            Some(false) => all_keys,
+            _ => all_keys.into_iter().filter(|_| rng.below(3) == 0).collect(),
+        };
+        materialized.extend(step.assets.iter().filter(|_| rng.below(2) == 0).cloned());
+        for check in &step.checks {
+            for _ in 0..rng.below(3) {
+                evaluations.push(CheckEvaluation {
+                    check: check.clone(),
+                    passed: rng.below(2) == 0,
+                    blocking: *rng.pick(&[None, Some(false), Some(true)]),
+                    severity: *rng.pick(&[None, Some(CheckSeverity::Error), Some(CheckSeverity::Warn)]),
+                });
+            }
+        }
+        steps.push(step);
+    }
+    let mut case = base_case(steps, Config { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true });
+    if rng.below(3) == 0 {
+        let subset = case.run.steps.iter().filter(|_| rng.below(2) == 0).map(|s| s.key.clone()).collect();
+        case.run.step_keys_to_execute = Some(subset);
+    }
+    if rng.below(2) == 0 {
+        let all = case.run.steps.iter().flat_map(|s| s.assets.clone()).collect();
+        case.run.asset_selection = Some(all);
+        case.run.asset_check_selection = Some(Vec::new());
+    }
+    case.run.materialized_assets = materialized;
+    case.run.check_evaluations = evaluations;
+    let strategy = *rng.pick(&["FROM_ASSET_FAILURE", "FROM_ASSET_FAILURE", "FROM_FAILURE", "ALL_STEPS"]);
+    case.run.tags.push(("dagster/retry_strategy".into(), strategy.into()));
+    case.failure.reason = rng.pick(&[Some("STEP_FAILURE"), Some("RUN_EXCEPTION"), None]).map(FailureReason::parse);
+    case
 }
 
 fn edge_cases() -> Vec<(String, Case)> {

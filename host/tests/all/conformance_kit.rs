@@ -32,6 +32,24 @@ fn default_policy_passes_the_contract_suite() {
 }
 
 #[test]
+fn the_contract_suite_generates_valid_asset_plans() {
+    let cases = runretry::contract_cases();
+    for (name, case) in &cases {
+        case.validate().unwrap_or_else(|(path, why)| panic!("contract case {name}: {path}: {why}"));
+    }
+    let asset_plans: Vec<_> = cases.iter().filter(|(_, c)| c.run.steps.iter().any(|s| !s.assets.is_empty())).collect();
+    assert!(asset_plans.len() >= 30, "only {} asset plans", asset_plans.len());
+    // The generated plans reach both outcomes of FROM_ASSET_FAILURE with the default policy.
+    let policy = sandbox().load_default().unwrap();
+    let answers: Vec<_> = asset_plans
+        .iter()
+        .map(|(_, c)| policy.select_steps(&c.run, runretry::Strategy::FromAssetFailure).unwrap())
+        .collect();
+    assert!(answers.iter().any(|a| matches!(a, runretry::SelectionAnswer::Selected { .. })));
+    assert!(answers.iter().any(|a| matches!(a, runretry::SelectionAnswer::Refused { .. })));
+}
+
+#[test]
 fn wrong_guest_is_caught_with_a_readable_diff() {
     let wrong = sandbox().load_file(runretry_test_guests::WRONG_MAX_RETRIES.as_ref()).unwrap();
     // It is a well-formed policy...

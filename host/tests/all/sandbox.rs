@@ -52,6 +52,13 @@ fn expectation(feature: &str) -> (SandboxConfig, fn(Result<runretry::Decision, E
                 "{r:?}"
             )
         }),
+        "unknown_assets" => (base, |r| {
+            assert!(
+                matches!(&r, Err(Error::InvalidOutput { reason })
+                    if reason.contains("asset_selection: \"no_such_asset\" is not an asset of the plan")),
+                "{r:?}"
+            )
+        }),
         "duplicate_steps" => (base, |r| {
             assert!(
                 matches!(&r, Err(Error::InvalidOutput { reason }) if reason.contains("duplicate step key")),
@@ -199,7 +206,21 @@ fn component_of_another_world_is_refused_naming_the_export() {
     let bytes = std::fs::read(runretry_test_guests::OTHER_WORLD).unwrap();
     match sandbox.load_bytes("other-world.wasm", &bytes) {
         Err(Error::InvalidComponent { reason, .. }) => {
-            assert!(reason.contains("does not export runretry:policy/policy@0.1.0"), "{reason}")
+            assert!(reason.contains("does not export runretry:policy/policy@0.2.0"), "{reason}")
+        }
+        other => panic!("expected InvalidComponent, got {:?}", other.map(|p| p.name().to_string())),
+    }
+}
+
+#[test]
+fn a_policy_built_against_the_previous_contract_is_refused_naming_both_versions() {
+    let sandbox = Sandbox::new(config()).unwrap();
+    let bytes = std::fs::read(runretry_test_guests::POLICY_V0_1).unwrap();
+    match sandbox.load_bytes("old.wasm", &bytes) {
+        Err(Error::InvalidComponent { reason, .. }) => {
+            assert!(reason.starts_with("old.wasm: is built against runretry:policy@0.1.0"), "{reason}");
+            assert!(reason.contains("implements runretry:policy@0.2.0"), "{reason}");
+            assert!(reason.contains("rebuild the policy"), "{reason}");
         }
         other => panic!("expected InvalidComponent, got {:?}", other.map(|p| p.name().to_string())),
     }

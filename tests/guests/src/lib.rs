@@ -3,15 +3,15 @@
 //! sandbox tests hold an expectation for every one), `wrong_max_retries` is well-formed but
 //! wrong, `other_world` implements another world.
 
-use runretry_kit::{Decision, Run, Strategy};
+use runretry_kit::{Decision, Run, Selection, Strategy};
 
 /// The default `select-steps` of a hostile guest: misbehave there too, answering the reason.
 pub fn select_by_misbehaving(
     misbehave: fn(&Run) -> Decision,
     run: &Run,
     _strategy: Strategy,
-) -> Result<Vec<String>, String> {
-    Ok(vec![misbehave(run).reason])
+) -> Result<Selection, String> {
+    Ok(Selection { steps: vec![misbehave(run).reason], ..Selection::default() })
 }
 
 /// Export a policy whose `should-retry` is `misbehave(run)`, and whose `select-steps` is the
@@ -33,7 +33,10 @@ macro_rules! hostile_policy {
             ) -> runretry_kit::Decision {
                 $misbehave(run)
             }
-            fn select_steps(run: &runretry_kit::Run, strategy: runretry_kit::Strategy) -> Result<Vec<String>, String> {
+            fn select_steps(
+                run: &runretry_kit::Run,
+                strategy: runretry_kit::Strategy,
+            ) -> Result<runretry_kit::Selection, String> {
                 ($select)(run, strategy)
             }
         }

@@ -1,7 +1,7 @@
 //! Hostile test guest `duplicate_steps` (see host/tests/all/sandbox.rs for what must come of it).
 
 use guests::hostile_policy;
-use runretry_kit::{Config, Decision, Failure, Run, Strategy};
+use runretry_kit::{Config, Decision, Failure, Run, Selection, Strategy};
 
 fn misbehave(run: &Run) -> Decision {
     let mut d = runretry_default_policy::should_retry(
@@ -16,8 +16,11 @@ fn misbehave(run: &Run) -> Decision {
     d
 }
 
-hostile_policy!(misbehave, |run: &Run, _strategy: Strategy| -> Result<Vec<String>, String> {
-    Ok(run.steps.iter().chain(run.steps.iter()).map(|s| s.key.clone()).collect())
+hostile_policy!(misbehave, |run: &Run, _strategy: Strategy| -> Result<Selection, String> {
+    Ok(Selection {
+        steps: run.steps.iter().chain(run.steps.iter()).map(|s| s.key.clone()).collect(),
+        ..Selection::default()
+    })
 });
 
 fn main() {}

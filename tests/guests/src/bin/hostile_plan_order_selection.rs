@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use runretry_kit::{export_policy, Config, Decision, Failure, Policy, Run, Strategy};
+use runretry_kit::{export_policy, Config, Decision, Failure, Policy, Run, Selection, Strategy};
 
 /// The plan as a walk in listed order sees it: an upstream listed after its step has not been
 /// visited yet, so it can never pull that step into the selection.
@@ -27,7 +27,7 @@ impl Policy for ListedOrder {
         runretry_default_policy::should_retry(&as_walked_in_listed_order(run), failure, config)
     }
 
-    fn select_steps(run: &Run, strategy: Strategy) -> Result<Vec<String>, String> {
+    fn select_steps(run: &Run, strategy: Strategy) -> Result<Selection, String> {
         runretry_default_policy::select_steps(&as_walked_in_listed_order(run), strategy)
     }
 }

@@ -1,7 +1,7 @@
 //! Hostile test guest `unknown_steps` (see host/tests/all/sandbox.rs for what must come of it).
 
 use guests::hostile_policy;
-use runretry_kit::{Config, Decision, Failure, Run, Strategy};
+use runretry_kit::{Config, Decision, Failure, Run, Selection, Strategy};
 
 fn misbehave(run: &Run) -> Decision {
     let mut d = runretry_default_policy::should_retry(
@@ -13,8 +13,8 @@ fn misbehave(run: &Run) -> Decision {
     d
 }
 
-hostile_policy!(misbehave, |_run: &Run, _strategy: Strategy| -> Result<Vec<String>, String> {
-    Ok(vec!["no_such_step".to_string()])
+hostile_policy!(misbehave, |_run: &Run, _strategy: Strategy| -> Result<Selection, String> {
+    Ok(Selection { steps: vec!["no_such_step".to_string()], ..Selection::default() })
 });
 
 fn main() {}

@@ -1,7 +1,7 @@
 //! Deliberately wrong: drops the `dagster/max_retries` tag before deciding, so the deployment's
 //! config always wins. The conformance kit must catch it (host/tests/all/conformance_kit.rs).
 
-use runretry_kit::{export_policy, Config, Decision, Failure, Policy, Run, Strategy};
+use runretry_kit::{export_policy, Config, Decision, Failure, Policy, Run, Selection, Strategy};
 
 struct IgnoresMaxRetriesTag;
 
@@ -12,7 +12,7 @@ impl Policy for IgnoresMaxRetriesTag {
         runretry_default_policy::should_retry(&run, failure, config)
     }
 
-    fn select_steps(run: &Run, strategy: Strategy) -> Result<Vec<String>, String> {
+    fn select_steps(run: &Run, strategy: Strategy) -> Result<Selection, String> {
         runretry_default_policy::select_steps(run, strategy)
     }
 }
