@@ -159,6 +159,34 @@ fn refusal_prints_error_json_and_exits_1() {
     assert!(json(&output)["error"].as_str().unwrap().contains("not failed or canceled"));
 }
 
+/// An asset job through the CLI: Dagster's test of a failed blocking check (T4), as a case.
+#[test]
+fn asset_selections_are_printed_for_an_asset_job() {
+    let cases = repo().join("tests/conformance/10-asset-jobs.json");
+    let all: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(cases).unwrap()).unwrap();
+    let t4 = all.iter().find(|c| c["name"] == "t4_failed_blocking_check_decision").unwrap().to_string();
+    let output = runretry(&["decide", "-"], Some(&t4));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let decision = json(&output);
+    assert_eq!(decision["asset_selection"], serde_json::json!(["a1_blocking_downstream", "a2_blocking"]));
+    assert_eq!(decision["new_run_tags"]["dagster/is_asset_resume_retry"], "true");
+    let output = runretry(&["select-steps", "--strategy", "FROM_ASSET_FAILURE", "-"], Some(&t4));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let selection = json(&output);
+    assert_eq!(selection["asset_check_selection"].as_array().unwrap().len(), 2, "{selection}");
+    assert_eq!(selection["steps"], serde_json::json!(["a1_blocking_downstream", "blocking_checked"]));
+    // The same run on an op job's terms (its asset data dropped) has nothing to re-execute.
+    let mut op_job: serde_json::Value = serde_json::from_str(&t4).unwrap();
+    for step in op_job["run"]["steps"].as_array_mut().unwrap() {
+        for field in ["assets", "checks", "required_keys", "blocking_checks"] {
+            step.as_object_mut().unwrap().remove(field);
+        }
+    }
+    let output = runretry(&["select-steps", "--strategy", "FROM_ASSET_FAILURE", "-"], Some(&op_job.to_string()));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(json(&output)["error"].as_str().unwrap().contains("No assets or asset checks"), "{}", stderr(&output));
+}
+
 #[test]
 fn batch_answers_every_line_in_order_and_reports_bad_lines() {
     let input = format!("{}\n{{\"run\": 42}}\n\n{}\n", one_line("01"), one_line("06"));
