@@ -129,7 +129,7 @@ impl Policy {
     }
 
     fn decide_in(&self, store: &mut Store<HostState>, bindings: &RetryPolicy, case: &Case) -> Result<Decision, Error> {
-        self.check_input_size(&case.run)?;
+        self.check_input(&case.run)?;
         let failure = marshal::failure_to_wit(&case.failure);
         let config = marshal::config_to_wit(&case.config);
         let wit_decision = marshal::with_run(&case.run, |run| {
@@ -150,7 +150,7 @@ impl Policy {
         run: &Run,
         strategy: Strategy,
     ) -> Result<SelectionAnswer, Error> {
-        self.check_input_size(run)?;
+        self.check_input(run)?;
         let answer = marshal::with_run(run, |wit_run| {
             bindings.runretry_policy_policy().call_select_steps(
                 &mut *store,
@@ -173,13 +173,15 @@ impl Policy {
         }
     }
 
-    fn check_input_size(&self, run: &Run) -> Result<(), Error> {
+    /// The guarantees the contract gives a policy about its input (a case read from JSON was
+    /// checked already; one built in code is checked here), and the input cap.
+    fn check_input(&self, run: &Run) -> Result<(), Error> {
         let size = marshal::input_size(run);
         let cap = self.sandbox.config.max_input_bytes;
         if size > cap {
             return Err(Error::bad_input(format!("the run is {size} bytes of text, over the {cap} byte input cap")));
         }
-        Ok(())
+        run.validate().map_err(|(path, message)| Error::bad_input(format!("{path}: {message}")))
     }
 }
 

@@ -82,12 +82,20 @@ impl Case {
         Ok(case)
     }
 
+    /// Check what types cannot (see [`Run::validate`]). `Err((json_path, message))`.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        self.run.validate()
+    }
+}
+
+impl Run {
     /// Check what types cannot: step keys are unique and non-empty, every upstream key is a
     /// plan step, only `MAPPED` steps have instances, each with a concrete status, and the
-    /// asset data is consistent (see `validate_assets`). `Err((json_path, message))`.
+    /// asset data is consistent (see `validate_assets`). `Err((json_path, message))`, the path
+    /// starting at `run`.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let mut seen = HashSet::new();
-        for (i, step) in self.run.steps.iter().enumerate() {
+        for (i, step) in self.steps.iter().enumerate() {
             if step.key.is_empty() {
                 return Err((format!("run.steps[{i}].key"), "empty step key".into()));
             }
@@ -95,7 +103,7 @@ impl Case {
                 return Err((format!("run.steps[{i}].key"), format!("duplicate step key {:?}", step.key)));
             }
         }
-        for (i, step) in self.run.steps.iter().enumerate() {
+        for (i, step) in self.steps.iter().enumerate() {
             for (j, up) in step.upstream.iter().enumerate() {
                 if !seen.contains(up.as_str()) {
                     return Err((format!("run.steps[{i}].upstream[{j}]"), format!("{up:?} is not a step of the plan")));
@@ -118,7 +126,7 @@ impl Case {
     /// blocking checks are among its own keys.
     fn validate_assets(&self) -> Result<(), (String, String)> {
         let mut owner: std::collections::HashMap<&str, (&str, &str)> = std::collections::HashMap::new();
-        for (i, step) in self.run.steps.iter().enumerate() {
+        for (i, step) in self.steps.iter().enumerate() {
             for (field, keys) in [("assets", &step.assets), ("checks", &step.checks)] {
                 for (j, key) in keys.iter().enumerate() {
                     if let Some((other_step, other_field)) = owner.insert(key, (&step.key, field)) {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use runretry::{Action, Case, Deployment, Error, OnPolicyError, Run, RunStatus, Sandbox, SandboxConfig};
+use runretry::{Action, Case, Deployment, Error, OnPolicyError, Run, RunStatus, Sandbox, SandboxConfig, Strategy};
 
 fn config() -> SandboxConfig {
     SandboxConfig { cache_dir: None, ..SandboxConfig::default() }
@@ -224,6 +224,24 @@ fn a_policy_built_against_the_previous_contract_is_refused_naming_both_versions(
         }
         other => panic!("expected InvalidComponent, got {:?}", other.map(|p| p.name().to_string())),
     }
+}
+
+/// The contract promises a policy a consistent plan: a case built in code is checked as a
+/// case read from JSON is, before any guest sees it.
+#[test]
+fn a_case_built_in_code_is_checked_before_the_policy_sees_it() {
+    let policy = Sandbox::new(config()).unwrap().load_default().unwrap();
+    let mut bad = case();
+    bad.run.steps[0].upstream.push("no_such_step".into());
+    match policy.decide(&bad) {
+        Err(Error::BadInput { what, .. }) => {
+            assert!(what.contains("run.steps[0].upstream[") && what.contains("no_such_step"), "{what}")
+        }
+        other => panic!("expected BadInput, got {other:?}"),
+    }
+    let mut bad = case();
+    bad.run.steps[0].required_keys.push("not_its_own".into());
+    assert!(matches!(policy.select_steps(&bad.run, Strategy::FromFailure), Err(Error::BadInput { .. })));
 }
 
 #[test]
