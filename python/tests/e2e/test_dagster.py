@@ -150,7 +150,7 @@ def test_malformed_policy_file_is_reported_and_the_retry_still_happens(
     d.wait("the retry", lambda: d.run(root).tags.get("dagster/auto_retry_run_id"))
     messages = engine_messages(d, root)
     assert any(f"policy {bad} failed (invalid policy component)" in m for m in messages), messages
-    ticks = [t for s in d.instance.all_instigator_state() if s.name == "runretry"
+    ticks = [t for s in d.instance.all_instigator_state() if s.name == "runretry_sensor"
              for t in d.instance.get_ticks(s.instigator_origin_id, s.selector_id)]
     assert ticks and not any(t.status == TickStatus.FAILURE for t in ticks)
 
