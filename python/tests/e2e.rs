@@ -37,7 +37,9 @@ fn venv() -> PathBuf {
         run("creating the virtualenv", Command::new(python).args(["-m", "venv"]).arg(&venv));
         run(
             "installing the pinned packages",
-            Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check"]).args(REQUIREMENTS),
+            Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check"])
+                .args(REQUIREMENTS),
         );
         std::fs::write(&stamp, wanted).unwrap();
     }
