@@ -1,0 +1,88 @@
+"""Type stubs of the extension module (the Rust host library)."""
+
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from typing import Any, Literal, final
+
+Case = Mapping[str, Any] | str
+"""A case in the command line's JSON format: a dict, or its JSON text."""
+
+OnPolicyError = Literal["fail", "give-up", "default"]
+Strategy = Literal["FROM_FAILURE", "ALL_STEPS", "FROM_ASSET_FAILURE"]
+
+CONTRACT_VERSION: str
+
+class RunretryError(Exception):
+    """Every error raised by runretry."""
+
+    kind: str
+    """The host's stable name of the kind: "bad input", "fuel exhausted", ..."""
+
+class BadInput(RunretryError):
+    """Malformed input (bad JSON, a wrong field type, an unreadable file); the message names the field."""
+
+class PolicyError(RunretryError):
+    """The policy failed to answer."""
+
+class DeadlineExceeded(PolicyError): ...
+class FuelExhausted(PolicyError): ...
+class MemoryLimit(PolicyError): ...
+class GuestTrap(PolicyError): ...
+class StackOverflow(GuestTrap): ...
+class InvalidOutput(PolicyError): ...
+class InvalidComponent(PolicyError): ...
+
+@final
+class Policy:
+    """A retry policy as a deployment runs it; thread-safe, the GIL released while it decides."""
+
+    @staticmethod
+    def default(
+        *,
+        fuel: int | None = None,
+        deadline_ms: int | None = None,
+        max_memory_mib: int | None = None,
+        max_stack_kib: int | None = None,
+        max_input_bytes: int | None = None,
+        max_output_bytes: int | None = None,
+        cache_dir: str | PathLike[str] | Literal[False] | None = None,
+    ) -> Policy:
+        """The embedded default policy: Dagster 1.13.29's run retries."""
+
+    @staticmethod
+    def load(
+        path: str | PathLike[str],
+        *,
+        on_policy_error: OnPolicyError = "fail",
+        fuel: int | None = None,
+        deadline_ms: int | None = None,
+        max_memory_mib: int | None = None,
+        max_stack_kib: int | None = None,
+        max_input_bytes: int | None = None,
+        max_output_bytes: int | None = None,
+        cache_dir: str | PathLike[str] | Literal[False] | None = None,
+    ) -> Policy:
+        """Load a policy component; ``on_policy_error`` also covers one that fails to load."""
+
+    def decide(self, case: Case) -> dict[str, Any]:
+        """The complete decision (``runretry decide``), as a dict."""
+
+    def select_steps(self, case: Case, strategy: Strategy) -> dict[str, Any]:
+        """The selection (``runretry select-steps``), or ``{"strategy", "error"}`` when refused."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def on_policy_error(self) -> OnPolicyError: ...
+
+def conformance(
+    policy_path: str | PathLike[str] | None = None,
+    suite: str = "default",
+    *,
+    ignore_fields: Sequence[str] = (),
+    fuel: int | None = None,
+    deadline_ms: int | None = None,
+    max_memory_mib: int | None = None,
+    cache_dir: str | PathLike[str] | Literal[False] | None = None,
+) -> dict[str, Any]:
+    """Run a policy against a suite ("default", "contract" or a path): passed, failed, failures."""

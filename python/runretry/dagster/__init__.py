@@ -1,0 +1,15 @@
+"""runretry for Dagster (tested with dagster 1.13.29).
+
+- :func:`runretry_sensor`: a sensor for ``Definitions`` that decides run retries with a runretry
+  policy, in shadow mode (compare with Dagster's own retries) or enforce mode (own them).
+- :func:`build_case`: the runretry case of a failed run, from a ``DagsterInstance``.
+- :func:`export_cases`: failed runs as JSON Lines cases, for ``runretry decide --batch``.
+- :func:`shadow_summary`: how often a policy in shadow mode agreed with Dagster.
+"""
+
+from runretry.dagster.case import build_case
+from runretry.dagster.export import export_cases
+from runretry.dagster.sensor import runretry_sensor
+from runretry.dagster.shadow import shadow_summary
+
+__all__ = ["build_case", "export_cases", "runretry_sensor", "shadow_summary"]

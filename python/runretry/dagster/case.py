@@ -1,0 +1,342 @@
+"""Cases from a live instance: ``build_case`` fills runretry's case format from DagsterInstance APIs.
+
+Every field is read where Dagster 1.13.29 reads it when it retries (``docs/dagster-semantics.md``,
+``docs/dagster-asset-reexecution.md`` §4): the run and its group from run storage, the plan from
+the execution-plan snapshot, step statuses from the event log exactly as
+``_derive_state_of_past_run`` derives them, and asset facts from the run's asset events.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from dagster import AssetCheckKey, AssetKey, DagsterEventType, DagsterInstance, DagsterRun, EventLogEntry
+from dagster._core.errors import DagsterRunNotFoundError
+from dagster._core.storage.dagster_run import RunsFilter
+
+# What Dagster reads to derive step state for re-execution (plan/state.py).
+STEP_EVENTS = {
+    DagsterEventType.STEP_START,
+    DagsterEventType.STEP_FAILURE,
+    DagsterEventType.STEP_SUCCESS,
+    DagsterEventType.STEP_OUTPUT,
+    DagsterEventType.STEP_SKIPPED,
+    DagsterEventType.RESOURCE_INIT_FAILURE,
+}
+
+# Tags that record a retry decision on the failed run: absent before the failure was handled.
+DECISION_TAGS = ("dagster/will_retry", "dagster/auto_retry_run_id")
+BACKFILL_TAG = "dagster/backfill"
+
+
+def asset_key_string(key: AssetKey) -> str:
+    """An asset key as the case format writes it (escaped, so a ``/`` inside a part stays exact)."""
+    return key.to_escaped_user_string()
+
+
+def check_key_string(key: AssetCheckKey) -> str:
+    """A check key as the case format writes it: ``<asset key>:<check name>``."""
+    return f"{asset_key_string(key.asset_key)}:{key.name}"
+
+
+def parse_asset_key(text: str) -> AssetKey:
+    """The inverse of :func:`asset_key_string`."""
+    return AssetKey.from_escaped_user_string(text)
+
+
+def parse_check_key(text: str) -> AssetCheckKey:
+    """The inverse of :func:`check_key_string` (check names hold no ``:``)."""
+    asset, _, name = text.rpartition(":")
+    return AssetCheckKey(parse_asset_key(asset), name)
+
+
+def run_retries_config(instance: DagsterInstance) -> dict[str, Any]:
+    """The instance's ``run_retries`` block, as the case's ``config``."""
+    settings = instance.get_settings("run_retries") or {}
+    config: dict[str, Any] = {"enabled": bool(settings.get("enabled", False))}
+    if settings.get("max_retries") is not None:
+        config["max_retries"] = int(settings["max_retries"])
+    if settings.get("retry_on_asset_or_op_failure") is not None:
+        config["retry_on_asset_or_op_failure"] = bool(settings["retry_on_asset_or_op_failure"])
+    return config
+
+
+def build_case(
+    instance: DagsterInstance,
+    run: DagsterRun,
+    failure_event: EventLogEntry | None = None,
+    *,
+    config: Mapping[str, Any] | None = None,
+    repository_def: Any = None,
+    before_retry: bool = False,
+) -> dict[str, Any]:
+    """The case for ``run``'s failure, from the instance.
+
+    ``failure_event`` is the run's RUN_FAILURE entry (found in the log when omitted).
+    ``config`` replaces the instance's ``run_retries`` block. ``repository_def``, when given (a
+    sensor has it), adds what the plan snapshot lacks: which checks are blocking and whether a
+    multi-asset can be subset. ``before_retry`` gives the case as it stood when the failure was
+    stored: without the retry-decision tags and without runs created after the failure (what a
+    shadow comparison needs, since Dagster's daemon may already have acted).
+    """
+    if failure_event is None:
+        failure_event = last_failure_event(instance, run.run_id)
+    tags = dict(run.tags)
+    failed_at = failure_event.timestamp if (before_retry and failure_event is not None) else None
+    if before_retry:
+        for tag in DECISION_TAGS:
+            tags.pop(tag, None)
+    case_run: dict[str, Any] = {
+        "run_id": run.run_id,
+        "status": run.status.value,
+        "tags": tags,
+        "root_run_id": run.root_run_id,
+        "parent_run_id": run.parent_run_id,
+        "job": run.job_name,
+        "group": run_group(instance, run, created_before=failed_at),
+        "step_keys_to_execute": list(run.step_keys_to_execute) if run.step_keys_to_execute else None,
+        "op_selection": list(run.op_selection) if run.op_selection else None,
+        "job_tags": job_tags(instance, run),
+        "backfill": backfill(instance, tags.get(BACKFILL_TAG)),
+        "asset_selection": sorted(asset_key_string(k) for k in run.asset_selection)
+        if run.asset_selection is not None
+        else None,
+        "asset_check_selection": sorted(check_key_string(k) for k in run.asset_check_selection)
+        if run.asset_check_selection is not None
+        else None,
+        "steps": plan_steps(instance, run, repository_def),
+        "materialized_assets": sorted(
+            asset_key_string(k)
+            for k in instance.get_asset_keys_for_run(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+        ),
+        "check_evaluations": check_evaluations(instance, run.run_id),
+    }
+    if before_retry:
+        for member in case_run["group"]:
+            if member["run_id"] == run.run_id:
+                member["tags"] = dict(tags)
+    return {
+        "config": dict(config) if config is not None else run_retries_config(instance),
+        "run": case_run,
+        "failure": failure(run, failure_event),
+    }
+
+
+def last_failure_event(instance: DagsterInstance, run_id: str) -> EventLogEntry | None:
+    """The run's last RUN_FAILURE entry, if any."""
+    records = instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE)
+    return records[-1] if records else None
+
+
+def failure(run: DagsterRun, entry: EventLogEntry | None) -> dict[str, Any]:
+    """``failure``: the reason from the event's ``JobFailureData`` (null when none was recorded,
+    as for monitoring kills), and its message."""
+    reason = None
+    message = None
+    if entry is not None and entry.dagster_event is not None:
+        data = entry.dagster_event.event_specific_data
+        reason_enum = getattr(data, "failure_reason", None)
+        reason = reason_enum.value if reason_enum is not None else None
+        message = entry.dagster_event.message or entry.user_message
+    out: dict[str, Any] = {"reason": reason}
+    if message:
+        out["message"] = message
+    return out
+
+
+def run_group(instance: DagsterInstance, run: DagsterRun, created_before: float | None = None) -> list[dict[str, Any]]:
+    """The run group as ``get_run_group`` sees it (root first, deleted runs absent). A deleted
+    root leaves the run alone, so the policy finds no root (Dagster's DagsterRunNotFoundError).
+    ``created_before`` drops runs created after that time (the failed run itself always stays)."""
+    try:
+        found = instance.get_run_group(run.run_id)
+    except DagsterRunNotFoundError:
+        found = None
+    runs = list(found[1]) if found else [run]
+    if created_before is not None and len(runs) > 1:
+        records = instance.get_run_records(RunsFilter(run_ids=[r.run_id for r in runs]))
+        created = {r.dagster_run.run_id: r.create_timestamp.timestamp() for r in records}
+        runs = [r for r in runs if r.run_id == run.run_id or created.get(r.run_id, 0.0) <= created_before]
+    return [
+        {"run_id": r.run_id, "parent_run_id": r.parent_run_id, "tags": dict(r.tags), "status": r.status.value}
+        for r in runs
+    ]
+
+
+def job_tags(instance: DagsterInstance, run: DagsterRun) -> dict[str, str]:
+    """The job definition's tags, from the run's job snapshot (what the daemon merges first)."""
+    if not run.job_snapshot_id:
+        return {}
+    snapshot = instance.get_job_snapshot(run.job_snapshot_id)
+    return {k: str(v) for k, v in (snapshot.tags or {}).items()}
+
+
+def backfill(instance: DagsterInstance, backfill_id: str | None) -> dict[str, Any] | None:
+    """``backfill``: the backfill named by the run's tag, or its absence."""
+    if backfill_id is None:
+        return None
+    found = instance.get_backfill(backfill_id)
+    if found is None:
+        return {"id": backfill_id, "exists": False, "status": None}
+    return {"id": backfill_id, "exists": True, "status": found.status.value}
+
+
+def check_evaluations(instance: DagsterInstance, run_id: str) -> list[dict[str, Any]]:
+    """Every ASSET_CHECK_EVALUATION of the run, in log order."""
+    out = []
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = entry.get_dagster_event().event_specific_data
+        severity = getattr(evaluation, "severity", None)
+        out.append(
+            {
+                "check": check_key_string(evaluation.asset_check_key),
+                "passed": bool(evaluation.passed),
+                "blocking": evaluation.blocking,
+                "severity": severity.value if severity is not None else None,
+            }
+        )
+    return out
+
+
+def step_events(instance: DagsterInstance, run_id: str) -> tuple[dict[str, set[DagsterEventType]], dict[str, list[str]]]:
+    """Per step key (resolved keys ``x[k]`` as such), the step event types logged; and per
+    producer step, the mapping keys its dynamic outputs yielded."""
+    seen: dict[str, set[DagsterEventType]] = defaultdict(set)
+    mapping_keys: dict[str, list[str]] = defaultdict(list)
+    for entry in instance.all_logs(run_id, of_type=STEP_EVENTS):
+        event = entry.dagster_event
+        # A RESOURCE_INIT_FAILURE outside a step has no handle; Dagster ignores it here too.
+        if event is None or event.step_handle is None:
+            continue
+        key = event.step_handle.to_key()
+        seen[key].add(event.event_type)
+        if event.event_type == DagsterEventType.STEP_OUTPUT:
+            mapping_key = event.step_output_data.mapping_key
+            if mapping_key and mapping_key not in mapping_keys[key]:
+                mapping_keys[key].append(mapping_key)
+    return seen, mapping_keys
+
+
+def status_of(types: Iterable[DagsterEventType] | None) -> str:
+    """A step's status, with Dagster's precedence: a skip hides everything (rule 2 of
+    ``docs/dagster-semantics.md`` §9), a failure beats a success, any other event is in progress."""
+    types = set(types or ())
+    if not types:
+        return "NOT_STARTED"
+    if DagsterEventType.STEP_SKIPPED in types:
+        return "SKIPPED"
+    if DagsterEventType.STEP_FAILURE in types:
+        return "FAILURE"
+    if DagsterEventType.RESOURCE_INIT_FAILURE in types:
+        return "RESOURCE_INIT_FAILURE"
+    if DagsterEventType.STEP_SUCCESS in types:
+        return "SUCCESS"
+    return "IN_PROGRESS"
+
+
+def chain_mapping_keys(instance: DagsterInstance, run: DagsterRun, own: Mapping[str, list[str]]) -> dict[str, list[str]]:
+    """Mapping keys of dynamic outputs across the parent chain, the newer run winning (as
+    ``_derive_state_from_logs`` merges them)."""
+    merged: dict[str, list[str]] = {}
+    parent_id = run.parent_run_id
+    chain = []
+    while parent_id:
+        parent = instance.get_run_by_id(parent_id)
+        if parent is None:
+            break
+        chain.append(parent)
+        parent_id = parent.parent_run_id
+    for ancestor in reversed(chain):
+        merged.update({k: v for k, v in step_events(instance, ancestor.run_id)[1].items() if v})
+    merged.update({k: v for k, v in own.items() if v})
+    return merged
+
+
+def plan_steps(instance: DagsterInstance, run: DagsterRun, repository_def: Any = None) -> list[dict[str, Any]]:
+    """``run.steps``: the plan snapshot's steps with their upstream keys, statuses from the log,
+    dynamic producers' mapping keys, and asset fields from the outputs' properties."""
+    if not run.execution_plan_snapshot_id:
+        return []
+    snapshot = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+    seen, own_keys = step_events(instance, run.run_id)
+    mapping_keys = chain_mapping_keys(instance, run, own_keys)
+    steps = []
+    for snap in snapshot.steps:
+        upstream: list[str] = []
+        for step_input in snap.inputs:
+            for handle in step_input.upstream_output_handles:
+                if handle.step_key not in upstream:
+                    upstream.append(handle.step_key)
+        step: dict[str, Any] = {"key": snap.key, "upstream": upstream}
+        if snap.key.endswith("[?]"):
+            # Instance events are tracked under the unresolved key (`_update_tracking_dict`).
+            name = snap.key[: -len("[?]")]
+            step["status"] = "MAPPED"
+            step["instances"] = {
+                key[len(name) + 1 : -1]: status_of(types)
+                for key, types in seen.items()
+                if key.startswith(name + "[") and key != snap.key
+            }
+        else:
+            step["status"] = status_of(seen.get(snap.key))
+        if any(output.properties and output.properties.is_dynamic for output in snap.outputs):
+            step["dynamic_output"] = True
+            step["mapping_keys"] = mapping_keys.get(snap.key, [])
+        step.update(asset_fields(snap, repository_def))
+        steps.append(step)
+    return steps
+
+
+def asset_fields(snap: Any, repository_def: Any = None) -> dict[str, Any]:
+    """A step's assets, checks and required keys from its outputs' properties; blocking checks
+    and ``can_subset`` from the repository's definitions when they are at hand."""
+    assets: list[str] = []
+    checks: list[str] = []
+    required: list[str] = []
+    check_keys: list[AssetCheckKey] = []
+    asset_keys: list[AssetKey] = []
+    for output in snap.outputs:
+        props = output.properties
+        if props is None:
+            continue
+        if props.asset_key is not None:
+            key = asset_key_string(props.asset_key)
+            assets.append(key)
+            asset_keys.append(props.asset_key)
+        elif props.asset_check_key is not None:
+            key = check_key_string(props.asset_check_key)
+            checks.append(key)
+            check_keys.append(props.asset_check_key)
+        else:
+            continue
+        if props.is_required:
+            required.append(key)
+    if not assets and not checks:
+        return {}
+    fields: dict[str, Any] = {"assets": assets, "checks": checks, "required_keys": required}
+    if repository_def is not None:
+        fields["blocking_checks"] = [
+            check_key_string(k) for k in check_keys if _check_is_blocking(repository_def, k)
+        ]
+        fields["can_subset"] = _can_subset(repository_def, asset_keys, check_keys)
+    return fields
+
+
+def _check_is_blocking(repository_def: Any, key: AssetCheckKey) -> bool:
+    try:
+        return bool(repository_def.asset_graph.get(key).blocking)
+    except Exception:  # a check the current code no longer defines: not known to block
+        return False
+
+
+def _can_subset(repository_def: Any, asset_keys: list[AssetKey], check_keys: list[AssetCheckKey]) -> bool | None:
+    """Whether the definition behind the step can run part of its keys (None: unknown, or a
+    step of checks alone, whose definition is not its asset's)."""
+    by_key = repository_def.assets_defs_by_key
+    for key in asset_keys:
+        assets_def = by_key.get(key)
+        if assets_def is not None:
+            return bool(assets_def.can_subset)
+    return None

@@ -1,0 +1,321 @@
+"""``runretry_sensor``: a run-failure sensor that decides retries with a runretry policy.
+
+*shadow*: Dagster's own run retries stay on. For each failed run the sensor waits until the
+daemon has acted, decides on the case as it stood at the failure, and records whether it agrees
+(tag ``runretry/shadow``, an engine event, and a running summary in the sensor's log).
+
+*enforce*: with ``run_retries.enabled: false`` the sensor owns retries. It writes the decision's
+``failed_run_tags``, logs its events and reason as engine events on the failed run, and launches
+the re-execution (or resubmits an existing one); a retry with ``delay_seconds`` waits for a
+later tick. All of its state lives in the failed run's tags, so a restarted daemon or sensor
+picks pending retries up, and the retry's run id is derived from the failed run's, so no
+failure is ever retried twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    EventLogEntry,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SkipReason,
+    sensor,
+)
+from dagster._core.events import EngineEventData
+from dagster._core.storage.dagster_run import RunsFilter
+
+import runretry
+from runretry.dagster import launch
+from runretry.dagster.case import build_case, run_retries_config
+from runretry.dagster.shadow import DECISION_TAG, SHADOW_TAG, compare
+
+STATE_TAG = "runretry/state"  # pending | launched | resubmitted | none | error
+DUE_TAG = "runretry/due_at"  # epoch seconds of a delayed retry
+AUTO_RETRY_TAG = "dagster/auto_retry_run_id"
+WILL_RETRY_TAG = "dagster/will_retry"
+
+Mode = Literal["shadow", "enforce"]
+OnPolicyError = Literal["fail", "give-up", "default"]
+
+_policies: dict[tuple[Any, ...], runretry.Policy] = {}
+_policies_lock = threading.Lock()
+
+
+def _job_name(job: Any) -> str:
+    return job if isinstance(job, str) else job.name
+
+
+def _load_policy(path: str | None, on_policy_error: OnPolicyError, limits: dict[str, Any], log: Any) -> runretry.Policy:
+    """The policy, loaded once per process and file version. A file that fails to load is
+    reported in the sensor's log; under ``give-up`` or ``default`` decisions still go on."""
+    if path is None:
+        key: tuple[Any, ...] = (None, on_policy_error, tuple(sorted(limits.items())))
+    else:
+        stat = os.stat(path)
+        key = (path, stat.st_mtime_ns, stat.st_size, on_policy_error, tuple(sorted(limits.items())))
+    with _policies_lock:
+        if key not in _policies:
+            if path is None:
+                _policies[key] = runretry.Policy.default(**limits)
+            else:
+                try:
+                    runretry.Policy.load(path, on_policy_error="fail", **limits)
+                except runretry.PolicyError as error:
+                    log.error(f"runretry: policy {path} does not load ({error.kind}): {error}; "
+                              f"on_policy_error={on_policy_error!r} applies to every decision")
+                _policies[key] = runretry.Policy.load(path, on_policy_error=on_policy_error, **limits)
+        return _policies[key]
+
+
+class _Cursor:
+    """The sensor's cursor: where the failure feed was read up to, and (shadow) the failures
+    waiting for the daemon to act, with when they were first seen."""
+
+    def __init__(self, text: str | None):
+        data = json.loads(text) if text else {}
+        self.after: str | None = data.get("after")
+        self.started: bool = data.get("started", False)
+        self.waiting: dict[str, float] = data.get("waiting", {})
+
+    def dump(self) -> str:
+        return json.dumps({"after": self.after, "started": self.started, "waiting": self.waiting})
+
+
+def _new_failures(instance: DagsterInstance, cursor: _Cursor) -> list[tuple[DagsterRun, EventLogEntry]]:
+    """RUN_FAILURE events after the cursor (on the first tick: none, and the cursor starts at
+    the newest failure, as Dagster's daemon does, so old failures are not retried now)."""
+    if not cursor.started:
+        newest = instance.fetch_run_status_changes(DagsterEventType.RUN_FAILURE, limit=1, ascending=False)
+        cursor.after = newest.cursor if newest.records else None
+        cursor.started = True
+        return []
+    out = []
+    while True:
+        result = instance.fetch_run_status_changes(
+            DagsterEventType.RUN_FAILURE, limit=100, cursor=cursor.after, ascending=True
+        )
+        for record in result.records:
+            run = instance.get_run_by_id(record.run_id)
+            if run is not None:
+                out.append((run, record.event_log_entry))
+        if result.records:
+            cursor.after = result.cursor
+        if not result.has_more:
+            return out
+
+
+def _engine_events(instance: DagsterInstance, run: DagsterRun, messages: Sequence[str]) -> None:
+    for message in messages:
+        instance.report_engine_event(f"runretry: {message}", run, engine_event_data=EngineEventData())
+
+
+def runretry_sensor(
+    policy: str | os.PathLike[str] | None = None,
+    mode: Mode = "shadow",
+    on_policy_error: OnPolicyError = "fail",
+    monitored_jobs: Sequence[Any] | None = None,
+    *,
+    name: str = "runretry_sensor",
+    minimum_interval_seconds: int = 5,
+    default_status: DefaultSensorStatus = DefaultSensorStatus.STOPPED,
+    shadow_wait_seconds: float = 120.0,
+    policy_limits: dict[str, Any] | None = None,
+) -> SensorDefinition:
+    """A sensor for ``Definitions`` that decides run retries with a runretry policy.
+
+    ``policy`` is a policy component's path (None: the embedded default policy, Dagster's own
+    semantics). ``mode`` is ``"shadow"`` (compare with Dagster's retries, launch nothing) or
+    ``"enforce"`` (launch retries; set ``run_retries.enabled: false``). ``on_policy_error`` is
+    what a failing policy leads to: ``"fail"`` (no retry, the error logged), ``"give-up"`` (no
+    retry) or ``"default"`` (decide with the default policy). ``monitored_jobs`` are jobs or job
+    names (None: every job of this code location). ``shadow_wait_seconds`` bounds how long a
+    shadow judgement waits for the daemon (past it, the daemon is taken not to retry).
+    ``policy_limits`` are ``Policy.load``'s sandbox limits (``fuel``, ``deadline_ms``, ...).
+    """
+    if mode not in ("shadow", "enforce"):
+        raise ValueError(f"runretry_sensor: mode: {mode!r} is not a mode (\"shadow\" or \"enforce\")")
+    if on_policy_error not in ("fail", "give-up", "default"):
+        raise ValueError(
+            f"runretry_sensor: on_policy_error: {on_policy_error!r} is not a mode (\"fail\", \"give-up\", \"default\")"
+        )
+    policy_path = os.fspath(policy) if policy is not None else None
+    job_names = None if monitored_jobs is None else {_job_name(j) for j in monitored_jobs}
+    limits = dict(policy_limits or {})
+
+    @sensor(name=name, minimum_interval_seconds=minimum_interval_seconds, default_status=default_status)
+    def _sensor(context: SensorEvaluationContext) -> SkipReason:
+        instance = context.instance
+        cursor = _Cursor(context.cursor)
+        location_name = context.code_location_origin.location_name if context.code_location_origin else None
+
+        def monitored(run: DagsterRun) -> bool:
+            if job_names is not None:
+                return run.job_name in job_names
+            in_location = location_name is None or run.tags.get("dagster/code_location") == location_name
+            return in_location and context.repository_def is not None and context.repository_def.has_job(run.job_name)
+
+        engine = _load_policy(policy_path, on_policy_error, limits, context.log)
+        failures = [(run, entry) for run, entry in _new_failures(instance, cursor) if monitored(run)]
+        if mode == "shadow":
+            for run, entry in failures:
+                cursor.waiting.setdefault(run.run_id, entry.timestamp)
+            summary = _shadow_tick(context, engine, cursor, shadow_wait_seconds)
+        else:
+            summary = _enforce_tick(context, engine, failures)
+        context.update_cursor(cursor.dump())
+        return SkipReason(summary)
+
+    return _sensor
+
+
+# --- shadow ------------------------------------------------------------------------------------
+
+
+def _daemon_outcome(instance: DagsterInstance, run: DagsterRun, waited: float, wait_limit: float):
+    """(done, child): whether the daemon has acted on ``run``, and the retry run it created."""
+    child_id = run.tags.get(AUTO_RETRY_TAG)
+    if child_id:
+        return True, instance.get_run_by_id(child_id)
+    if not instance.run_retries_enabled:
+        return True, None
+    will_retry = run.tags.get(WILL_RETRY_TAG)
+    if will_retry is not None and will_retry.lower() in ("false", "none", "0", ""):
+        return True, None  # Dagster decided not to retry (its own boolean parsing)
+    # "true" and no child yet: the daemon has not acted; past the limit, take it that it won't.
+    return waited >= wait_limit, None
+
+
+def _shadow_tick(context: SensorEvaluationContext, engine: runretry.Policy, cursor: _Cursor, wait: float) -> str:
+    instance = context.instance
+    judged = []
+    for run_id, failed_at in list(cursor.waiting.items()):
+        run = instance.get_run_by_id(run_id)
+        if run is None:
+            del cursor.waiting[run_id]
+            continue
+        done, child = _daemon_outcome(instance, run, time.time() - failed_at, wait)
+        if not done:
+            continue
+        del cursor.waiting[run_id]
+        if run.tags.get(SHADOW_TAG):
+            continue  # judged by an earlier tick whose cursor was not saved
+        case = build_case(instance, run, repository_def=context.repository_def, before_retry=True)
+        try:
+            decision = engine.decide(case)
+        except runretry.RunretryError as error:
+            context.log.error(f"runretry: could not decide for run {run_id} ({error.kind}): {error}")
+            instance.add_run_tags(run_id, {SHADOW_TAG: "error"})
+            _engine_events(instance, run, [f"shadow: the policy could not decide ({error.kind}): {error}"])
+            continue
+        diffs = compare(decision, child)
+        verdict = "agree" if not diffs else "disagree"
+        instance.add_run_tags(run_id, {SHADOW_TAG: verdict, DECISION_TAG: json.dumps(decision, sort_keys=True)})
+        what = f"{decision['action']} (retry {decision['retry_number']})" if decision["retry"] else decision["action"]
+        detail = "; ".join(diffs) if diffs else "same decision"
+        _engine_events(instance, run, [f"shadow: {verdict}s with Dagster: runretry decides {what}: {detail}. "
+                                       f"Reason: {decision['reason']}"])
+        (context.log.info if not diffs else context.log.warning)(f"runretry shadow: run {run_id}: {verdict}: {detail}")
+        judged.append(verdict)
+    if not judged:
+        return f"runretry shadow: {len(cursor.waiting)} failure(s) waiting for the daemon"
+    agreed = judged.count("agree")
+    summary = f"runretry shadow: {agreed} of {len(judged)} judged failure(s) agreed with Dagster"
+    context.log.info(summary)
+    return summary
+
+
+# --- enforce -----------------------------------------------------------------------------------
+
+
+def _enforce_tick(
+    context: SensorEvaluationContext, engine: runretry.Policy, failures: list[tuple[DagsterRun, EventLogEntry]]
+) -> str:
+    instance = context.instance
+    done = []
+    for run, entry in failures:
+        outcome = _decide(context, engine, run, entry)
+        if outcome:
+            done.append(outcome)
+    # Retries decided earlier and due now, found from tags: they survive any restart.
+    for run in instance.get_runs(RunsFilter(tags={STATE_TAG: "pending"})):
+        if float(run.tags.get(DUE_TAG, "0")) <= time.time():
+            done.append(_launch(context, run, json.loads(run.tags[DECISION_TAG])))
+    return "runretry enforce: " + ("; ".join(done) if done else "nothing to do")
+
+
+def _decide(context: SensorEvaluationContext, engine: runretry.Policy, run: DagsterRun, entry: EventLogEntry) -> str | None:
+    instance = context.instance
+    run = instance.get_run_by_id(run.run_id) or run  # the freshest tags
+    if run.tags.get(STATE_TAG) or run.tags.get(AUTO_RETRY_TAG):
+        return None  # decided by an earlier tick, or retried by another hand
+    # `enabled: false` only keeps Dagster's daemon out of the way; the sensor retries.
+    config = {**run_retries_config(instance), "enabled": True}
+    case = build_case(instance, run, entry, config=config, repository_def=context.repository_def)
+    try:
+        decision = engine.decide(case)
+    except runretry.RunretryError as error:
+        # on_policy_error="fail": no decision, so no retry, as when Dagster's own retry raises.
+        context.log.error(f"runretry: the policy could not decide for run {run.run_id} ({error.kind}): {error}")
+        instance.add_run_tags(run.run_id, {STATE_TAG: "error", WILL_RETRY_TAG: "false"})
+        _engine_events(instance, run, [f"the policy could not decide ({error.kind}): {error}"])
+        return f"{run.run_id}: policy error"
+    for event in decision["events"]:
+        if event.startswith("policy ") and " failed (" in event:  # the fallback's note
+            context.log.error(f"runretry: run {run.run_id}: {event}")
+    failed_tags = {k: v for k, v in decision["failed_run_tags"].items() if k != AUTO_RETRY_TAG or not decision["retry"]}
+    _engine_events(instance, run, [*decision["events"], f"decision: {decision['reason']}"])
+    if decision["action"] == "LAUNCH_NEW":
+        due = entry.timestamp + float(decision["delay_seconds"] or 0)
+        instance.add_run_tags(
+            run.run_id,
+            {**failed_tags, STATE_TAG: "pending", DUE_TAG: f"{due:.3f}", DECISION_TAG: json.dumps(decision, sort_keys=True)},
+        )
+        if due <= time.time():
+            return _launch(context, instance.get_run_by_id(run.run_id) or run, decision)
+        return f"{run.run_id}: retry {decision['retry_number']} due in {due - time.time():.0f} s"
+    if decision["action"] == "RESUBMIT_EXISTING":
+        instance.add_run_tags(run.run_id, {**failed_tags, STATE_TAG: "resubmitted"})
+        existing = instance.get_run_by_id(decision["resubmit_run_id"])
+        if existing is not None and existing.status == DagsterRunStatus.NOT_STARTED:
+            launch.submit(instance, existing.run_id)
+        return f"{run.run_id}: resubmitted {decision['resubmit_run_id']}"
+    instance.add_run_tags(run.run_id, {**failed_tags, STATE_TAG: "none"})
+    return f"{run.run_id}: not retried"
+
+
+def _launch(context: SensorEvaluationContext, run: DagsterRun, decision: dict[str, Any]) -> str:
+    """Create and queue ``run``'s retry once: its id is fixed, so a second creation fails."""
+    instance = context.instance
+    new_id = launch.retry_run_id(run.run_id)
+    child = instance.get_run_by_id(new_id)
+    if child is None:
+        try:
+            location = launch.code_location(instance, context.code_location_origin)
+            child = launch.create_retry_run(instance, location, run, decision, new_id)
+        except launch.DagsterRunAlreadyExists:
+            child = instance.get_run_by_id(new_id)
+        except Exception as error:  # as Dagster's daemon: a retry that cannot be created is not retried
+            context.log.error(f"runretry: failed to retry run {run.run_id}: {error}")
+            instance.add_run_tags(run.run_id, {STATE_TAG: "error", WILL_RETRY_TAG: "false"})
+            _engine_events(instance, run, [f"Failed to retry run: {type(error).__name__}: {error}"])
+            return f"{run.run_id}: failed to retry"
+        _engine_events(instance, run, [f"Retrying the run as {new_id}"])
+        instance.report_engine_event(
+            f"runretry: Launched as an automatic retry of {run.run_id}", child, engine_event_data=EngineEventData()
+        )
+    instance.add_run_tags(run.run_id, {AUTO_RETRY_TAG: new_id, STATE_TAG: "launched"})
+    if child is not None and child.status == DagsterRunStatus.NOT_STARTED:
+        launch.submit(instance, new_id)
+    return f"{run.run_id}: retry {decision['retry_number']} launched as {new_id}"

@@ -1,0 +1,23 @@
+//! `runretry._runretry`: the Python extension module over the `runretry` host library.
+//!
+//! Thin by design: a policy here is the host's [`runretry::Deployment`], cases and decisions cross
+//! the boundary in the CLI's JSON format, and every error becomes the Python exception of its
+//! kind. The pure-Python package `runretry` re-exports this module and adds the Dagster
+//! integration.
+
+mod errors;
+mod json;
+mod limits;
+mod policy;
+
+use pyo3::prelude::*;
+
+/// The extension module.
+#[pymodule]
+fn _runretry(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::register(m)?;
+    m.add_class::<policy::PyPolicy>()?;
+    m.add_function(wrap_pyfunction!(policy::conformance, m)?)?;
+    m.add("CONTRACT_VERSION", runretry::CONTRACT_VERSION)?;
+    Ok(())
+}

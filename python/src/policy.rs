@@ -1,0 +1,200 @@
+//! `runretry.Policy` and `runretry.conformance`: the host's [`Deployment`] and [`run_suite`].
+
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use runretry::{run_suite, Deployment, OnPolicyError, Sandbox, Strategy, SuiteChoice};
+
+use crate::errors;
+use crate::json;
+use crate::limits::Limits;
+
+/// A retry policy as a deployment runs it: the component, its sandbox limits, and what to do
+/// when it fails (`on_policy_error`). Thread-safe; each call runs in a fresh sandboxed instance
+/// with the GIL released.
+#[pyclass(name = "Policy", module = "runretry", frozen)]
+pub(crate) struct PyPolicy {
+    deployment: Deployment,
+    name: String,
+    mode: &'static str,
+}
+
+/// `on_policy_error` as Python spells it (the command line's values).
+fn parse_mode(text: &str) -> PyResult<OnPolicyError> {
+    match text {
+        "fail" => Ok(OnPolicyError::Fail),
+        "give-up" | "give_up" => Ok(OnPolicyError::GiveUp),
+        "default" => Ok(OnPolicyError::Default),
+        other => Err(errors::bad_input(format!(
+            "bad input: on_policy_error: {other:?} is not a mode (one of \"fail\", \"give-up\", \"default\")"
+        ))),
+    }
+}
+
+fn mode_name(mode: OnPolicyError) -> &'static str {
+    match mode {
+        OnPolicyError::Fail => "fail",
+        OnPolicyError::GiveUp => "give-up",
+        OnPolicyError::Default => "default",
+    }
+}
+
+fn parse_strategy(text: &str) -> PyResult<Strategy> {
+    Strategy::parse(text).ok_or_else(|| {
+        let known: Vec<&str> = Strategy::ALL.iter().map(|s| s.as_str()).collect();
+        errors::bad_input(format!("bad input: strategy: {text:?} is not a strategy (one of {})", known.join(", ")))
+    })
+}
+
+/// `cache_dir`: a path, or `False` for no compile cache; absent keeps the default.
+fn cache_dir(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Option<PathBuf>>> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_none() => Ok(None),
+        Some(v) => match v.extract::<bool>() {
+            Ok(false) => Ok(Some(None)),
+            Ok(true) => Err(errors::bad_input("bad input: cache_dir: a path, or False for no cache")),
+            Err(_) => Ok(Some(Some(v.extract::<PathBuf>()?))),
+        },
+    }
+}
+
+/// Build the sandbox and load the deployment, with the GIL released (compiling takes time).
+fn load(py: Python<'_>, path: Option<PathBuf>, limits: Limits, mode: OnPolicyError) -> PyResult<PyPolicy> {
+    let name = path.as_ref().map_or_else(|| "<embedded default policy>".to_string(), |p| p.display().to_string());
+    let deployment = py
+        .detach(|| Sandbox::new(limits.config()).and_then(|sandbox| Deployment::load(&sandbox, path.as_deref(), mode)))
+        .map_err(errors::to_py)?;
+    Ok(PyPolicy { deployment, name, mode: mode_name(mode) })
+}
+
+#[pymethods]
+impl PyPolicy {
+    /// The embedded default policy: Dagster 1.13.29's run retries.
+    #[staticmethod]
+    #[pyo3(signature = (*, fuel=None, deadline_ms=None, max_memory_mib=None, max_stack_kib=None,
+                        max_input_bytes=None, max_output_bytes=None, cache_dir=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn default(
+        py: Python<'_>,
+        fuel: Option<u64>,
+        deadline_ms: Option<u64>,
+        max_memory_mib: Option<usize>,
+        max_stack_kib: Option<usize>,
+        max_input_bytes: Option<usize>,
+        max_output_bytes: Option<usize>,
+        cache_dir: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let cache_dir = self::cache_dir(cache_dir)?;
+        let limits =
+            Limits { fuel, deadline_ms, max_memory_mib, max_stack_kib, max_input_bytes, max_output_bytes, cache_dir };
+        load(py, None, limits, OnPolicyError::Fail)
+    }
+
+    /// Load the policy component at `path` under the given limits. `on_policy_error` is
+    /// `"fail"` (raise), `"give-up"` (decide not to retry) or `"default"` (decide with the
+    /// default policy); it also covers a component that fails to load.
+    #[staticmethod]
+    #[pyo3(signature = (path, *, on_policy_error="fail", fuel=None, deadline_ms=None, max_memory_mib=None,
+                        max_stack_kib=None, max_input_bytes=None, max_output_bytes=None, cache_dir=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn load(
+        py: Python<'_>,
+        path: PathBuf,
+        on_policy_error: &str,
+        fuel: Option<u64>,
+        deadline_ms: Option<u64>,
+        max_memory_mib: Option<usize>,
+        max_stack_kib: Option<usize>,
+        max_input_bytes: Option<usize>,
+        max_output_bytes: Option<usize>,
+        cache_dir: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let mode = parse_mode(on_policy_error)?;
+        let cache_dir = self::cache_dir(cache_dir)?;
+        let limits =
+            Limits { fuel, deadline_ms, max_memory_mib, max_stack_kib, max_input_bytes, max_output_bytes, cache_dir };
+        load(py, Some(path), limits, mode)
+    }
+
+    /// The complete decision for a case (a dict or a JSON string), as a dict.
+    fn decide(&self, py: Python<'_>, case: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let case = json::case_from_py(case)?;
+        let decision = py.detach(|| self.deployment.decide(&case)).map_err(errors::to_py)?;
+        json::to_py(py, &decision)
+    }
+
+    /// What a re-execution with `strategy` (`"FROM_FAILURE"`, `"ALL_STEPS"`,
+    /// `"FROM_ASSET_FAILURE"`) runs, or `{"strategy": ..., "error": ...}` when the policy refuses.
+    /// `on_policy_error` does not apply here: a failing policy raises.
+    fn select_steps(&self, py: Python<'_>, case: &Bound<'_, PyAny>, strategy: &str) -> PyResult<Py<PyAny>> {
+        let strategy = parse_strategy(strategy)?;
+        let case = json::case_from_py(case)?;
+        let policy = self.deployment.policy().map_err(errors::to_py)?;
+        let answer = py.detach(|| policy.select_steps(&case.run, strategy)).map_err(errors::to_py)?;
+        json::to_py(py, &answer)
+    }
+
+    /// The path the policy was loaded from, or `<embedded default policy>`.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What happens when the policy fails: `"fail"`, `"give-up"` or `"default"`.
+    #[getter]
+    fn on_policy_error(&self) -> &str {
+        self.mode
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Policy({:?}, on_policy_error={:?})", self.name, self.mode)
+    }
+}
+
+/// Run a policy (the default one when `policy_path` is None) against a conformance suite:
+/// `"default"` (Dagster's semantics), `"contract"` (properties every policy must hold), or a
+/// path to a case file or directory. Returns `{"passed": n, "failed": m, "failures": [...]}`.
+#[pyfunction]
+#[pyo3(signature = (policy_path=None, suite="default", *, ignore_fields=Vec::new(), fuel=None, deadline_ms=None,
+                    max_memory_mib=None, cache_dir=None))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conformance(
+    py: Python<'_>,
+    policy_path: Option<PathBuf>,
+    suite: &str,
+    ignore_fields: Vec<String>,
+    fuel: Option<u64>,
+    deadline_ms: Option<u64>,
+    max_memory_mib: Option<usize>,
+    cache_dir: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    let cache_dir = self::cache_dir(cache_dir)?;
+    let limits = Limits { fuel, deadline_ms, max_memory_mib, cache_dir, ..Limits::default() };
+    let choice = SuiteChoice::parse(suite);
+    let report = py
+        .detach(|| {
+            let sandbox = Sandbox::new(limits.config())?;
+            let policy = match &policy_path {
+                Some(path) => sandbox.load_file(path)?,
+                None => sandbox.load_default()?,
+            };
+            run_suite(&policy, &choice, &ignore_fields)
+        })
+        .map_err(errors::to_py)?;
+    let failures = PyList::empty(py);
+    for failure in &report.failures {
+        let item = PyDict::new(py);
+        item.set_item("name", &failure.name)?;
+        item.set_item("source", &failure.source)?;
+        item.set_item("differences", &failure.differences)?;
+        failures.append(item)?;
+    }
+    let result = PyDict::new(py);
+    result.set_item("passed", report.passed)?;
+    result.set_item("failed", report.failures.len())?;
+    result.set_item("failures", failures)?;
+    Ok(result.into_any().unbind())
+}

@@ -1,0 +1,99 @@
+"""The bindings over the host library: the same answers and errors as the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+import runretry
+
+CONFORMANCE = Path(os.environ.get("RUNRETRY_E2E_CONTRACT_SUITE", Path(__file__).parents[3] / "tests/conformance"))
+EXAMPLE = CONFORMANCE / "examples/09-dynamic-mapped-failures.json"
+HOSTILE = os.environ.get("RUNRETRY_E2E_HOSTILE_POLICY")
+LOOP = os.environ.get("RUNRETRY_E2E_LOOP_POLICY")
+
+
+def test_decide_takes_a_dict_or_a_json_string_alike() -> None:
+    policy = runretry.Policy.default()
+    text = EXAMPLE.read_text()
+    assert policy.decide(text) == policy.decide(json.loads(text))
+    case = json.loads(text)
+    assert policy.select_steps(text, case["input"]["strategy"])["steps"] == case["expect"]["steps"]
+
+
+def test_select_steps_answers_and_refuses() -> None:
+    policy = runretry.Policy.default()
+    case = json.loads(EXAMPLE.read_text())
+    selected = policy.select_steps(case, "ALL_STEPS")
+    assert selected["strategy"] == "ALL_STEPS" and "error" not in selected
+    refused = policy.select_steps(case, "FROM_ASSET_FAILURE")
+    assert refused["error"].startswith("DagsterInvalidSubsetError")
+
+
+def test_bad_input_names_the_field() -> None:
+    case = json.loads(EXAMPLE.read_text())
+    case["run"]["steps"][0]["status"] = "DONE"
+    with pytest.raises(runretry.BadInput, match=r"run\.steps\[0\]\.status") as caught:
+        runretry.Policy.default().decide(case)
+    assert caught.value.kind == "bad input"
+    with pytest.raises(runretry.BadInput, match="strategy"):
+        runretry.Policy.default().select_steps(case, "SOMETIMES")
+
+
+def test_conformance_of_the_default_policy() -> None:
+    report = runretry.conformance(None, "default")
+    assert report["failed"] == 0 and report["passed"] > 100, report["failures"][:3]
+
+
+@pytest.mark.skipif(HOSTILE is None, reason="needs the hostile guests (run from cargo test)")
+def test_a_failing_policy_raises_its_kind_or_falls_back() -> None:
+    case = EXAMPLE.read_text()
+    with pytest.raises(runretry.GuestTrap) as caught:
+        runretry.Policy.load(HOSTILE).decide(case)
+    assert isinstance(caught.value, runretry.PolicyError) and caught.value.kind == "guest trap"
+    given_up = runretry.Policy.load(HOSTILE, on_policy_error="give-up").decide(case)
+    assert given_up["action"] == "NONE"
+    fallen_back = runretry.Policy.load(HOSTILE, on_policy_error="default").decide(case)
+    assert fallen_back == {**runretry.Policy.default().decide(case), "events": fallen_back["events"]}
+    assert "decided with the default policy instead" in fallen_back["events"][0]
+
+
+def test_a_malformed_component_is_an_invalid_component(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.wasm"
+    bad.write_bytes(b"not wasm")
+    with pytest.raises(runretry.InvalidComponent, match="bad.wasm"):
+        runretry.Policy.load(bad)
+    with pytest.raises(runretry.BadInput, match="on_policy_error"):
+        runretry.Policy.load(bad, on_policy_error="sometimes")
+
+
+def test_limits_are_keyword_arguments_and_bite() -> None:
+    with pytest.raises(runretry.FuelExhausted):
+        runretry.Policy.default(fuel=1000, cache_dir=False).decide(EXAMPLE.read_text())
+    with pytest.raises(TypeError):
+        runretry.Policy.default(fule=1)  # type: ignore[call-arg]
+
+
+@pytest.mark.skipif(LOOP is None, reason="needs the hostile guests (run from cargo test)")
+def test_the_gil_is_released_while_deciding() -> None:
+    # A policy that loops until its deadline: while it runs, another Python thread must run.
+    policy = runretry.Policy.load(LOOP, deadline_ms=2000, on_policy_error="give-up")
+    ticks = 0
+    entered = threading.Event()
+
+    def decide() -> None:
+        entered.set()
+        assert policy.decide(EXAMPLE.read_text())["action"] == "NONE"
+
+    worker = threading.Thread(target=decide)
+    worker.start()
+    entered.wait()
+    while worker.is_alive():
+        ticks += 1
+        threading.Event().wait(0.02)  # with the GIL held by the decision, this could not return
+    worker.join()
+    assert ticks >= 10, ticks  # ~100 when the GIL is released, at most 2 when it is held

@@ -1,0 +1,159 @@
+"""A real Dagster deployment per test: a temporary DAGSTER_HOME on SQLite, the code location in
+``defs.py``, and ``dagster-daemon`` on this machine, always stopped afterwards. No mocks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
+from dagster._core.definitions.selector import JobSubsetSelector
+from dagster._core.workspace.load_target import WorkspaceFileTarget
+
+from runretry.dagster import launch
+
+HERE = Path(__file__).parent
+FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+# A guard against a hung deployment, never an assertion on timing.
+SETTLE_TIMEOUT = float(os.environ.get("RUNRETRY_E2E_TIMEOUT", "300"))
+
+
+class Deployment:
+    """One Dagster deployment: its instance, a way to launch jobs, and waits on outcomes."""
+
+    def __init__(self, home: Path, instance: DagsterInstance, location: Any, log: Path):
+        self.home = home
+        self.instance = instance
+        self.location = location
+        self.log = log
+
+    def launch(self, job_name: str, tags: dict[str, str] | None = None) -> str:
+        """Queue a run of ``job_name``, as the UI's launch button does."""
+        repository = next(iter(self.location.get_repositories().values()))
+        remote_job = self.location.get_job(
+            JobSubsetSelector(location_name=self.location.name, repository_name=repository.name, job_name=job_name,
+                              op_selection=None)
+        )
+        plan = self.location.get_execution_plan(remote_job, {}, step_keys_to_execute=None, known_state=None,
+                                                 instance=self.instance)
+        run = self.instance.create_run(
+            job_name=job_name, run_id=None, run_config={}, resolved_op_selection=None, step_keys_to_execute=None,
+            status=DagsterRunStatus.NOT_STARTED, tags={**remote_job.tags, **(tags or {})}, root_run_id=None,
+            parent_run_id=None, job_snapshot=remote_job.job_snapshot,
+            execution_plan_snapshot=plan.execution_plan_snapshot, parent_job_snapshot=remote_job.parent_job_snapshot,
+            op_selection=None, asset_selection=remote_job.asset_selection,
+            asset_check_selection=remote_job.asset_check_selection, remote_job_origin=remote_job.get_remote_origin(),
+            job_code_origin=remote_job.get_python_origin(), asset_graph=repository.asset_graph,
+        )
+        launch.submit(self.instance, run.run_id)
+        return run.run_id
+
+    def wait(self, what: str, ready: Callable[[], Any]) -> Any:
+        """Poll ``ready`` until it returns something truthy; fail with the daemon's log if the
+        deployment never gets there."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while time.monotonic() < deadline:
+            value = ready()
+            if value:
+                return value
+            time.sleep(0.5)
+        tail = self.log.read_text(errors="replace")[-6000:]
+        pytest.fail(f"timed out waiting for {what}; dagster-daemon's log ends with:\n{tail}")
+
+    def run(self, run_id: str) -> DagsterRun:
+        found = self.instance.get_run_by_id(run_id)
+        assert found is not None, f"run {run_id} is gone"
+        return found
+
+    def group(self, run_id: str) -> list[DagsterRun]:
+        """The run group, in creation order."""
+        _, runs = self.instance.get_run_group(run_id)
+        return sorted(runs, key=lambda r: self.instance.get_run_record_by_id(r.run_id).create_timestamp)
+
+    def sensor_started(self) -> bool:
+        """Whether runretry's sensor has ticked once (its first tick sets where it reads from)."""
+        for state in self.instance.all_instigator_state():
+            if state.name == "runretry_sensor" and state.instigator_data and getattr(state.instigator_data, "cursor", None):
+                return True
+        return False
+
+
+def _write_home(home: Path, retries_enabled: bool) -> None:
+    (home / "dagster.yaml").write_text(textwrap.dedent(f"""\
+        run_retries:
+          enabled: {str(retries_enabled).lower()}
+        run_coordinator:
+          module: dagster.core.run_coordinator
+          class: QueuedRunCoordinator
+          config:
+            dequeue_interval_seconds: 1
+        telemetry:
+          enabled: false
+        """))
+    (home / "workspace.yaml").write_text(textwrap.dedent(f"""\
+        load_from:
+          - python_file:
+              relative_path: {HERE / "defs.py"}
+              location_name: e2e
+              working_directory: {HERE}
+        """))
+
+
+@pytest.fixture
+def deployment_factory(tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
+    """Start a deployment: ``mode`` of the sensor, Dagster's own retries on or off, a policy
+    file and its ``on_policy_error``. Everything started is stopped at the end of the test."""
+    started: list[subprocess.Popen] = []
+    instances: list[DagsterInstance] = []
+
+    def start(mode: str, retries_enabled: bool, policy: str | None = None, on_policy_error: str = "fail") -> Deployment:
+        home = tmp_path / f"home-{len(started)}"
+        home.mkdir()
+        _write_home(home, retries_enabled)
+        env = {**os.environ, "DAGSTER_HOME": str(home), "RUNRETRY_E2E_MODE": mode,
+               "RUNRETRY_E2E_POLICY": policy or "", "RUNRETRY_E2E_ON_POLICY_ERROR": on_policy_error,
+               "DAGSTER_DISABLE_TELEMETRY": "1"}
+        os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "RUNRETRY_E2E_MODE", "RUNRETRY_E2E_POLICY",
+                                               "RUNRETRY_E2E_ON_POLICY_ERROR")})
+        # Create the SQLite storages before the daemon starts: two processes migrating the same
+        # fresh databases at once fail.
+        instance = DagsterInstance.from_config(str(home))
+        instances.append(instance)
+        instance.get_runs(limit=1)
+        instance.all_instigator_state()
+        log = home / "daemon.log"
+        daemon = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(home / "workspace.yaml")],
+            cwd=home, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        started.append(daemon)
+        origins = WorkspaceFileTarget(paths=[str(home / "workspace.yaml")]).create_origins()
+        location = launch.code_location(instance, origins[0])
+        deployment = Deployment(home, instance, location, log)
+        deployment.wait("runretry's sensor to tick", deployment.sensor_started)
+        return deployment
+
+    try:
+        yield start
+    finally:
+        for daemon in started:
+            # The daemon's process group holds its code server and any run worker.
+            try:
+                os.killpg(daemon.pid, signal.SIGTERM)
+                daemon.wait(timeout=20)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(daemon.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                daemon.wait()
+        for instance in instances:
+            instance.dispose()

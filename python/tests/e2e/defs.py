@@ -1,0 +1,135 @@
+"""The end-to-end tests' code location: op and asset jobs that fail in the ways that matter,
+and runretry's sensor, configured by the fixture through environment variables (the daemon's
+code server inherits them)."""
+
+import os
+import signal
+import time
+
+from dagster import (
+    DefaultSensorStatus,
+    Definitions,
+    DynamicOut,
+    DynamicOutput,
+    asset,
+    define_asset_job,
+    in_process_executor,
+    job,
+    op,
+)
+
+from runretry.dagster import runretry_sensor
+
+
+@op
+def before():
+    return 1
+
+
+@op
+def fails(x):
+    raise Exception(f"fails on purpose ({x})")
+
+
+@op
+def after(x):
+    return x
+
+
+@job(tags={"dagster/max_retries": "1"}, executor_def=in_process_executor)
+def op_raises():
+    """FROM_FAILURE re-runs the failed op and what is below it; the retry fails too and is not retried."""
+    after(fails(before()))
+
+
+@job(
+    tags={"dagster/max_retries": "2", "dagster/retry_on_asset_or_op_failure": "false"},
+    executor_def=in_process_executor,
+)
+def op_failure_not_retried():
+    """A step failure with retry_on_asset_or_op_failure off: no retry."""
+    after(fails(before()))
+
+
+@op(out=DynamicOut())
+def source():
+    for i in range(3):
+        yield DynamicOutput(i, mapping_key=str(i))
+
+
+@op
+def mapped(i):
+    if i == 1:
+        raise Exception("mapped instance 1 fails")
+    return i
+
+
+@op
+def double(i):
+    return 2 * i
+
+
+@op
+def total(values):
+    return sum(values)
+
+
+@job(tags={"dagster/max_retries": "1"}, executor_def=in_process_executor)
+def dynamic_fanout():
+    """One mapped instance fails; its siblings and their downstream `double[k]` succeed (steps
+    downstream of a failed step, `mapped[?]`): only instance 1 and the collect re-run."""
+    total(source().map(mapped).map(double).collect())
+
+
+@op
+def killed():
+    # The run worker is terminated from outside the op's control: a non-step failure reason.
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(60)
+
+
+@job(
+    tags={"dagster/max_retries": "1", "dagster/retry_on_asset_or_op_failure": "false"},
+    executor_def=in_process_executor,
+)
+def killed_worker():
+    """The worker dies mid-run: retried even with retry_on_asset_or_op_failure off."""
+    after(killed())
+
+
+@asset
+def a_ok():
+    return 1
+
+
+@asset
+def b_fails(a_ok):
+    raise Exception(f"asset b fails ({a_ok})")
+
+
+@asset
+def c_after(b_fails):
+    return b_fails
+
+
+asset_from_asset_failure = define_asset_job(
+    "asset_from_asset_failure",
+    selection=["a_ok", "b_fails", "c_after"],
+    tags={"dagster/max_retries": "1", "dagster/retry_strategy": "FROM_ASSET_FAILURE"},
+    executor_def=in_process_executor,
+)
+
+runretry = runretry_sensor(
+    policy=os.environ.get("RUNRETRY_E2E_POLICY") or None,
+    mode=os.environ.get("RUNRETRY_E2E_MODE", "shadow"),
+    on_policy_error=os.environ.get("RUNRETRY_E2E_ON_POLICY_ERROR", "fail"),
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=1,
+    shadow_wait_seconds=60,
+)
+
+defs = Definitions(
+    jobs=[op_raises, op_failure_not_retried, dynamic_fanout, killed_worker, asset_from_asset_failure],
+    assets=[a_ok, b_fails, c_after],
+    sensors=[runretry],
+)

@@ -1,0 +1,166 @@
+"""runretry against a live Dagster 1.13.29: Dagster's own daemon is the judge.
+
+(a) shadow: for every scenario, runretry's decision equals what the daemon did.
+(b) enforce, Dagster's retries off: the run groups runretry makes match the daemon's.
+(c) the backoff example policy launches no earlier than its delay.
+(d) a hostile policy under on_policy_error="default" falls back and the retry happens; a
+    malformed policy file is reported clearly, the sensor keeps ticking, and the retry happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import DagsterEventType, DagsterRunStatus
+from dagster._core.scheduler.instigation import TickStatus
+
+from conftest import FINISHED, Deployment
+
+# Scenario -> (job, what Dagster's daemon is expected to do with the group).
+SCENARIOS = ["op_raises", "op_failure_not_retried", "dynamic_fanout", "killed_worker", "asset_from_asset_failure"]
+
+# Tags that name runs (ids differ between deployments) or come from the run's own outcome.
+RUN_SPECIFIC_TAGS = {"dagster/parent_run_id", "dagster/root_run_id", "dagster/auto_retry_run_id",
+                     ".dagster/grpc_info", "runretry/due_at", "runretry/state", ".runretry/decision",
+                     "runretry/shadow", "dagster/will_retry"}
+
+
+def settled(d: Deployment, root_id: str, judged_tag: str) -> bool:
+    """The group is finished: every run is done, and every failed one was handled by runretry."""
+    runs = d.group(root_id)
+    if any(r.status not in FINISHED for r in runs):
+        return False
+    failed = [r for r in runs if r.status == DagsterRunStatus.FAILURE]
+    # runretry's mark on each failure; "pending" is a retry decided but not launched yet.
+    if not all(r.tags.get(judged_tag) not in (None, "pending") for r in failed):
+        return False
+    # A retry that is decided but not yet created is still to come.
+    return all(
+        d.instance.get_run_by_id(r.tags["dagster/auto_retry_run_id"]) is not None
+        for r in failed
+        if r.tags.get("dagster/auto_retry_run_id")
+    )
+
+
+def shape(d: Deployment, root_id: str) -> list[dict[str, Any]]:
+    """A run group without run ids: per run, its place, parent's place, status, retry number,
+    steps, asset selection and tags."""
+    runs = d.group(root_id)
+    place = {r.run_id: i for i, r in enumerate(runs)}
+    return [
+        {
+            "parent": place.get(r.parent_run_id),
+            "status": r.status.value,
+            "steps": sorted(r.step_keys_to_execute) if r.step_keys_to_execute else None,
+            "asset_selection": sorted(k.to_user_string() for k in r.asset_selection) if r.asset_selection else None,
+            "tags": {k: v for k, v in sorted(r.tags.items()) if k not in RUN_SPECIFIC_TAGS},
+        }
+        for r in runs
+    ]
+
+
+def engine_messages(d: Deployment, run_id: str) -> list[str]:
+    return [e.message or "" for e in d.instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT)]
+
+
+def test_shadow_then_enforce(deployment_factory: Any, report: list[str]) -> None:
+    # (a) shadow: Dagster retries, runretry judges.
+    shadow = deployment_factory("shadow", retries_enabled=True)
+    roots = {job: shadow.launch(job) for job in SCENARIOS}
+    for job, root in roots.items():
+        shadow.wait(f"{job} to settle in shadow mode", lambda root=root: settled(shadow, root, "runretry/shadow"))
+    daemon_groups = {}
+    for job, root in roots.items():
+        for run in shadow.group(root):
+            if run.status != DagsterRunStatus.FAILURE:
+                continue
+            decision = json.loads(run.tags[".runretry/decision"])
+            child_id = run.tags.get("dagster/auto_retry_run_id")
+            child = shadow.run(child_id) if child_id else None
+            # An independent check of the sensor's verdict: retry, number, steps, tags.
+            assert decision["retry"] == (child is not None), (job, decision, child)
+            if child is not None:
+                assert str(decision["retry_number"]) == child.tags["dagster/retry_number"]
+                steps = sorted(child.step_keys_to_execute) if child.step_keys_to_execute else None
+                assert (decision["steps"] if decision["strategy"] == "FROM_FAILURE" else None) == steps
+                # Tags set after creation (launch, the child's own failure) count when decided.
+                later = {"dagster/code_location", ".dagster/grpc_info", "dagster/failure_reason",
+                         "dagster/will_retry", "dagster/auto_retry_run_id"}
+                made = {k: v for k, v in child.tags.items()
+                        if (k not in later or k in decision["new_run_tags"])
+                        and not k.startswith(("runretry/", ".runretry/"))}
+                assert made == decision["new_run_tags"], job
+            assert run.tags["runretry/shadow"] == "agree", (job, engine_messages(shadow, run.run_id))
+            report.append(
+                f"| {job} | {run.tags.get('dagster/retry_number', '0')} | "
+                f"{'retry ' + str(child.tags['dagster/retry_number']) if child else 'no retry'} | "
+                f"{decision['action']} {decision['retry_number'] or ''} {decision['steps'] or ''} "
+                f"{decision['asset_selection'] or ''} | agree |"
+            )
+        daemon_groups[job] = shape(shadow, root)
+    # The scenarios do what they are for (so agreement is not about nothing).
+    assert len(daemon_groups["op_raises"]) == 2 and daemon_groups["op_raises"][1]["steps"] == ["after", "fails"]
+    assert len(daemon_groups["op_failure_not_retried"]) == 1
+    assert daemon_groups["dynamic_fanout"][1]["steps"] == ["double[1]", "mapped[1]", "total"]
+    assert len(daemon_groups["killed_worker"]) == 2
+    assert daemon_groups["asset_from_asset_failure"][1]["asset_selection"] == ["b_fails", "c_after"]
+
+    # (b) enforce: Dagster's retries off, runretry launches; the groups must be the daemon's.
+    enforce = deployment_factory("enforce", retries_enabled=False)
+    roots = {job: enforce.launch(job) for job in SCENARIOS}
+    for job, root in roots.items():
+        enforce.wait(f"{job} to settle in enforce mode", lambda root=root: settled(enforce, root, "runretry/state"))
+        assert shape(enforce, root) == daemon_groups[job], job
+
+
+def test_backoff_policy_waits_its_delay(deployment_factory: Any) -> None:
+    # (c) The backoff example policy: the retry is created no earlier than the decided delay.
+    d = deployment_factory("enforce", retries_enabled=False, policy=os.environ["RUNRETRY_E2E_BACKOFF_POLICY"])
+    root = d.launch("op_raises", tags={"runretry/backoff_base_seconds": "6"})
+    d.wait("the delayed retry", lambda: d.run(root).tags.get("dagster/auto_retry_run_id"))
+    failed = d.run(root)
+    decision = json.loads(failed.tags[".runretry/decision"])
+    assert decision["delay_seconds"] >= 5  # 6 s ± 10 %
+    failure = d.instance.all_logs(root, of_type=DagsterEventType.RUN_FAILURE)[-1]
+    child = d.instance.get_run_record_by_id(failed.tags["dagster/auto_retry_run_id"])
+    assert child.create_timestamp.timestamp() >= failure.timestamp + decision["delay_seconds"]
+
+
+def test_hostile_policy_falls_back_to_default(deployment_factory: Any) -> None:
+    # (d) A policy that panics, under on_policy_error="default": the default policy decides.
+    d = deployment_factory("enforce", retries_enabled=False, policy=os.environ["RUNRETRY_E2E_HOSTILE_POLICY"],
+                           on_policy_error="default")
+    root = d.launch("op_raises")
+    d.wait("the retry", lambda: d.run(root).tags.get("dagster/auto_retry_run_id"))
+    assert any("decided with the default policy instead" in m for m in engine_messages(d, root))
+
+
+def test_malformed_policy_file_is_reported_and_the_retry_still_happens(
+    deployment_factory: Any, tmp_path: Path
+) -> None:
+    # (d) Garbage where the policy should be: a clear error, no crashed tick, no lost retry.
+    bad = tmp_path / "policy.wasm"
+    bad.write_bytes(b"this is not a wasm component")
+    d = deployment_factory("enforce", retries_enabled=False, policy=str(bad), on_policy_error="default")
+    root = d.launch("op_raises")
+    d.wait("the retry", lambda: d.run(root).tags.get("dagster/auto_retry_run_id"))
+    messages = engine_messages(d, root)
+    assert any(f"policy {bad} failed (invalid policy component)" in m for m in messages), messages
+    ticks = [t for s in d.instance.all_instigator_state() if s.name == "runretry_sensor"
+             for t in d.instance.get_ticks(s.instigator_origin_id, s.selector_id)]
+    assert ticks and not any(t.status == TickStatus.FAILURE for t in ticks)
+
+
+@pytest.fixture(scope="session")
+def report() -> Any:
+    """The shadow agreement table, written where the driver asks (RUNRETRY_E2E_REPORT)."""
+    rows: list[str] = []
+    yield rows
+    path = os.environ.get("RUNRETRY_E2E_REPORT")
+    if path and rows:
+        Path(path).write_text("| scenario | failed run's retry number | Dagster | runretry | verdict |\n"
+                              "|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
