@@ -34,6 +34,8 @@ mod inspect;
 mod marshal;
 mod policy;
 mod sandbox;
+#[cfg(feature = "serve")]
+mod serve;
 mod validate;
 
 pub use runretry_kit::{
@@ -55,4 +57,6 @@ pub use fallback::{Deployment, OnPolicyError};
 pub use inspect::{inspect, Inspection};
 pub use policy::{Policy, Sandbox, WarmPolicy, DEFAULT_POLICY_WASM};
 pub use sandbox::{default_cache_dir, SandboxConfig};
+#[cfg(feature = "serve")]
+pub use serve::{repair_torn_tail, sha256_hex, DecisionLogConfig, Origin, Rejection, ServeConfig, Server, VersionInfo};
 pub use validate::{is_compliant_tag_key, MAX_EVENTS, MAX_TAGS, MAX_TAG_KEY_BYTES, MAX_TAG_VALUE_BYTES};

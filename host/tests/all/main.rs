@@ -10,3 +10,4 @@ mod cli;
 mod conformance_kit;
 mod docs;
 mod sandbox;
+mod serve;
