@@ -33,6 +33,7 @@ mod fallback;
 mod inspect;
 mod marshal;
 mod policy;
+mod replay;
 mod sandbox;
 #[cfg(feature = "serve")]
 mod serve;
@@ -56,6 +57,10 @@ pub use error::{escape_untrusted, Cause, Error};
 pub use fallback::{Deployment, OnPolicyError};
 pub use inspect::{inspect, Inspection};
 pub use policy::{Policy, Sandbox, WarmPolicy, DEFAULT_POLICY_WASM};
+pub use replay::{
+    compare_answers, read_replay_input, render_replay, replay, Baseline, ChangeKind, Difference, JobReport, KindCount,
+    ReplayEntry, ReplayFormat, ReplayReport, CHANGE_KINDS,
+};
 pub use sandbox::{default_cache_dir, SandboxConfig};
 #[cfg(feature = "serve")]
 pub use serve::{repair_torn_tail, sha256_hex, DecisionLogConfig, Origin, Rejection, ServeConfig, Server, VersionInfo};

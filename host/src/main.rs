@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The subcommands with arguments of their own.
 mod cli {
+    pub(crate) mod replay;
     pub(crate) mod serve;
 }
 use runretry::{
@@ -70,6 +71,8 @@ enum Command {
     },
     /// Serve decisions over HTTP, with hot-swapped, checked policy versions (README: Service).
     Serve(cli::serve::ServeArgs),
+    /// Decide recorded cases again with a candidate policy and report what changes.
+    Replay(cli::replay::ReplayArgs),
     /// Describe a component: world, exports, imports, size, and whether it is a valid policy.
     Inspect {
         /// The component file.
@@ -243,6 +246,7 @@ fn run(command: Command) -> Result<u8, Failure> {
             Ok(if report.failures.is_empty() { 0 } else { 1 })
         }
         Command::Serve(args) => cli::serve::serve(args),
+        Command::Replay(args) => cli::replay::run(args),
         Command::Inspect { file, sandbox } => {
             let sandbox = Sandbox::new(sandbox.config())?;
             let bytes = std::fs::read(&file)
