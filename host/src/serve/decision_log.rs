@@ -4,7 +4,8 @@
 //! so a killed process leaves whole lines; a line cut short anyway (power loss, a full disk) is
 //! cut off when the log is next opened ([`repair_torn_tail`]). Rotation by size: past
 //! `max_bytes` the file becomes `NAME.1` (and `NAME.1` becomes `NAME.2`, ...), keeping
-//! `keep_files` old files. Tag values whose key matches a mask glob are replaced by
+//! `keep_files` old files; a path that is not a regular file (`/dev/stdout`, a pipe to a log
+//! shipper) is written to but never repaired or rotated. Tag values whose key matches a mask glob are replaced by
 //! `"<masked>"` before the record is written.
 
 use std::fs::{File, OpenOptions};
@@ -54,6 +55,8 @@ struct Open {
 pub(crate) struct DecisionLog {
     config: DecisionLogConfig,
     mask: GlobSet,
+    /// A regular file: repaired on open and rotated by size (a pipe or a device is neither).
+    regular: bool,
     open: Mutex<Open>,
 }
 
@@ -70,7 +73,8 @@ impl DecisionLog {
             mask.add(glob);
         }
         let mask = mask.build().map_err(|e| Error::bad_input_caused(format!("--decision-log-mask: {e}"), &e))?;
-        if config.path.exists() {
+        let regular = std::fs::metadata(&config.path).map_or(true, |meta| meta.is_file());
+        if regular && config.path.exists() {
             let cut = repair_torn_tail(&config.path).map_err(at_fault)?;
             if cut > 0 {
                 eprintln!(
@@ -81,7 +85,7 @@ impl DecisionLog {
         }
         let file = open_append(&config.path).map_err(at_fault)?;
         let size = file.metadata().map_err(at_fault)?.len();
-        Ok(DecisionLog { config: config.clone(), mask, open: Mutex::new(Open { file, size }) })
+        Ok(DecisionLog { config: config.clone(), mask, regular, open: Mutex::new(Open { file, size }) })
     }
 
     /// Mask the tag values of `record` whose keys match a mask glob.
@@ -106,7 +110,7 @@ impl DecisionLog {
     }
 
     fn append_line(&self, open: &mut Open, line: &[u8]) -> io::Result<()> {
-        if open.size > 0 && open.size + line.len() as u64 > self.config.max_bytes {
+        if self.regular && open.size > 0 && open.size + line.len() as u64 > self.config.max_bytes {
             self.rotate()?;
             *open = Open { file: open_append(&self.config.path)?, size: 0 };
         }
@@ -268,5 +272,27 @@ mod tests {
             }
         }
         assert_eq!(last, Some(199));
+    }
+
+    /// A pipe to a log shipper cannot be renamed or cut: it is written to as it is.
+    #[cfg(unix)]
+    #[test]
+    fn a_pipe_is_written_whole_and_never_rotated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pipe");
+        let name = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path in a fresh private directory.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        let reader = {
+            let path = path.clone();
+            std::thread::spawn(move || std::fs::read_to_string(path).unwrap())
+        };
+        let config = DecisionLogConfig { max_bytes: 100, ..DecisionLogConfig::new(&path) };
+        let log = DecisionLog::open(&config).unwrap();
+        log.append((0..50).map(|i| serde_json::json!({"i": i, "pad": "p".repeat(40)})));
+        drop(log);
+        let text = reader.join().unwrap();
+        assert_eq!(text.lines().count(), 50);
+        assert!(!rotated(&path, 1).exists());
     }
 }
