@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +17,6 @@ use axum::{middleware, Json, Router};
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 
 use runretry_kit::{Case, CaseError, Config, Decision, Selection, Strategy};
 
@@ -177,6 +177,13 @@ impl Failure {
         }
     }
 
+    /// The body could not be read: over the size limit (413), or cut short.
+    fn unreadable(rejection: BytesRejection) -> Self {
+        let status = rejection.status();
+        let kind = if status == StatusCode::PAYLOAD_TOO_LARGE { "request too large" } else { "bad input" };
+        Failure { status, kind: kind.into(), message: rejection.body_text(), path: None }
+    }
+
     fn internal(message: String) -> Self {
         Failure { status: StatusCode::INTERNAL_SERVER_ERROR, kind: "internal".into(), message, path: None }
     }
@@ -203,15 +210,14 @@ impl From<Error> for Failure {
 }
 
 pub(crate) fn router(state: Arc<AppState>, config: &ServeConfig) -> Router {
-    let limit = RequestBodyLimitLayer::new(config.max_request_bytes);
+    // axum's limit, not tower-http's: a body over it reaches the handler as a rejection, so the
+    // 413 is answered like any other failure (JSON, decision id, logged).
+    let limit = DefaultBodyLimit::max(config.max_request_bytes);
     let mut app = Router::new()
         .route("/v1/decide", post(decide).layer(limit))
         .route("/v1/decide/batch", post(decide_batch).layer(limit))
         .route("/v1/select-steps", post(select_steps).layer(limit))
-        .route(
-            "/v1/policy",
-            get(describe_policy).put(upload_policy).layer(RequestBodyLimitLayer::new(MAX_UPLOAD_BYTES)),
-        )
+        .route("/v1/policy", get(describe_policy).put(upload_policy).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)))
         .route("/v1/policy/rollback", post(rollback).layer(limit))
         .route("/health", get(health))
         .route("/health/ready", get(ready))
@@ -220,9 +226,8 @@ pub(crate) fn router(state: Arc<AppState>, config: &ServeConfig) -> Router {
     if let Some(token) = &config.token {
         app = app.layer(middleware::from_fn_with_state(Token(token.as_str().into()), require_token));
     }
-    // tower-http's limits apply per route (axum's own 2 MB default would cut them short); a
-    // panicking handler answers 500 instead of dropping the connection.
-    app.layer(DefaultBodyLimit::disable()).layer(CatchPanicLayer::new())
+    // A panicking handler answers 500 instead of dropping the connection.
+    app.layer(CatchPanicLayer::new())
 }
 
 fn decision_id() -> String {
@@ -299,21 +304,26 @@ fn failed(state: &AppState, failure: Failure) -> (StatusCode, Option<Value>, Opt
 
 /// `POST /v1/decide`: a case (the CLI's case JSON) in; the decision, its id and the deciding
 /// policy out.
-async fn decide(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+async fn decide(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
     let (started, at, id) = (Instant::now(), SystemTime::now(), decision_id());
     let version = state.versions.active();
-    let work = {
-        let (shared, version) = (state.clone(), version.clone());
-        state.blocking(move || {
-            let case = shared.parse("request body", &body)?;
-            let decided = shared.decide(&version, &case);
-            Ok::<_, Failure>((case, decided))
-        })
-    };
-    let (case, outcome) = match tokio::time::timeout(state.deadline, work).await {
-        Ok(Ok(Ok((case, decided)))) => (Some(case), Ok(decided)),
-        Ok(Ok(Err(failure)) | Err(failure)) => (None, Err(failure)),
-        Err(_) => (None, Err(Failure::deadline(state.deadline))),
+    let (case, outcome) = match body {
+        Err(rejection) => (None, Err(Failure::unreadable(rejection))),
+        Ok(body) => {
+            let work = {
+                let (shared, version) = (state.clone(), version.clone());
+                state.blocking(move || {
+                    let case = shared.parse("request body", &body)?;
+                    let decided = shared.decide(&version, &case);
+                    Ok::<_, Failure>((case, decided))
+                })
+            };
+            match tokio::time::timeout(state.deadline, work).await {
+                Ok(Ok(Ok((case, decided)))) => (Some(case), Ok(decided)),
+                Ok(Ok(Err(failure)) | Err(failure)) => (None, Err(failure)),
+                Err(_) => (None, Err(Failure::deadline(state.deadline))),
+            }
+        }
     };
     let answered = answer_decision(&state, id, at, &version, case.as_ref(), outcome, started);
     state.log([answered.record]);
@@ -322,11 +332,21 @@ async fn decide(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
 
 /// `POST /v1/decide/batch`: one case per line in (blank lines skipped), one answer per line
 /// out, in order, each with `line` (from 1). Every line is decided by the same version. The
-/// request deadline covers the batch: lines not decided by then answer with that error.
-async fn decide_batch(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+/// request deadline covers the batch: lines not decided by then answer with that error. A body
+/// that cannot be read (over the size limit) gets one JSON error, as `/v1/decide` would.
+async fn decide_batch(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
     let (started, at) = (Instant::now(), SystemTime::now());
     let deadline = tokio::time::Instant::now() + state.deadline;
     let version = state.versions.active();
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let failure = Err(Failure::unreadable(rejection));
+            let answered = answer_decision(&state, decision_id(), at, &version, None, failure, started);
+            state.log([answered.record]);
+            return (answered.status, Json(answered.body)).into_response();
+        }
+    };
     let mut pending = Vec::new();
     for (index, line) in body.split(|&b| b == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -371,7 +391,7 @@ async fn decide_batch(State(state): State<Arc<AppState>>, body: Bytes) -> Respon
 async fn select_steps(
     State(state): State<Arc<AppState>>,
     Query(query): Query<HashMap<String, String>>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let (started, at, id) = (Instant::now(), SystemTime::now(), decision_id());
     let version = state.versions.active();
@@ -389,9 +409,10 @@ async fn select_steps(
             Some("?strategy".into()),
         )),
     };
-    let outcome = match strategy {
-        Err(failure) => Err(failure),
-        Ok(strategy) => {
+    let outcome = match (strategy, body) {
+        (_, Err(rejection)) => Err(Failure::unreadable(rejection)),
+        (Err(failure), _) => Err(failure),
+        (Ok(strategy), Ok(body)) => {
             let work = {
                 let (shared, version) = (state.clone(), version.clone());
                 state.blocking(move || {
@@ -467,8 +488,15 @@ async fn describe_policy(State(state): State<Arc<AppState>>) -> Response {
 async fn upload_policy(
     State(state): State<Arc<AppState>>,
     Query(query): Query<HashMap<String, String>>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let failure = Failure::unreadable(rejection);
+            return (failure.status, Json(json!({"error": failure.json()}))).into_response();
+        }
+    };
     if !state.allow_uploads {
         let message = "uploads are disabled: start the server with --allow-uploads";
         return (StatusCode::FORBIDDEN, Json(json!({"error": {"kind": "forbidden", "message": message}})))

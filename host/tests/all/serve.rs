@@ -232,9 +232,13 @@ fn a_request_over_the_size_limit_is_413() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(ServeConfig { max_request_bytes: 300, ..config(dir.path()) }).unwrap();
     let client = Client::new(server.local_addr());
-    let (status, _) = client.send("POST", "/v1/decide", Some(example_text("01").as_bytes())).unwrap();
+    let (status, body) = client.post("/v1/decide", example_text("01").as_bytes());
+    assert_eq!((status, body["error"]["kind"].as_str()), (413, Some("request too large")), "{body}");
+    assert!(body["decision_id"].is_string() && body["policy"]["sha256"].is_string(), "{body}");
+    let (status, body) = client.post("/v1/decide/batch", case_for("r").as_bytes());
+    assert_eq!((status, body["error"]["kind"].as_str()), (413, Some("request too large")), "{body}");
+    let (status, _) = client.post("/v1/select-steps?strategy=ALL_STEPS", example_text("01").as_bytes());
     assert_eq!(status, 413);
-    assert_eq!(client.send("POST", "/v1/decide/batch", Some(case_for("r").as_bytes())).unwrap().0, 413);
     assert_eq!(client.post("/v1/decide", br#"{"run": {"run_id": "r", "status": "FAILURE"}}"#).0, 200);
 }
 
@@ -264,6 +268,47 @@ fn a_failing_policy_answers_its_error_kind_or_the_fallback() {
     assert!(metrics.contains(r#"runretry_decisions_total{action="NONE",policy_revision="2"} 1"#), "{metrics}");
     assert!(metrics.contains(r#"runretry_policy_swaps_total{outcome="accepted"} 2"#), "{metrics}");
     assert!(metrics.contains("runretry_decision_latency_seconds_bucket"), "{metrics}");
+}
+
+/// A policy that never answers: the request gets 503 at its deadline (the policy call is cut
+/// off by the sandbox's own, later deadline), and so does a request queued behind it.
+#[test]
+fn a_request_past_its_deadline_is_503_and_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("decisions.jsonl");
+    let base = config(dir.path());
+    let server = Server::start(ServeConfig {
+        sandbox: SandboxConfig {
+            fuel: u64::MAX / 2,
+            deadline: std::time::Duration::from_secs(2),
+            ..base.sandbox.clone()
+        },
+        request_deadline: std::time::Duration::from_millis(200),
+        workers: 1,
+        decision_log: Some(DecisionLogConfig::new(&log)),
+        ..base
+    })
+    .unwrap();
+    let looping = read(runretry_test_guests::hostile("infinite_loop"));
+    server.activate_unchecked("loop.wasm", &looping).unwrap();
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..2)
+            .map(|_| {
+                let addr = server.local_addr();
+                scope.spawn(move || Client::new(addr).post("/v1/decide", example_text("01").as_bytes()))
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    for (status, body) in &answers {
+        assert_eq!(*status, 503, "{body}");
+        assert_eq!(body["error"]["kind"], "request deadline exceeded");
+        assert_eq!(body["policy"]["sha256"], sha256_hex(&looping));
+    }
+    drop(server);
+    let records = log_lines(&log);
+    assert_eq!(records.len(), 2);
+    assert!(records.iter().all(|r| r["error"]["kind"] == "request deadline exceeded" && r["decision"].is_null()));
 }
 
 /// Golden cases for swaps: the default suite, delays aside (so the backoff policy passes and the
