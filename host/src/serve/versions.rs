@@ -162,6 +162,16 @@ impl Versions {
     /// Check a candidate and, if it passes, make it the active version. Bytes identical to the
     /// active version's change nothing (a SIGHUP with an unchanged file).
     pub(crate) fn offer(&self, name: &str, origin: Origin, bytes: &[u8]) -> Result<Arc<Version>, Rejection> {
+        self.admit(name, origin, bytes, true)
+    }
+
+    /// Swap in a component after compiling it, without the contract suite or golden cases.
+    pub(crate) fn activate_unchecked(&self, name: &str, bytes: &[u8]) -> Result<Arc<Version>, Rejection> {
+        self.admit(name, Origin::Unchecked, bytes, false)
+    }
+
+    /// The pin, compiling, then (when `checked`) the contract suite and the golden cases.
+    fn admit(&self, name: &str, origin: Origin, bytes: &[u8], checked: bool) -> Result<Arc<Version>, Rejection> {
         let _one_at_a_time = self.checking.lock().unwrap_or_else(|e| e.into_inner());
         let sha256 = sha256_hex(bytes);
         if let Some(active) = self.active.load_full() {
@@ -170,48 +180,24 @@ impl Versions {
             }
         }
         let reject = |check: &'static str, reason: String| {
-            self.reject(Rejection {
-                sha256: sha256.clone(),
-                name: name.into(),
-                origin,
-                at: String::new(),
-                check,
-                reason,
-            })
+            let at = String::new();
+            self.reject(Rejection { sha256: sha256.clone(), name: name.into(), origin, at, check, reason })
         };
         self.check_pin(&sha256).map_err(|reason| reject("pin", reason))?;
         let policy = self.sandbox.load_bytes(name, bytes).map_err(|e| reject("compile", e.to_string()))?;
-        let contract =
-            run_suite(&policy, &SuiteChoice::Contract, &[]).map_err(|e| reject("contract", e.to_string()))?;
-        if let Some(reason) = summarise("contract suite", contract.passed, &contract.failures) {
-            return Err(reject("contract", reason));
-        }
-        if !self.checks.golden.is_empty() {
-            let golden = run_cases(&policy, &self.checks.golden, &self.checks.ignore);
-            if let Some(reason) = summarise("golden cases", golden.passed, &golden.failures) {
-                return Err(reject("golden", reason));
+        if checked {
+            let contract =
+                run_suite(&policy, &SuiteChoice::Contract, &[]).map_err(|e| reject("contract", e.to_string()))?;
+            if let Some(reason) = summarise("contract suite", contract.passed, &contract.failures) {
+                return Err(reject("contract", reason));
+            }
+            if !self.checks.golden.is_empty() {
+                let golden = run_cases(&policy, &self.checks.golden, &self.checks.ignore);
+                if let Some(reason) = summarise("golden cases", golden.passed, &golden.failures) {
+                    return Err(reject("golden", reason));
+                }
             }
         }
-        Ok(self.accept(name, origin, sha256, policy))
-    }
-
-    /// Swap in a component after compiling it, without the contract suite or golden cases.
-    pub(crate) fn activate_unchecked(&self, name: &str, bytes: &[u8]) -> Result<Arc<Version>, Rejection> {
-        let _one_at_a_time = self.checking.lock().unwrap_or_else(|e| e.into_inner());
-        let sha256 = sha256_hex(bytes);
-        let origin = Origin::Unchecked;
-        let reject = |check: &'static str, reason: String| {
-            self.reject(Rejection {
-                sha256: sha256.clone(),
-                name: name.into(),
-                origin,
-                at: String::new(),
-                check,
-                reason,
-            })
-        };
-        self.check_pin(&sha256).map_err(|reason| reject("pin", reason))?;
-        let policy = self.sandbox.load_bytes(name, bytes).map_err(|e| reject("compile", e.to_string()))?;
         Ok(self.accept(name, origin, sha256, policy))
     }
 

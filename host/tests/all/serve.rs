@@ -437,6 +437,41 @@ fn the_decision_log_records_every_answer_with_tags_masked() {
     assert!(bad["case"].is_null() && bad["decision"].is_null());
 }
 
+/// `clients` threads with a connection each share `requests` numbered 0, 1, ...: each takes the
+/// next number `g` (counted in `started`), waits until `ready(g)`, and sends `send(client, g)`.
+/// The answers of all, in no particular order.
+fn load<T: Send>(
+    addr: std::net::SocketAddr,
+    clients: usize,
+    requests: usize,
+    started: &AtomicUsize,
+    ready: impl Fn(usize) -> bool + Sync,
+    send: impl Fn(&Client, usize) -> T + Sync,
+) -> Vec<T> {
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..clients)
+            .map(|_| {
+                let (ready, send) = (&ready, &send);
+                scope.spawn(move || {
+                    let client = Client::new(addr);
+                    let mut answers = Vec::new();
+                    loop {
+                        let g = started.fetch_add(1, Ordering::SeqCst);
+                        if g >= requests {
+                            return answers;
+                        }
+                        while !ready(g) {
+                            std::thread::sleep(std::time::Duration::from_millis(1));
+                        }
+                        answers.push(send(&client, g));
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().flat_map(|t| t.join().unwrap()).collect()
+    })
+}
+
 /// The load and swap test: 16 clients send 20,000 decisions while the policy is swapped 50
 /// times, alternating good candidates (the default policy and the backoff policy, told apart by
 /// their answers' delays) with bad ones (a wrong policy the golden cases catch, a panicking one
@@ -481,28 +516,18 @@ fn sixteen_clients_and_fifty_swaps_lose_no_request_and_mix_no_version() {
             }
             outcomes
         });
-        let clients: Vec<_> = (0..CLIENTS)
-            .map(|c| {
-                let (started, swaps_done) = (&started, &swaps_done);
-                scope.spawn(move || {
-                    let client = Client::new(addr);
-                    let mut answers = Vec::new();
-                    loop {
-                        let g = started.fetch_add(1, Ordering::SeqCst);
-                        if g >= REQUESTS {
-                            return answers;
-                        }
-                        while swaps_done.load(Ordering::SeqCst) < (g / BAND).min(SWAPS) {
-                            std::thread::sleep(std::time::Duration::from_millis(1));
-                        }
-                        let run_id = format!("run-{c}-{g}");
-                        let (status, body) = client.post("/v1/decide", case_for(&run_id).as_bytes());
-                        answers.push((run_id, status, body));
-                    }
-                })
-            })
-            .collect();
-        let answers: Vec<_> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
+        let answers = load(
+            addr,
+            CLIENTS,
+            REQUESTS,
+            &started,
+            |g| swaps_done.load(Ordering::SeqCst) >= (g / BAND).min(SWAPS),
+            |client, g| {
+                let run_id = format!("run-{g}");
+                let (status, body) = client.post("/v1/decide", case_for(&run_id).as_bytes());
+                (run_id, status, body)
+            },
+        );
         (answers, swapper.join().unwrap())
     });
     assert_eq!(swaps.len(), SWAPS);
@@ -566,27 +591,16 @@ fn a_hostile_version_under_load_costs_only_its_own_requests() {
                 phase.store(step, Ordering::SeqCst);
             }
         });
-        let clients: Vec<_> = (0..CLIENTS)
-            .map(|c| {
-                scope.spawn(move || {
-                    let client = Client::new(addr);
-                    let mut answers = Vec::new();
-                    loop {
-                        let g = started.fetch_add(1, Ordering::SeqCst);
-                        if g >= REQUESTS {
-                            return answers;
-                        }
-                        // Each third of the load waits for its phase: some requests are sure to
-                        // meet the hostile version, and some the good one after it.
-                        while phase.load(Ordering::SeqCst) < (g / 800).min(2) {
-                            std::thread::sleep(std::time::Duration::from_millis(1));
-                        }
-                        answers.push(client.post("/v1/decide", case_for(&format!("run-{c}-{g}")).as_bytes()));
-                    }
-                })
-            })
-            .collect();
-        clients.into_iter().flat_map(|c| c.join().unwrap()).collect()
+        // Each third of the load waits for its phase: some requests are sure to meet the
+        // hostile version, and some the good one after it.
+        load(
+            addr,
+            CLIENTS,
+            REQUESTS,
+            started,
+            |g| phase.load(Ordering::SeqCst) >= (g / 800).min(2),
+            |client, g| client.post("/v1/decide", case_for(&format!("run-{g}")).as_bytes()),
+        )
     });
     assert_eq!(answers.len(), REQUESTS);
     let mut by_policy: HashMap<bool, usize> = HashMap::new();
