@@ -129,7 +129,7 @@ fn progress_bar(decisions: u64) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(decisions), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} decisions, {per_sec}, eta {eta}") {
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {human_pos}/{human_len} decisions, eta {eta}") {
         bar.set_style(style);
     }
     bar
