@@ -33,7 +33,10 @@ mod fallback;
 mod inspect;
 mod marshal;
 mod policy;
+mod replay;
 mod sandbox;
+#[cfg(feature = "serve")]
+mod serve;
 mod validate;
 
 pub use runretry_kit::{
@@ -55,5 +58,11 @@ pub use error::{escape_untrusted, Cause, Error};
 pub use fallback::{Deployment, OnPolicyError};
 pub use inspect::{inspect, Inspection};
 pub use policy::{Policy, Sandbox, WarmPolicy, DEFAULT_POLICY_WASM};
+pub use replay::{
+    compare_answers, read_replay_input, render_replay, replay, Baseline, ChangeKind, Difference, JobReport, KindCount,
+    ReplayEntry, ReplayFormat, ReplayReport, CHANGE_KINDS,
+};
 pub use sandbox::{default_cache_dir, SandboxConfig};
+#[cfg(feature = "serve")]
+pub use serve::{repair_torn_tail, sha256_hex, DecisionLogConfig, Origin, Rejection, ServeConfig, Server, VersionInfo};
 pub use validate::{is_compliant_tag_key, MAX_EVENTS, MAX_TAGS, MAX_TAG_KEY_BYTES, MAX_TAG_VALUE_BYTES};

@@ -7,6 +7,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The subcommands with arguments of their own.
+mod cli {
+    pub(crate) mod replay;
+    pub(crate) mod serve;
+}
 use runretry::{
     inspect, read_run_retries, run_suite, Case, Config, Deployment, Error, OnPolicyError, Sandbox, SandboxConfig,
     SelectionAnswer, Strategy, SuiteChoice,
@@ -63,6 +69,10 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         ignore_field: Vec<String>,
     },
+    /// Serve decisions over HTTP, with hot-swapped, checked policy versions (README: Service).
+    Serve(cli::serve::ServeArgs),
+    /// Decide recorded cases again with a candidate policy and report what changes.
+    Replay(cli::replay::ReplayArgs),
     /// Describe a component: world, exports, imports, size, and whether it is a valid policy.
     Inspect {
         /// The component file.
@@ -235,6 +245,8 @@ fn run(command: Command) -> Result<u8, Failure> {
             let _ = writeln!(out, "{} passed, {} failed", report.passed, report.failures.len());
             Ok(if report.failures.is_empty() { 0 } else { 1 })
         }
+        Command::Serve(args) => cli::serve::serve(args),
+        Command::Replay(args) => cli::replay::run(args),
         Command::Inspect { file, sandbox } => {
             let sandbox = Sandbox::new(sandbox.config())?;
             let bytes = std::fs::read(&file)

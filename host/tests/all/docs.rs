@@ -6,7 +6,7 @@
 
 use crate::support::repo;
 
-const DOCS: [&str; 1] = ["docs/writing-a-policy.md"];
+const DOCS: [&str; 2] = ["docs/writing-a-policy.md", "docs/deployment.md"];
 
 /// The lines of `path` between the anchor's markers (markers of other anchors dropped).
 fn region(path: &str, anchor: Option<&str>) -> String {

@@ -9,4 +9,6 @@ mod cache;
 mod cli;
 mod conformance_kit;
 mod docs;
+mod replay;
 mod sandbox;
+mod serve;

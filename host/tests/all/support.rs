@@ -30,3 +30,26 @@ pub fn example_text(prefix: &str) -> String {
 pub fn example_case(prefix: &str) -> Case {
     Case::from_json(prefix, &example_text(prefix)).unwrap()
 }
+
+/// The component of the example policy `wanted` (`backoff_policy`).
+pub fn example_policy(wanted: &str) -> &'static str {
+    macro_rules! pick {
+        ($name:ident, $path:expr, [$($suite:expr),*], [$($ignore:expr),*]) => {
+            if stringify!($name) == wanted {
+                return $path;
+            }
+        };
+    }
+    runretry_test_guests::foreach_example_policy!(pick);
+    panic!("no example policy {wanted:?}")
+}
+
+/// Poll `check` until it holds, for at most 60 s (then fail, saying what never happened). For
+/// events that follow an action at their own pace (a file watcher, a signal), not for timing.
+pub fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !check() {
+        assert!(std::time::Instant::now() < until, "gave up waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

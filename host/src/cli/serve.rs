@@ -1,0 +1,123 @@
+//! `runretry serve`: the arguments, spelt for the command line, of [`runretry::ServeConfig`].
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use runretry::{read_run_retries, DecisionLogConfig, Error, ServeConfig, Server};
+
+use crate::{Failure, OnError, PolicyArgs};
+
+/// The environment variable a bearer token can come from (not an argument: `ps` shows those).
+const TOKEN_VARIABLE: &str = "RUNRETRY_TOKEN";
+
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on; loopback by default (0.0.0.0:8080 to serve other hosts).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// What to do when the policy fails on a request: fail (HTTP 500 naming the error kind),
+    /// give-up (action NONE) or default (the embedded default policy decides).
+    #[arg(long, value_enum, default_value = "fail")]
+    on_policy_error: OnError,
+    /// Golden cases (a case file or a directory of them) every new version must pass, after
+    /// the contract suite. Repeatable.
+    #[arg(long)]
+    golden: Vec<PathBuf>,
+    /// Decision fields not compared in golden cases (e.g. delay_seconds).
+    #[arg(long, value_delimiter = ',')]
+    golden_ignore_field: Vec<String>,
+    /// Versions kept for `POST /v1/policy/rollback`, the active one included.
+    #[arg(long, default_value_t = 5)]
+    keep_versions: usize,
+    /// Accept only a policy with this SHA-256 (hex), from every source. Repeatable.
+    #[arg(long)]
+    pin_sha256: Vec<String>,
+    /// Accept new versions by `PUT /v1/policy`.
+    #[arg(long)]
+    allow_uploads: bool,
+    /// A file holding the bearer token every endpoint but /health* requires (or set
+    /// RUNRETRY_TOKEN).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Largest request body, in bytes (uploads: 256 MiB).
+    #[arg(long, default_value_t = 16 << 20)]
+    max_request_bytes: usize,
+    /// Deadline of one request (a batch as a whole), queueing included, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    request_deadline_ms: u64,
+    /// Policy calls at once (default: every core).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// How often the policy file is checked for changes, in milliseconds; 0 disables it.
+    #[arg(long, default_value_t = 2_000)]
+    poll_interval_ms: u64,
+    /// Log every decision to this JSON Lines file (docs/decision-log.md).
+    #[arg(long)]
+    decision_log: Option<PathBuf>,
+    /// Rotate the decision log past this many bytes.
+    #[arg(long, default_value_t = 100 << 20, requires = "decision_log")]
+    decision_log_max_bytes: u64,
+    /// Rotated decision-log files kept.
+    #[arg(long, default_value_t = 5, requires = "decision_log")]
+    decision_log_keep: usize,
+    /// Mask the values of tags whose key matches this glob (case-insensitive), e.g. '*token*'.
+    /// Repeatable.
+    #[arg(long, requires = "decision_log")]
+    decision_log_mask: Vec<String>,
+}
+
+pub(crate) fn serve(args: ServeArgs) -> Result<u8, Failure> {
+    let config = config(args)?;
+    let server = Server::start(config)?;
+    // The one line on stdout: scripts and tests read the port from it (--listen ...:0).
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening on http://{}", server.local_addr()).and_then(|()| out.flush());
+    drop(out);
+    server.wait()?;
+    Ok(0)
+}
+
+fn config(args: ServeArgs) -> Result<ServeConfig, Failure> {
+    let token = match &args.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| Error::bad_input_caused(format!("{}: cannot read the token: {e}", path.display()), &e))?
+                .trim()
+                .to_string(),
+        ),
+        None => std::env::var(TOKEN_VARIABLE).ok().map(|t| t.trim().to_string()),
+    };
+    if token.as_deref() == Some("") {
+        return Err(Error::bad_input("the bearer token is empty").into());
+    }
+    let defaults = ServeConfig::default();
+    Ok(ServeConfig {
+        listen: args.listen,
+        config_override: args.policy.config.as_deref().map(read_run_retries).transpose()?,
+        policy: args.policy.policy,
+        sandbox: args.policy.sandbox.config(),
+        on_policy_error: args.on_policy_error.into(),
+        golden: args.golden,
+        golden_ignore: args.golden_ignore_field,
+        keep_versions: args.keep_versions,
+        pin_sha256: args.pin_sha256,
+        allow_uploads: args.allow_uploads,
+        token,
+        max_request_bytes: args.max_request_bytes,
+        request_deadline: Duration::from_millis(args.request_deadline_ms),
+        workers: args.workers.unwrap_or(defaults.workers),
+        poll_interval: (args.poll_interval_ms > 0).then(|| Duration::from_millis(args.poll_interval_ms)),
+        decision_log: args.decision_log.map(|path| DecisionLogConfig {
+            max_bytes: args.decision_log_max_bytes,
+            keep_files: args.decision_log_keep,
+            mask: args.decision_log_mask,
+            ..DecisionLogConfig::new(path)
+        }),
+        signals: true,
+    })
+}

@@ -1,0 +1,275 @@
+//! `runretry serve`: policies as an HTTP service (axum on tokio), with hot-swapped versions, a
+//! decision log and Prometheus metrics.
+//!
+//! One module, one job:
+//! - `versions`: the active policy and the last N versions; a candidate is compiled and checked
+//!   (pin, contract suite, golden cases) before it is swapped in atomically;
+//! - `routes`: the HTTP endpoints, deciding on a blocking pool, one version per request;
+//! - `decision_log`: JSON Lines, one record per decision, rotated by size, never torn;
+//! - `metrics`: the Prometheus registry;
+//! - `auth`: the optional bearer token;
+//! - `watch`: new versions from a file change or SIGHUP.
+//!
+//! [`Server::start`] runs a server on its own threads and returns at once; dropping the
+//! [`Server`] stops it. The CLI's `runretry serve` is `Server::start` then [`Server::wait`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use runretry_kit::Config;
+
+use crate::conformance::{load_cases, ConformanceCase};
+use crate::error::Error;
+use crate::fallback::OnPolicyError;
+use crate::policy::{Sandbox, DEFAULT_POLICY_WASM};
+use crate::sandbox::SandboxConfig;
+
+mod auth;
+mod decision_log;
+mod metrics;
+mod routes;
+mod versions;
+mod watch;
+
+pub use decision_log::{repair_torn_tail, DecisionLogConfig};
+pub use versions::{sha256_hex, Origin, Rejection, VersionInfo};
+
+/// Everything `runretry serve` is configured with. [`ServeConfig::default`] is the CLI's
+/// defaults: loopback, the embedded default policy, no token, no uploads, no decision log.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Where to listen. Default `127.0.0.1:8080`: loopback, so exposing the service is a
+    /// deliberate choice (`0.0.0.0:8080` in a container).
+    pub listen: SocketAddr,
+    /// The policy component; the embedded default policy when `None`. The file is watched
+    /// (see `poll_interval`) and read again on SIGHUP.
+    pub policy: Option<PathBuf>,
+    /// The limits every policy runs under.
+    pub sandbox: SandboxConfig,
+    /// What to do when the policy fails on a request.
+    pub on_policy_error: OnPolicyError,
+    /// A `run_retries` block that replaces every case's `config` (`--config dagster.yaml`).
+    pub config_override: Option<Config>,
+    /// Golden cases (conformance case files or directories) every candidate must pass, after
+    /// the contract suite.
+    pub golden: Vec<PathBuf>,
+    /// Decision fields not compared in golden cases (e.g. `delay_seconds`).
+    pub golden_ignore: Vec<String>,
+    /// Versions kept for rollback, the active one included. Default 5; at least 1.
+    pub keep_versions: usize,
+    /// When not empty, only policies whose SHA-256 (lowercase hex) is listed are accepted,
+    /// from every source: the start-up file, a file change, SIGHUP, an upload.
+    pub pin_sha256: Vec<String>,
+    /// Accept new versions by `PUT /v1/policy`. Default off.
+    pub allow_uploads: bool,
+    /// Require `Authorization: Bearer <token>` on every endpoint but `/health*`.
+    pub token: Option<String>,
+    /// Largest request body, in bytes. Default 16 MiB (a 10,000-step plan is under 1 MiB).
+    pub max_request_bytes: usize,
+    /// Deadline for one request, queueing included; past it the answer is 503. Default 10 s:
+    /// above the sandbox's per-call deadline (5 s), so a slow policy fails as itself first.
+    /// A batch has this deadline as a whole.
+    pub request_deadline: Duration,
+    /// Policy calls at once (each on a blocking thread). Default: the number of cores.
+    pub workers: usize,
+    /// How often the policy file's size, mtime and hash are checked; `None` disables watching.
+    /// Default 2 s.
+    pub poll_interval: Option<Duration>,
+    /// Where decisions are logged; `None` logs nothing.
+    pub decision_log: Option<DecisionLogConfig>,
+    /// Handle SIGHUP (reload the policy file), SIGINT and SIGTERM (stop gracefully). On for the
+    /// CLI; an embedder that owns the process's signals leaves it off.
+    pub signals: bool,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            policy: None,
+            sandbox: SandboxConfig::default(),
+            on_policy_error: OnPolicyError::Fail,
+            config_override: None,
+            golden: Vec::new(),
+            golden_ignore: Vec::new(),
+            keep_versions: 5,
+            pin_sha256: Vec::new(),
+            allow_uploads: false,
+            token: None,
+            max_request_bytes: 16 << 20,
+            request_deadline: Duration::from_secs(10),
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            poll_interval: Some(Duration::from_secs(2)),
+            decision_log: None,
+            signals: false,
+        }
+    }
+}
+
+/// A running server. Dropping it stops it (gracefully: requests in flight are answered).
+pub struct Server {
+    addr: SocketAddr,
+    state: Arc<routes::AppState>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), Error>>>,
+}
+
+impl Server {
+    /// Load and check the policy, open the decision log, bind the address, and serve on
+    /// threads of its own. Fails when the policy does not pass its checks (the reason names
+    /// the check), the golden cases do not parse, or the address or log cannot be opened.
+    pub fn start(config: ServeConfig) -> Result<Server, Error> {
+        let golden = load_golden(&config.golden)?;
+        let sandbox = Sandbox::new(config.sandbox.clone())?;
+        let metrics = Arc::new(metrics::Metrics::new());
+        let versions = Arc::new(versions::Versions::new(
+            sandbox.clone(),
+            versions::Checks {
+                golden,
+                ignore: config.golden_ignore.clone(),
+                pins: normalise_pins(&config.pin_sha256)?,
+            },
+            config.keep_versions.max(1),
+            metrics.clone(),
+        ));
+        let seen = config.policy.as_deref().and_then(watch::fingerprint);
+        let (name, bytes) = match &config.policy {
+            Some(path) => (path.display().to_string(), read_policy(path)?),
+            None => ("<embedded default policy>".to_string(), DEFAULT_POLICY_WASM.to_vec()),
+        };
+        versions.offer(&name, Origin::Startup, &bytes).map_err(|rejection| rejection.into_error())?;
+        let fallback = match config.on_policy_error {
+            OnPolicyError::Default => Some(sandbox.load_default()?),
+            OnPolicyError::Fail | OnPolicyError::GiveUp => None,
+        };
+        let log = config.decision_log.as_ref().map(decision_log::DecisionLog::open).transpose()?.map(Arc::new);
+        let listener = std::net::TcpListener::bind(config.listen)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|e| Error::bad_input_caused(format!("cannot listen on {}: {e}", config.listen), &e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::bad_input_caused(format!("cannot listen on {}: {e}", config.listen), &e))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("runretry-serve")
+            .build()
+            .map_err(|e| Error::bad_input_caused(format!("cannot start the server's runtime: {e}"), &e))?;
+        let state = Arc::new(routes::AppState::new(&config, versions, fallback, metrics, log));
+        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+        let thread_state = state.clone();
+        let thread = std::thread::Builder::new()
+            .name("runretry-serve".into())
+            .spawn(move || runtime.block_on(run(listener, thread_state, config, seen, stop)))
+            .map_err(|e| Error::bad_input_caused(format!("cannot start the server's thread: {e}"), &e))?;
+        Ok(Server { addr, state, shutdown: Some(shutdown), thread: Some(thread) })
+    }
+
+    /// The address the server listens on (the port chosen when asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serve until SIGINT or SIGTERM (with [`ServeConfig::signals`]) or until the server stops.
+    pub fn wait(mut self) -> Result<(), Error> {
+        let thread = self.thread.take().expect("joined only here or on drop");
+        thread.join().unwrap_or_else(|_| Err(Error::bad_input("the server's thread panicked")))
+    }
+
+    /// Stop accepting connections, answer the requests in flight, and return.
+    pub fn shutdown(mut self) -> Result<(), Error> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), Error> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        match self.thread.take() {
+            Some(thread) => thread.join().unwrap_or_else(|_| Err(Error::bad_input("the server's thread panicked"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Offer a new version as `PUT /v1/policy` would (whether or not uploads are enabled):
+    /// checked, then swapped in, or rejected with the reason.
+    pub fn offer(&self, name: &str, bytes: &[u8]) -> Result<VersionInfo, Rejection> {
+        self.state.versions.offer(name, Origin::Api, bytes).map(|version| version.info())
+    }
+
+    /// Test hook (and last resort): swap in a component after compiling it, skipping the
+    /// contract suite and the golden cases. The pin still applies. A hostile policy activated
+    /// this way must cost only the requests it decides.
+    #[doc(hidden)]
+    pub fn activate_unchecked(&self, name: &str, bytes: &[u8]) -> Result<VersionInfo, Rejection> {
+        self.state.versions.activate_unchecked(name, bytes).map(|version| version.info())
+    }
+
+    /// The active version.
+    pub fn active(&self) -> VersionInfo {
+        self.state.versions.active().info()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// The server's life: serve, watch the file, handle signals, until told to stop.
+async fn run(
+    listener: std::net::TcpListener,
+    state: Arc<routes::AppState>,
+    config: ServeConfig,
+    seen: watch::Fingerprint,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> Result<(), Error> {
+    let listener = tokio::net::TcpListener::from_std(listener)
+        .map_err(|e| Error::bad_input_caused(format!("cannot listen: {e}"), &e))?;
+    if let Some(path) = config.policy.clone() {
+        watch::spawn(state.clone(), path, seen, config.poll_interval, config.signals);
+    }
+    let app = routes::router(state.clone(), &config);
+    let signals = config.signals;
+    let stopping = state.clone();
+    let shutdown = async move {
+        tokio::select! {
+            _ = stop => {}
+            _ = watch::termination(signals) => {}
+        }
+        // Not ready from now on: a load balancer stops sending while the last answers go out.
+        stopping.set_ready(false);
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::bad_input_caused(format!("the server stopped: {e}"), &e))
+}
+
+fn load_golden(paths: &[PathBuf]) -> Result<Vec<ConformanceCase>, Error> {
+    let mut cases = Vec::new();
+    for path in paths {
+        cases.extend(load_cases(path)?);
+    }
+    Ok(cases)
+}
+
+/// Pins as lowercase hex, refusing anything that is not a SHA-256.
+fn normalise_pins(pins: &[String]) -> Result<Vec<String>, Error> {
+    pins.iter()
+        .map(|pin| {
+            let pin = pin.trim().to_ascii_lowercase();
+            if pin.len() == 64 && pin.bytes().all(|b| b.is_ascii_hexdigit()) {
+                Ok(pin)
+            } else {
+                Err(Error::bad_input(format!("--pin-sha256 {pin:?}: not a SHA-256 (64 hexadecimal digits)")))
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn read_policy(path: &std::path::Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|e| Error::bad_input_caused(format!("{}: cannot read policy: {e}", path.display()), &e))
+}

@@ -1,0 +1,573 @@
+//! The HTTP endpoints. Every request loads the active version once and keeps it to the end;
+//! policy calls (and parsing, which is CPU work too) run on tokio's blocking pool, at most
+//! `workers` at once, never on the runtime's threads.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Json, Router};
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use runretry_kit::{Case, CaseError, Config, Decision, SelectionAnswer, Strategy};
+
+use crate::error::Error;
+use crate::fallback::{fall_back, OnPolicyError};
+use crate::policy::Policy;
+
+use super::auth::{require_token, Token};
+use super::decision_log::DecisionLog;
+use super::metrics::{Metrics, CONTENT_TYPE};
+use super::versions::{Origin, Version, Versions};
+use super::ServeConfig;
+
+/// Largest policy component `PUT /v1/policy` accepts: interpreted guests (Python, JavaScript)
+/// are tens of MiB.
+const MAX_UPLOAD_BYTES: usize = 256 << 20;
+
+/// What every handler shares.
+pub(crate) struct AppState {
+    pub(crate) versions: Arc<Versions>,
+    fallback: Option<Policy>,
+    mode: OnPolicyError,
+    config_override: Option<Config>,
+    metrics: Arc<Metrics>,
+    log: Option<Arc<DecisionLog>>,
+    workers: Arc<Semaphore>,
+    deadline: Duration,
+    allow_uploads: bool,
+    ready: AtomicBool,
+}
+
+impl AppState {
+    pub(crate) fn new(
+        config: &ServeConfig,
+        versions: Arc<Versions>,
+        fallback: Option<Policy>,
+        metrics: Arc<Metrics>,
+        log: Option<Arc<DecisionLog>>,
+    ) -> Self {
+        AppState {
+            versions,
+            fallback,
+            mode: config.on_policy_error,
+            config_override: config.config_override,
+            metrics,
+            log,
+            workers: Arc::new(Semaphore::new(config.workers.max(1))),
+            deadline: config.request_deadline,
+            allow_uploads: config.allow_uploads,
+            ready: AtomicBool::new(true),
+        }
+    }
+
+    pub(crate) fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Run `work` on the blocking pool once a worker is free. The permit goes with the work:
+    /// a request that timed out still holds its worker until the policy call ends (bounded by
+    /// the sandbox's deadline), so a slow policy cannot pile up threads.
+    fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> impl std::future::Future<Output = Result<T, Failure>> + Send + 'static {
+        let workers = self.workers.clone();
+        async move {
+            let permit = workers.acquire_owned().await.map_err(|_| Failure::unavailable("stopping"))?;
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                work()
+            })
+            .await
+            .map_err(|e| Failure::internal(format!("the decision's thread failed: {e}")))
+        }
+    }
+
+    /// Decide with `version`, applying the fallback mode to a policy failure.
+    fn decide(&self, version: &Version, case: &Case) -> Decided {
+        match version.policy.decide(case) {
+            Ok(decision) => Decided { result: Ok(decision), fell_back: None },
+            Err(error) if error.is_bad_input() => Decided { result: Err(error), fell_back: None },
+            Err(error) => {
+                self.metrics.policy_error(error.kind());
+                match fall_back(error.clone(), &version.name, self.fallback.as_ref(), case, self.mode) {
+                    Ok(decision) => {
+                        self.metrics.fallback(mode_name(self.mode));
+                        Decided { result: Ok(decision), fell_back: Some(error) }
+                    }
+                    Err(error) => Decided { result: Err(error), fell_back: None },
+                }
+            }
+        }
+    }
+
+    fn parse(&self, source: &str, body: &[u8]) -> Result<Case, Failure> {
+        let text =
+            std::str::from_utf8(body).map_err(|e| Failure::bad_request(format!("{source}: not UTF-8: {e}"), None))?;
+        let mut case = Case::from_json(source, text).map_err(Failure::from)?;
+        if let Some(config) = self.config_override {
+            case.config = config;
+        }
+        Ok(case)
+    }
+
+    fn log(&self, records: impl IntoIterator<Item = Value>) {
+        // One append per record on a local file: microseconds, so done here rather than on
+        // another thread, which keeps "answered" and "logged" in step.
+        if let Some(log) = &self.log {
+            log.append(records);
+        }
+    }
+}
+
+struct Decided {
+    result: Result<Decision, Error>,
+    /// The policy's error, when the fallback answered instead.
+    fell_back: Option<Error>,
+}
+
+fn mode_name(mode: OnPolicyError) -> &'static str {
+    match mode {
+        OnPolicyError::Fail => "fail",
+        OnPolicyError::GiveUp => "give-up",
+        OnPolicyError::Default => "default",
+    }
+}
+
+/// Why there is no answer: an HTTP status, and the error object the body carries.
+#[derive(Debug)]
+struct Failure {
+    status: StatusCode,
+    kind: String,
+    message: String,
+    /// The JSON path at fault, for malformed input.
+    path: Option<String>,
+}
+
+impl Failure {
+    fn bad_request(message: String, path: Option<String>) -> Self {
+        Failure { status: StatusCode::BAD_REQUEST, kind: "bad input".into(), message, path }
+    }
+
+    fn unavailable(message: &str) -> Self {
+        Failure {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            kind: "unavailable".into(),
+            message: message.into(),
+            path: None,
+        }
+    }
+
+    fn deadline(deadline: Duration) -> Self {
+        Failure {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            kind: "request deadline exceeded".into(),
+            message: format!("no answer within the request deadline of {} ms", deadline.as_millis()),
+            path: None,
+        }
+    }
+
+    /// The body could not be read: over the size limit (413), or cut short.
+    fn unreadable(rejection: BytesRejection) -> Self {
+        let status = rejection.status();
+        let kind = if status == StatusCode::PAYLOAD_TOO_LARGE { "request too large" } else { "bad input" };
+        Failure { status, kind: kind.into(), message: rejection.body_text(), path: None }
+    }
+
+    fn internal(message: String) -> Self {
+        Failure { status: StatusCode::INTERNAL_SERVER_ERROR, kind: "internal".into(), message, path: None }
+    }
+
+    fn json(&self) -> Value {
+        json!({"kind": self.kind, "message": self.message, "path": self.path})
+    }
+}
+
+impl From<CaseError> for Failure {
+    fn from(error: CaseError) -> Self {
+        let path = error.path.clone();
+        Failure::bad_request(error.to_string(), path)
+    }
+}
+
+impl From<Error> for Failure {
+    /// Bad input is the client's (400); anything else is the policy's failure (500), named by
+    /// its kind.
+    fn from(error: Error) -> Self {
+        let status = if error.is_bad_input() { StatusCode::BAD_REQUEST } else { StatusCode::INTERNAL_SERVER_ERROR };
+        Failure { status, kind: error.kind().into(), message: error.to_string(), path: None }
+    }
+}
+
+pub(crate) fn router(state: Arc<AppState>, config: &ServeConfig) -> Router {
+    // axum's limit, not tower-http's: a body over it reaches the handler as a rejection, so the
+    // 413 is answered like any other failure (JSON, decision id, logged).
+    let limit = DefaultBodyLimit::max(config.max_request_bytes);
+    let mut app = Router::new()
+        .route("/v1/decide", post(decide).layer(limit))
+        .route("/v1/decide/batch", post(decide_batch).layer(limit))
+        .route("/v1/select-steps", post(select_steps).layer(limit))
+        .route("/v1/policy", get(describe_policy).put(upload_policy).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)))
+        .route("/v1/policy/rollback", post(rollback).layer(limit))
+        .route("/health", get(health))
+        .route("/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    if let Some(token) = &config.token {
+        app = app.layer(middleware::from_fn_with_state(Token(token.as_str().into()), require_token));
+    }
+    // A panicking handler answers 500 instead of dropping the connection.
+    app.layer(CatchPanicLayer::new())
+}
+
+fn decision_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+fn policy_json(version: &Version) -> Value {
+    json!({"sha256": version.sha256, "revision": version.revision, "name": version.name})
+}
+
+fn timestamp(at: SystemTime) -> String {
+    humantime::format_rfc3339_micros(at).to_string()
+}
+
+/// The answer to one decision and its decision-log record.
+struct Answered {
+    status: StatusCode,
+    body: Value,
+    record: Value,
+}
+
+/// Build the answer and the record of one decision (or of its failure), and count it.
+fn answer_decision(
+    state: &AppState,
+    id: String,
+    at: SystemTime,
+    version: &Version,
+    case: Option<&Case>,
+    outcome: Result<Decided, Failure>,
+    started: Instant,
+) -> Answered {
+    let latency = started.elapsed();
+    let (status, result, error, fallback) = match outcome {
+        Ok(Decided { result: Ok(decision), fell_back }) => {
+            state.metrics.decided(decision.action.as_str(), version.revision, latency);
+            let fallback = fell_back.map(
+                |error| json!({"mode": mode_name(state.mode), "kind": error.kind(), "message": error.to_string()}),
+            );
+            (StatusCode::OK, Some(serde_json::to_value(&decision).expect("decisions serialise")), None, fallback)
+        }
+        Ok(Decided { result: Err(error), .. }) => failed(state, Failure::from(error)),
+        Err(failure) => failed(state, failure),
+    };
+    let policy = policy_json(version);
+    let mut body = json!({"decision_id": id, "policy": policy});
+    match (&result, &error) {
+        (Some(decision), _) => body["decision"] = decision.clone(),
+        (None, Some(error)) => body["error"] = error.clone(),
+        (None, None) => {}
+    }
+    if let Some(fallback) = &fallback {
+        body["fallback"] = fallback.clone();
+    }
+    let record = json!({
+        "decision_id": id,
+        "timestamp": timestamp(at),
+        "endpoint": "decide",
+        "policy": policy,
+        "case": case,
+        "decision": result,
+        "error": error,
+        "fallback": fallback,
+        "latency_ms": latency.as_secs_f64() * 1000.0,
+    });
+    Answered { status, body, record }
+}
+
+fn failed(state: &AppState, failure: Failure) -> (StatusCode, Option<Value>, Option<Value>, Option<Value>) {
+    if failure.status == StatusCode::BAD_REQUEST {
+        state.metrics.bad_request();
+    }
+    (failure.status, None, Some(failure.json()), None)
+}
+
+/// `POST /v1/decide`: a case (the CLI's case JSON) in; the decision, its id and the deciding
+/// policy out.
+async fn decide(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let (started, at, id) = (Instant::now(), SystemTime::now(), decision_id());
+    let version = state.versions.active();
+    let (case, outcome) = match body {
+        Err(rejection) => (None, Err(Failure::unreadable(rejection))),
+        Ok(body) => {
+            let work = {
+                let (shared, version) = (state.clone(), version.clone());
+                state.blocking(move || {
+                    let case = shared.parse("request body", &body)?;
+                    let decided = shared.decide(&version, &case);
+                    Ok::<_, Failure>((case, decided))
+                })
+            };
+            match tokio::time::timeout(state.deadline, work).await {
+                Ok(Ok(Ok((case, decided)))) => (Some(case), Ok(decided)),
+                Ok(Ok(Err(failure)) | Err(failure)) => (None, Err(failure)),
+                Err(_) => (None, Err(Failure::deadline(state.deadline))),
+            }
+        }
+    };
+    let answered = answer_decision(&state, id, at, &version, case.as_ref(), outcome, started);
+    state.log([answered.record]);
+    (answered.status, Json(answered.body)).into_response()
+}
+
+/// `POST /v1/decide/batch`: one case per line in (blank lines skipped), one answer per line
+/// out, in order, each with `line` (from 1). Every line is decided by the same version. The
+/// request deadline covers the batch: lines not decided by then answer with that error. A body
+/// that cannot be read (over the size limit) gets one JSON error, as `/v1/decide` would.
+async fn decide_batch(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let (started, at) = (Instant::now(), SystemTime::now());
+    let deadline = tokio::time::Instant::now() + state.deadline;
+    let version = state.versions.active();
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let failure = Err(Failure::unreadable(rejection));
+            let answered = answer_decision(&state, decision_id(), at, &version, None, failure, started);
+            state.log([answered.record]);
+            return (answered.status, Json(answered.body)).into_response();
+        }
+    };
+    let mut pending = Vec::new();
+    for (index, line) in body.split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let number = index + 1;
+        let (shared, version, line) = (state.clone(), version.clone(), body.slice_ref(line));
+        let work = state.blocking(move || {
+            let case = shared.parse(&format!("request body:{number}"), &line)?;
+            let decided = shared.decide(&version, &case);
+            Ok::<_, Failure>((case, decided))
+        });
+        let task = tokio::spawn(work);
+        pending.push((number, task));
+    }
+    let mut lines = Vec::with_capacity(pending.len());
+    let mut records = Vec::with_capacity(pending.len());
+    for (number, mut task) in pending {
+        let (case, outcome) = match tokio::time::timeout_at(deadline, &mut task).await {
+            Ok(Ok(Ok(Ok((case, decided))))) => (Some(case), Ok(decided)),
+            Ok(Ok(Ok(Err(failure)) | Err(failure))) => (None, Err(failure)),
+            Ok(Err(join)) => (None, Err(Failure::internal(format!("the decision's task failed: {join}")))),
+            Err(_) => {
+                task.abort();
+                (None, Err(Failure::deadline(state.deadline)))
+            }
+        };
+        let mut answered = answer_decision(&state, decision_id(), at, &version, case.as_ref(), outcome, started);
+        answered.body["line"] = json!(number);
+        answered.record["line"] = json!(number);
+        let mut text = serde_json::to_string(&answered.body).expect("answers serialise");
+        text.push('\n');
+        lines.push(text);
+        records.push(answered.record);
+    }
+    state.log(records);
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], lines.concat()).into_response()
+}
+
+/// `POST /v1/select-steps?strategy=FROM_FAILURE`: a case in (its run is used); the steps, or
+/// the policy's refusal, out.
+async fn select_steps(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let (started, at, id) = (Instant::now(), SystemTime::now(), decision_id());
+    let version = state.versions.active();
+    let strategy = match query.get("strategy").map(|s| (s, Strategy::parse(s))) {
+        Some((_, Some(strategy))) => Ok(strategy),
+        Some((text, None)) => {
+            let known: Vec<&str> = Strategy::ALL.iter().map(|s| s.as_str()).collect();
+            Err(Failure::bad_request(
+                format!("query parameter strategy: {text:?} is not one of {}", known.join(", ")),
+                Some("?strategy".into()),
+            ))
+        }
+        None => Err(Failure::bad_request(
+            "query parameter strategy is required (ALL_STEPS, FROM_FAILURE, ...)".into(),
+            Some("?strategy".into()),
+        )),
+    };
+    let outcome = match (strategy, body) {
+        (_, Err(rejection)) => Err(Failure::unreadable(rejection)),
+        (Err(failure), _) => Err(failure),
+        (Ok(strategy), Ok(body)) => {
+            let work = {
+                let (shared, version) = (state.clone(), version.clone());
+                state.blocking(move || {
+                    let case = shared.parse("request body", &body)?;
+                    let selection = version.policy.select_steps(&case.run, strategy).map_err(|error| {
+                        if !error.is_bad_input() {
+                            shared.metrics.policy_error(error.kind());
+                        }
+                        Failure::from(error)
+                    })?;
+                    Ok::<_, Failure>((case, selection))
+                })
+            };
+            match tokio::time::timeout(state.deadline, work).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(failure)) => Err(failure),
+                Err(_) => Err(Failure::deadline(state.deadline)),
+            }
+        }
+    };
+    let policy = policy_json(&version);
+    let (status, case, selection, error) = match outcome {
+        Ok((case, selection)) => {
+            let label = match &selection {
+                SelectionAnswer::Selected { .. } => "SELECTED",
+                SelectionAnswer::Refused { .. } => "REFUSED",
+            };
+            state.metrics.decided(label, version.revision, started.elapsed());
+            (StatusCode::OK, Some(case), Some(selection), None)
+        }
+        Err(failure) => {
+            let (status, _, error, _) = failed(&state, failure);
+            (status, None, None, error)
+        }
+    };
+    let mut body = json!({"decision_id": id, "policy": policy});
+    match (&selection, &error) {
+        (Some(selection), _) => body["selection"] = json!(selection),
+        (None, Some(error)) => body["error"] = error.clone(),
+        (None, None) => {}
+    }
+    state.log([json!({
+        "decision_id": id,
+        "timestamp": timestamp(at),
+        "endpoint": "select-steps",
+        "policy": policy,
+        "strategy": query.get("strategy"),
+        "case": case,
+        "selection": selection,
+        "error": error,
+        "latency_ms": started.elapsed().as_secs_f64() * 1000.0,
+    })]);
+    (status, Json(body)).into_response()
+}
+
+/// `GET /v1/policy`: the active version, the versions kept, the last rejection, the checks.
+async fn describe_policy(State(state): State<Arc<AppState>>) -> Response {
+    let (active, kept, last_rejected) = state.versions.describe();
+    Json(json!({
+        "active": active,
+        "versions": kept,
+        "last_rejected": last_rejected,
+        "pin_sha256": state.versions.pins(),
+        "uploads_enabled": state.allow_uploads,
+        "golden_cases": state.versions.golden_cases(),
+        "on_policy_error": mode_name(state.mode),
+    }))
+    .into_response()
+}
+
+/// `PUT /v1/policy?name=NAME`: a component in; checked, then active (200), or rejected (422,
+/// with the check and the reason). 403 unless uploads are enabled.
+async fn upload_policy(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            let failure = Failure::unreadable(rejection);
+            return (failure.status, Json(json!({"error": failure.json()}))).into_response();
+        }
+    };
+    if !state.allow_uploads {
+        let message = "uploads are disabled: start the server with --allow-uploads";
+        return (StatusCode::FORBIDDEN, Json(json!({"error": {"kind": "forbidden", "message": message}})))
+            .into_response();
+    }
+    let name = query.get("name").cloned().unwrap_or_else(|| "upload".into());
+    let versions = state.versions.clone();
+    let offered = tokio::task::spawn_blocking(move || versions.offer(&name, Origin::Api, &body)).await;
+    match offered {
+        Ok(Ok(version)) => Json(json!({"active": version.info()})).into_response(),
+        Ok(Err(rejection)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({
+                "error": {"kind": "rejected", "check": rejection.check, "message": rejection.to_string()},
+                "rejected": rejection,
+            })),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": Failure::internal(format!("the check's thread failed: {e}")).json()})),
+        )
+            .into_response(),
+    }
+}
+
+/// `POST /v1/policy/rollback`, body empty or `{"revision": N}`: re-activate a kept version (the
+/// one before the active version by default). 409 when there is none.
+async fn rollback(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Rollback {
+        revision: Option<u64>,
+    }
+    let revision = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let mut deserializer = serde_json::Deserializer::from_slice(&body);
+        match serde_path_to_error::deserialize::<_, Rollback>(&mut deserializer) {
+            Ok(rollback) => rollback.revision,
+            Err(e) => {
+                let path = e.path().to_string();
+                let failure = Failure::bad_request(format!("request body: {path}: {}", e.inner()), Some(path));
+                return (failure.status, Json(json!({"error": failure.json()}))).into_response();
+            }
+        }
+    };
+    match state.versions.rollback(revision) {
+        Ok(version) => Json(json!({"active": version.info()})).into_response(),
+        Err(message) => {
+            (StatusCode::CONFLICT, Json(json!({"error": {"kind": "rollback", "message": message}}))).into_response()
+        }
+    }
+}
+
+/// `GET /health`: the process is up.
+async fn health() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+/// `GET /health/ready`: a policy is active and the server is not stopping.
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    if state.ready.load(Ordering::SeqCst) {
+        let active = state.versions.active();
+        Json(json!({"status": "ready", "revision": active.revision, "sha256": active.sha256})).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "stopping"}))).into_response()
+    }
+}
+
+/// `GET /metrics`: Prometheus (OpenMetrics text).
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], state.metrics.render()).into_response()
+}

@@ -1,0 +1,155 @@
+//! `runretry replay`: a candidate against a baseline policy or a decision log's recorded
+//! decisions; the report's counts, formats, and the CI gate's exit code.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use runretry::{DecisionLogConfig, ServeConfig, Server};
+use serde_json::Value;
+
+use crate::serve::{case_for, config, log_lines, Client};
+use crate::support::{example_policy, example_text, repo};
+
+fn replay(args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_runretry"))
+        .arg("replay")
+        .args(args)
+        .env("RUNRETRY_CACHE", "off")
+        .output()
+        .expect("run runretry replay");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "runretry panicked: {stderr}");
+    output
+}
+
+fn report(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!("not JSON ({e}): {}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    })
+}
+
+/// The twelve spec examples' decide cases, one per line.
+fn examples_jsonl(dir: &Path) -> String {
+    let mut lines = String::new();
+    let mut names: Vec<_> = std::fs::read_dir(repo().join("tests/conformance/examples")).unwrap().flatten().collect();
+    names.sort_by_key(|e| e.file_name());
+    for entry in names {
+        let case: Value = serde_json::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
+        if case["kind"] != "select_steps" {
+            lines.push_str(&case.to_string());
+            lines.push('\n');
+        }
+    }
+    let path = dir.join("cases.jsonl");
+    std::fs::write(&path, lines).unwrap();
+    path.display().to_string()
+}
+
+fn kinds(report: &Value) -> Vec<(String, u64)> {
+    report["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| (k["kind"].as_str().unwrap().to_string(), k["count"].as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn a_policy_against_itself_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = examples_jsonl(dir.path());
+    let output = replay(&[
+        "--candidate",
+        example_policy("infra_only_policy"),
+        "--baseline",
+        example_policy("infra_only_policy"),
+        "--format",
+        "json",
+        "--max-changed",
+        "0",
+        &cases,
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let report = report(&output);
+    assert_eq!(report["cases"], 8, "the spec examples that decide: {report}");
+    assert_eq!(report["changed"], 0);
+    assert!(kinds(&report).is_empty());
+}
+
+/// The wrong policy ignores `dagster/max_retries`: the report names the cases that change and
+/// how, and --max-changed gates on it.
+#[test]
+fn a_wrong_candidate_shows_its_changes_and_fails_the_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = examples_jsonl(dir.path());
+    let output = replay(&["--candidate", runretry_test_guests::WRONG_MAX_RETRIES, "--format", "json", &cases]);
+    assert_eq!(output.status.code(), Some(0), "no gate without --max-changed");
+    let report = report(&output);
+    let changed = report["changed"].as_u64().unwrap();
+    assert!(changed >= 1, "{report}");
+    assert_eq!(report["baseline"], "<embedded default policy>");
+    let by_kind = kinds(&report);
+    assert!(!by_kind.is_empty() && by_kind.iter().all(|(_, n)| *n <= changed), "{by_kind:?}");
+    let samples: Vec<&str> =
+        report["kinds"][0]["sample_run_ids"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert!(!samples.is_empty(), "{report}");
+    let jobs_changed: u64 = report["jobs"].as_array().unwrap().iter().map(|j| j["changed"].as_u64().unwrap()).sum();
+    assert_eq!(jobs_changed, changed, "the per-job table adds up");
+    let gate =
+        |max: &str| replay(&["--candidate", runretry_test_guests::WRONG_MAX_RETRIES, "--max-changed", max, &cases]);
+    assert_eq!(gate("0").status.code(), Some(1));
+    assert_eq!(gate(&changed.to_string()).status.code(), Some(0));
+    assert_eq!(gate("100%").status.code(), Some(0));
+    assert_eq!(gate("0.1%").status.code(), Some(1));
+    let bad = gate("lots");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("percentage"));
+    let markdown = replay(&["--candidate", runretry_test_guests::WRONG_MAX_RETRIES, "--format", "markdown", &cases]);
+    let markdown = String::from_utf8(markdown.stdout).unwrap();
+    assert!(markdown.contains("### Per job") && markdown.contains(samples[0]), "{markdown}");
+    let text = replay(&["--candidate", runretry_test_guests::WRONG_MAX_RETRIES, &cases]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("changes by kind:") && text.contains("extra runs"), "{text}");
+}
+
+/// Replaying a server's decision log: the same policy changes nothing; the backoff policy
+/// changes exactly the delays of the retries, and adds them up.
+#[test]
+fn a_decision_log_replays_against_its_recorded_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("decisions.jsonl");
+    let server =
+        Server::start(ServeConfig { decision_log: Some(DecisionLogConfig::new(&log)), ..config(dir.path()) }).unwrap();
+    let client = Client::new(server.local_addr());
+    for i in 0..20 {
+        assert_eq!(client.post("/v1/decide", case_for(&format!("run-{i}")).as_bytes()).0, 200);
+    }
+    assert_eq!(client.post("/v1/decide", example_text("12").as_bytes()).0, 200);
+    assert_eq!(client.post("/v1/decide", b"{}").0, 400);
+    let _ = client.post("/v1/select-steps?strategy=ALL_STEPS", example_text("10").as_bytes());
+    drop(server);
+    assert_eq!(log_lines(&log).len(), 23);
+    let log = log.display().to_string();
+
+    let default = dir.path().join("default.wasm");
+    std::fs::write(&default, runretry::DEFAULT_POLICY_WASM).unwrap();
+    let same = replay(&["--candidate", &default.display().to_string(), "--recorded", "--format", "json", &log]);
+    let same = report(&same);
+    assert_eq!(same["cases"], 21, "records without a case, and select-steps records, are skipped");
+    assert_eq!(same["baseline"], "recorded");
+    assert_eq!(same["changed"], 0, "{same}");
+
+    let output = replay(&["--candidate", example_policy("backoff_policy"), "--recorded", "--format", "json", &log]);
+    assert_eq!(output.status.code(), Some(0));
+    let report = report(&output);
+    assert_eq!(report["changed"], 20, "{report}");
+    assert_eq!(kinds(&report), [("delay".to_string(), 20)]);
+    assert_eq!(report["extra_runs"], 0);
+    assert_eq!(report["extra_steps"], 0);
+    assert!(report["added_delay_seconds"].as_f64().unwrap() > 20.0 * 20.0, "{report}");
+
+    let cases = examples_jsonl(dir.path());
+    let plain = replay(&["--candidate", example_policy("backoff_policy"), "--recorded", &cases]);
+    assert_eq!(plain.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&plain.stderr).contains("--recorded needs decision-log records"));
+}
