@@ -120,6 +120,23 @@ fn launch(run: &Run, why: String, mut draft: Draft) -> Decision {
     }
 }
 
+/// Turn a decision to launch into Dagster's "no retry": nothing launched or selected,
+/// `dagster/will_retry` set to `"false"` and the launch's event dropped, saying `why`. For
+/// policies that take the default decision and then decline it.
+pub fn not_retried(mut decision: Decision, why: impl Into<String>) -> Decision {
+    decision.action = Action::None;
+    decision.retry_number = None;
+    decision.steps = None;
+    decision.asset_selection = None;
+    decision.asset_check_selection = None;
+    decision.new_run_tags.clear();
+    decision.delay_seconds = 0.0;
+    set_tag(&mut decision.failed_run_tags, WILL_RETRY, "false");
+    decision.events.retain(|e| e != RETRYING_EVENT);
+    decision.reason = why.into();
+    decision
+}
+
 /// The reason as Dagster reads it: this failure's reason, else the run's `dagster/failure_reason`
 /// tag; an empty value is none. `Err` carries a value `RunFailureReason(...)` would reject.
 fn failure_reason(run: &Run, failure: &Failure) -> Result<Option<FailureReason>, String> {

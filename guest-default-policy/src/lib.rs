@@ -16,7 +16,7 @@ pub mod parse;
 pub mod select;
 pub mod tags;
 
-pub use decide::should_retry;
+pub use decide::{not_retried, should_retry};
 pub use select::select_steps;
 
 use runretry_kit::{Config, Decision, Failure, Policy, Run, Selection, Strategy};

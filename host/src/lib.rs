@@ -62,7 +62,7 @@ pub use replay::{
     compare_answers, read_replay_input, render_replay, replay, Baseline, ChangeKind, Difference, JobReport, KindCount,
     ReplayEntry, ReplayFormat, ReplayReport, CHANGE_KINDS,
 };
-pub use sandbox::{default_cache_dir, SandboxConfig};
+pub use sandbox::{default_cache_dir, LimitOverrides, SandboxConfig};
 #[cfg(feature = "serve")]
 pub use serve::{repair_torn_tail, sha256_hex, DecisionLogConfig, Origin, Rejection, ServeConfig, Server, VersionInfo};
 pub use validate::{is_compliant_tag_key, MAX_EVENTS, MAX_TAGS, MAX_TAG_KEY_BYTES, MAX_TAG_VALUE_BYTES};

@@ -4,7 +4,6 @@
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -14,8 +13,8 @@ mod cli {
     pub(crate) mod serve;
 }
 use runretry::{
-    inspect, read_run_retries, run_suite, Case, Config, Deployment, Error, OnPolicyError, Sandbox, SandboxConfig,
-    SelectionAnswer, Strategy, SuiteChoice,
+    inspect, read_run_retries, run_suite, Case, Config, Deployment, Error, LimitOverrides, OnPolicyError, Sandbox,
+    SandboxConfig, SelectionAnswer, Strategy, SuiteChoice,
 };
 
 #[derive(Parser)]
@@ -149,25 +148,15 @@ struct SandboxArgs {
 
 impl SandboxArgs {
     fn config(&self) -> SandboxConfig {
-        let mut config = SandboxConfig::default();
-        if let Some(fuel) = self.fuel {
-            config.fuel = fuel;
-        }
-        if let Some(ms) = self.deadline_ms {
-            config.deadline = Duration::from_millis(ms);
-        }
-        if let Some(mib) = self.max_memory_mib {
-            config.max_memory_bytes = mib << 20;
-        }
-        if let Some(kib) = self.max_stack_kib {
-            config.max_wasm_stack = kib << 10;
-        }
-        if let Some(bytes) = self.max_input_bytes {
-            config.max_input_bytes = bytes;
-        }
-        if let Some(bytes) = self.max_output_bytes {
-            config.max_output_bytes = bytes;
-        }
+        let overrides = LimitOverrides {
+            fuel: self.fuel,
+            deadline_ms: self.deadline_ms,
+            max_memory_mib: self.max_memory_mib,
+            max_stack_kib: self.max_stack_kib,
+            max_input_bytes: self.max_input_bytes,
+            max_output_bytes: self.max_output_bytes,
+        };
+        let mut config = overrides.apply(SandboxConfig::default());
         if self.no_cache {
             config.cache_dir = None;
         }

@@ -14,6 +14,49 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use crate::determinism::{CallEnv, FixedWallClock, SleptPastDeadline};
 use crate::error::{Cause, Error};
 
+/// Limits a user sets (command-line flags, Python keyword arguments), in the units people
+/// write them in; `None` keeps [`SandboxConfig`]'s default.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LimitOverrides {
+    /// Fuel per call (~Wasm instructions).
+    pub fuel: Option<u64>,
+    /// Wall-clock deadline per call, in milliseconds.
+    pub deadline_ms: Option<u64>,
+    /// Linear-memory cap per instance, in MiB.
+    pub max_memory_mib: Option<usize>,
+    /// Wasm stack cap, in KiB.
+    pub max_stack_kib: Option<usize>,
+    /// Largest input, in bytes of text.
+    pub max_input_bytes: Option<usize>,
+    /// Largest output, in bytes of text.
+    pub max_output_bytes: Option<usize>,
+}
+
+impl LimitOverrides {
+    /// `config` with every limit given here replacing its value.
+    pub fn apply(&self, mut config: SandboxConfig) -> SandboxConfig {
+        if let Some(fuel) = self.fuel {
+            config.fuel = fuel;
+        }
+        if let Some(ms) = self.deadline_ms {
+            config.deadline = Duration::from_millis(ms);
+        }
+        if let Some(mib) = self.max_memory_mib {
+            config.max_memory_bytes = mib << 20;
+        }
+        if let Some(kib) = self.max_stack_kib {
+            config.max_wasm_stack = kib << 10;
+        }
+        if let Some(bytes) = self.max_input_bytes {
+            config.max_input_bytes = bytes;
+        }
+        if let Some(bytes) = self.max_output_bytes {
+            config.max_output_bytes = bytes;
+        }
+        config
+    }
+}
+
 /// Every limit a policy runs under. All are on by default; each knob says its default, what it
 /// costs, and why the default is what it is.
 #[derive(Clone, Debug, PartialEq)]

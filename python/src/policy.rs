@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use runretry::{run_suite, Deployment, OnPolicyError, Sandbox, Strategy, SuiteChoice};
+use runretry::{run_suite, Deployment, LimitOverrides, OnPolicyError, Sandbox, Strategy, SuiteChoice};
 
 use crate::errors;
 use crate::json;
@@ -88,8 +88,9 @@ impl PyPolicy {
         cache_dir: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let cache_dir = self::cache_dir(cache_dir)?;
-        let limits =
-            Limits { fuel, deadline_ms, max_memory_mib, max_stack_kib, max_input_bytes, max_output_bytes, cache_dir };
+        let overrides =
+            LimitOverrides { fuel, deadline_ms, max_memory_mib, max_stack_kib, max_input_bytes, max_output_bytes };
+        let limits = Limits { overrides, cache_dir };
         load(py, None, limits, OnPolicyError::Fail)
     }
 
@@ -114,8 +115,9 @@ impl PyPolicy {
     ) -> PyResult<Self> {
         let mode = parse_mode(on_policy_error)?;
         let cache_dir = self::cache_dir(cache_dir)?;
-        let limits =
-            Limits { fuel, deadline_ms, max_memory_mib, max_stack_kib, max_input_bytes, max_output_bytes, cache_dir };
+        let overrides =
+            LimitOverrides { fuel, deadline_ms, max_memory_mib, max_stack_kib, max_input_bytes, max_output_bytes };
+        let limits = Limits { overrides, cache_dir };
         load(py, Some(path), limits, mode)
     }
 
@@ -172,7 +174,8 @@ pub(crate) fn conformance(
     cache_dir: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Py<PyAny>> {
     let cache_dir = self::cache_dir(cache_dir)?;
-    let limits = Limits { fuel, deadline_ms, max_memory_mib, cache_dir, ..Limits::default() };
+    let overrides = LimitOverrides { fuel, deadline_ms, max_memory_mib, ..LimitOverrides::default() };
+    let limits = Limits { overrides, cache_dir };
     let choice = SuiteChoice::parse(suite);
     let report = py
         .detach(|| {

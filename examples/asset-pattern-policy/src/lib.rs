@@ -17,7 +17,7 @@
 
 use std::collections::BTreeSet;
 
-use runretry_kit::{export_policy, set_tag, tag, Action, Config, Decision, Failure, Policy, Run, Selection, Strategy};
+use runretry_kit::{export_policy, tag, Action, Config, Decision, Failure, Policy, Run, Selection, Strategy};
 use wildmatch::WildMatch;
 
 /// The tag that names the assets worth retrying.
@@ -112,17 +112,8 @@ impl Policy for AssetPatternPolicy {
             }
             None => {
                 let why = format!("no asset that needs a retry matches {PATTERN_TAG}: {}", left_out.join(", "));
-                decision.action = Action::None;
-                decision.retry_number = None;
-                decision.steps = None;
-                decision.asset_selection = None;
-                decision.asset_check_selection = None;
-                decision.new_run_tags.clear();
-                set_tag(&mut decision.failed_run_tags, "dagster/will_retry", "false");
-                decision.events.retain(|e| e != "Retrying the run");
                 decision.events.push(why.clone());
-                decision.reason = why;
-                decision
+                runretry_default_policy::not_retried(decision, why)
             }
         }
     }

@@ -16,7 +16,9 @@
 //! 2048), capped by `runretry/memory_max_mb` (default 65536): the orchestrator maps it to its
 //! resource requests.
 
-use runretry_kit::{Action, Config, Decision, Failure, FailureReason, Policy, Run, Selection, Strategy, export_policy, set_tag, tag};
+use runretry_kit::{
+    export_policy, set_tag, tag, Action, Config, Decision, Failure, FailureReason, Policy, Run, Selection, Strategy,
+};
 
 // ANCHOR: classify
 /// What kind of failure this was.
@@ -73,7 +75,10 @@ impl Policy for InfraOnlyPolicy {
         if kind == Kind::UserError {
             let mut decision = runretry_default_policy::should_retry(run, failure, config);
             if decision.action == Action::LaunchNew && decision.retry_number > Some(1) {
-                decision = not_retried(decision, "a user error gets at most one retry, and this run group has had it");
+                decision = runretry_default_policy::not_retried(
+                    decision,
+                    "a user error gets at most one retry, and this run group has had it",
+                );
             } else {
                 decision.reason = format!("user error ({}): {}", reason_name(failure), decision.reason);
             }
@@ -110,21 +115,6 @@ impl Policy for InfraOnlyPolicy {
 
 fn reason_name(failure: &Failure) -> &str {
     failure.reason.as_ref().map_or("no reason", FailureReason::as_str)
-}
-
-/// Turn a launch into "no retry", keeping the tags consistent.
-fn not_retried(mut decision: Decision, why: &str) -> Decision {
-    decision.action = Action::None;
-    decision.retry_number = None;
-    decision.steps = None;
-    decision.asset_selection = None;
-    decision.asset_check_selection = None;
-    decision.new_run_tags.clear();
-    decision.delay_seconds = 0.0;
-    set_tag(&mut decision.failed_run_tags, "dagster/will_retry", "false");
-    decision.events.retain(|e| e != "Retrying the run");
-    decision.reason = why.to_string();
-    decision
 }
 
 export_policy!(InfraOnlyPolicy);
