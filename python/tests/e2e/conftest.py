@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 from dagster._core.definitions.selector import JobSubsetSelector
+from dagster._core.scheduler.instigation import InstigatorTick, TickStatus
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
 from runretry.dagster import launch
@@ -27,16 +28,49 @@ SETTLE_TIMEOUT = float(os.environ.get("RUNRETRY_E2E_TIMEOUT", "300"))
 
 
 class Deployment:
-    """One Dagster deployment: its instance, a way to launch jobs, and waits on outcomes."""
+    """One Dagster deployment: its instance, its daemon, a way to launch jobs, and waits on
+    outcomes."""
 
-    def __init__(self, home: Path, instance: DagsterInstance, location: Any, log: Path):
+    def __init__(self, home: Path, instance: DagsterInstance, env: dict[str, str]):
         self.home = home
         self.instance = instance
-        self.location = location
-        self.log = log
+        self.env = env
+        self.log = home / "daemon.log"
+        self.daemon: subprocess.Popen | None = None
+        origins = WorkspaceFileTarget(paths=[str(home / "workspace.yaml")]).create_origins()
+        self.location = launch.code_location(instance, origins[0])
 
-    def launch(self, job_name: str, tags: dict[str, str] | None = None) -> str:
-        """Queue a run of ``job_name``, as the UI's launch button does."""
+    def start_daemon(self) -> None:
+        """Start ``dagster-daemon`` on this DAGSTER_HOME (its output appended to ``daemon.log``)
+        and wait for runretry's sensor to finish a tick under it. Also a restart: all state is
+        in the home's storage."""
+        assert self.daemon is None, "the daemon is already running"
+        since = time.time()
+        with self.log.open("a") as out:
+            self.daemon = subprocess.Popen(
+                [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(self.home / "workspace.yaml")],
+                cwd=self.home, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self.wait("runretry's sensor to tick", lambda: any(t.timestamp >= since for t in self.sensor_ticks()))
+
+    def stop_daemon(self) -> None:
+        """Stop the daemon as a service manager does: SIGTERM to its process group (which holds
+        its code server and any run worker), SIGKILL if it does not go."""
+        daemon, self.daemon = self.daemon, None
+        if daemon is None:
+            return
+        try:
+            os.killpg(daemon.pid, signal.SIGTERM)
+            daemon.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(daemon.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            daemon.wait()
+
+    def create(self, job_name: str, tags: dict[str, str] | None = None) -> DagsterRun:
+        """Create (NOT_STARTED) a run of ``job_name``, as the UI's launch button does."""
         repository = next(iter(self.location.get_repositories().values()))
         remote_job = self.location.get_job(
             JobSubsetSelector(location_name=self.location.name, repository_name=repository.name, job_name=job_name,
@@ -44,7 +78,7 @@ class Deployment:
         )
         plan = self.location.get_execution_plan(remote_job, {}, step_keys_to_execute=None, known_state=None,
                                                  instance=self.instance)
-        run = self.instance.create_run(
+        return self.instance.create_run(
             job_name=job_name, run_id=None, run_config={}, resolved_op_selection=None, step_keys_to_execute=None,
             status=DagsterRunStatus.NOT_STARTED, tags={**remote_job.tags, **(tags or {})}, root_run_id=None,
             parent_run_id=None, job_snapshot=remote_job.job_snapshot,
@@ -53,6 +87,10 @@ class Deployment:
             asset_check_selection=remote_job.asset_check_selection, remote_job_origin=remote_job.get_remote_origin(),
             job_code_origin=remote_job.get_python_origin(), asset_graph=repository.asset_graph,
         )
+
+    def launch(self, job_name: str, tags: dict[str, str] | None = None) -> str:
+        """Queue a run of ``job_name``, as the UI's launch button does."""
+        run = self.create(job_name, tags)
         launch.submit(self.instance, run.run_id)
         return run.run_id
 
@@ -78,12 +116,11 @@ class Deployment:
         _, runs = self.instance.get_run_group(run_id)
         return sorted(runs, key=lambda r: self.instance.get_run_record_by_id(r.run_id).create_timestamp)
 
-    def sensor_started(self) -> bool:
-        """Whether runretry's sensor has ticked once (its first tick sets where it reads from)."""
-        for state in self.instance.all_instigator_state():
-            if state.name == "runretry_sensor" and state.instigator_data and getattr(state.instigator_data, "cursor", None):
-                return True
-        return False
+    def sensor_ticks(self) -> list[InstigatorTick]:
+        """runretry's sensor's finished ticks, newest first."""
+        return [t for s in self.instance.all_instigator_state() if s.name == "runretry_sensor"
+                for t in self.instance.get_ticks(s.instigator_origin_id, s.selector_id)
+                if t.status != TickStatus.STARTED]
 
 
 def _write_home(home: Path, retries_enabled: bool) -> None:
@@ -110,12 +147,11 @@ def _write_home(home: Path, retries_enabled: bool) -> None:
 @pytest.fixture
 def deployment_factory(tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
     """Start a deployment: ``mode`` of the sensor, Dagster's own retries on or off, a policy
-    file and its ``on_policy_error``. Everything started is stopped at the end of the test."""
-    started: list[subprocess.Popen] = []
-    instances: list[DagsterInstance] = []
+    file and its ``on_policy_error``. Every daemon started is stopped at the end of the test."""
+    deployments: list[Deployment] = []
 
     def start(mode: str, retries_enabled: bool, policy: str | None = None, on_policy_error: str = "fail") -> Deployment:
-        home = tmp_path / f"home-{len(started)}"
+        home = tmp_path / f"home-{len(deployments)}"
         home.mkdir()
         _write_home(home, retries_enabled)
         env = {**os.environ, "DAGSTER_HOME": str(home), "RUNRETRY_E2E_MODE": mode,
@@ -126,34 +162,16 @@ def deployment_factory(tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
         # Create the SQLite storages before the daemon starts: two processes migrating the same
         # fresh databases at once fail.
         instance = DagsterInstance.from_config(str(home))
-        instances.append(instance)
         instance.get_runs(limit=1)
         instance.all_instigator_state()
-        log = home / "daemon.log"
-        daemon = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(home / "workspace.yaml")],
-            cwd=home, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        started.append(daemon)
-        origins = WorkspaceFileTarget(paths=[str(home / "workspace.yaml")]).create_origins()
-        location = launch.code_location(instance, origins[0])
-        deployment = Deployment(home, instance, location, log)
-        deployment.wait("runretry's sensor to tick", deployment.sensor_started)
+        deployment = Deployment(home, instance, env)
+        deployments.append(deployment)
+        deployment.start_daemon()
         return deployment
 
     try:
         yield start
     finally:
-        for daemon in started:
-            # The daemon's process group holds its code server and any run worker.
-            try:
-                os.killpg(daemon.pid, signal.SIGTERM)
-                daemon.wait(timeout=20)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(daemon.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                daemon.wait()
-        for instance in instances:
-            instance.dispose()
+        for deployment in deployments:
+            deployment.stop_daemon()
+            deployment.instance.dispose()
