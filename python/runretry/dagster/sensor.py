@@ -286,10 +286,12 @@ def _decide(context: SensorEvaluationContext, engine: runretry.Policy, run: Dags
             return _launch(context, instance.get_run_by_id(run.run_id) or run, decision)
         return f"{run.run_id}: retry {decision['retry_number']} due in {due - time.time():.0f} s"
     if decision["action"] == "RESUBMIT_EXISTING":
-        instance.add_run_tags(run.run_id, {**failed_tags, STATE_TAG: "resubmitted"})
+        # Submitted before the state is written: a tick that dies in between leaves no state, so
+        # the failure is decided again (its cursor was not saved) instead of never submitted.
         existing = instance.get_run_by_id(decision["resubmit_run_id"])
         if existing is not None and existing.status == DagsterRunStatus.NOT_STARTED:
             launch.submit(instance, existing.run_id)
+        instance.add_run_tags(run.run_id, {**failed_tags, STATE_TAG: "resubmitted"})
         return f"{run.run_id}: resubmitted {decision['resubmit_run_id']}"
     instance.add_run_tags(run.run_id, {**failed_tags, STATE_TAG: "none"})
     return f"{run.run_id}: not retried"
@@ -315,7 +317,9 @@ def _launch(context: SensorEvaluationContext, run: DagsterRun, decision: dict[st
         instance.report_engine_event(
             f"runretry: Launched as an automatic retry of {run.run_id}", child, engine_event_data=EngineEventData()
         )
-    instance.add_run_tags(run.run_id, {AUTO_RETRY_TAG: new_id, STATE_TAG: "launched"})
+    # Submitted before "launched" is written: a tick that dies in between leaves the retry
+    # "pending", and a later tick submits the run it finds (never a second one).
     if child is not None and child.status == DagsterRunStatus.NOT_STARTED:
         launch.submit(instance, new_id)
+    instance.add_run_tags(run.run_id, {AUTO_RETRY_TAG: new_id, STATE_TAG: "launched"})
     return f"{run.run_id}: retry {decision['retry_number']} launched as {new_id}"
