@@ -2,7 +2,8 @@
 
 (a) shadow: for every scenario, runretry's decision equals what the daemon did.
 (b) enforce, Dagster's retries off: the run groups runretry makes match the daemon's.
-(c) the backoff example policy launches no earlier than its delay.
+(c) the backoff example policy launches no earlier than its delay; a retry waiting out its delay
+    survives a daemon restart and is launched once.
 (d) a hostile policy under on_policy_error="default" falls back and the retry happens; a
     malformed policy file is reported clearly, the sensor keeps ticking, and the retry happens.
 """
@@ -19,6 +20,7 @@ from dagster import DagsterEventType, DagsterRunStatus
 from dagster._core.scheduler.instigation import TickStatus
 
 from conftest import FINISHED, Deployment
+from runretry.dagster import launch
 
 # Scenario -> (job, what Dagster's daemon is expected to do with the group).
 SCENARIOS = ["op_raises", "op_failure_not_retried", "dynamic_fanout", "killed_worker", "asset_from_asset_failure"]
@@ -128,6 +130,33 @@ def test_backoff_policy_waits_its_delay(deployment_factory: Any) -> None:
     failure = d.instance.all_logs(root, of_type=DagsterEventType.RUN_FAILURE)[-1]
     child = d.instance.get_run_record_by_id(failed.tags["dagster/auto_retry_run_id"])
     assert child.create_timestamp.timestamp() >= failure.timestamp + decision["delay_seconds"]
+
+
+def test_delayed_retry_survives_a_daemon_restart_and_launches_once(deployment_factory: Any) -> None:
+    # (c) A retry waiting out its delay lives in the failed run's tags: stop the daemon while it
+    # waits, start another on the same DAGSTER_HOME, and that one launches it, once, when due.
+    d = deployment_factory("enforce", retries_enabled=False, policy=os.environ["RUNRETRY_E2E_BACKOFF_POLICY"])
+    root = d.launch("op_raises", tags={"runretry/backoff_base_seconds": "15", "runretry/backoff_jitter": "0"})
+    d.wait("the retry to be decided and left waiting", lambda: d.run(root).tags.get("runretry/state") == "pending")
+    d.stop_daemon()
+    waiting = d.run(root)
+    retry_id = launch.retry_run_id(root)
+    # Stopped well inside the delay: nothing was launched by the first daemon.
+    assert d.instance.get_run_by_id(retry_id) is None and waiting.tags["runretry/state"] == "pending"
+    assert json.loads(waiting.tags[".runretry/decision"])["delay_seconds"] == 15
+    due_at = float(waiting.tags["runretry/due_at"])
+
+    d.start_daemon()
+    d.wait("the restarted daemon to launch the retry", lambda: d.run(root).tags.get("runretry/state") == "launched")
+    assert d.run(root).tags["dagster/auto_retry_run_id"] == retry_id
+    assert d.instance.get_run_record_by_id(retry_id).create_timestamp.timestamp() >= due_at
+    # The retry runs, fails (op_raises allows one retry) and is judged; the ticks meanwhile, and
+    # one more after, make nothing more.
+    d.wait("the retry to run and be judged", lambda: d.run(retry_id).tags.get("runretry/state") == "none")
+    ticks = len(d.sensor_ticks())
+    d.wait("one more sensor tick", lambda: len(d.sensor_ticks()) > ticks)
+    assert [r.run_id for r in d.group(root)] == [root, retry_id]
+    assert d.run(root).tags["runretry/state"] == "launched"
 
 
 def test_hostile_policy_falls_back_to_default(deployment_factory: Any) -> None:
