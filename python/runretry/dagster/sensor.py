@@ -258,8 +258,11 @@ def _enforce_tick(
 def _decide(context: SensorEvaluationContext, engine: runretry.Policy, run: DagsterRun, entry: EventLogEntry) -> str | None:
     instance = context.instance
     run = instance.get_run_by_id(run.run_id) or run  # the freshest tags
-    if run.tags.get(STATE_TAG) or run.tags.get(AUTO_RETRY_TAG):
-        return None  # decided by an earlier tick, or retried by another hand
+    if run.tags.get(STATE_TAG):
+        return None  # decided by an earlier tick
+    # A run another hand already retried still goes to the policy, as it does in Dagster's
+    # daemon: a retry that exists but was never submitted (its creator died in between) is
+    # RESUBMIT_EXISTING, one that started is no retry.
     # `enabled: false` only keeps Dagster's daemon out of the way; the sensor retries.
     config = {**run_retries_config(instance), "enabled": True}
     case = build_case(instance, run, entry, config=config, repository_def=context.repository_def)

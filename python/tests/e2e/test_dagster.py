@@ -4,6 +4,8 @@
 (b) enforce, Dagster's retries off: the run groups runretry makes match the daemon's.
 (c) the backoff example policy launches no earlier than its delay; a retry waiting out its delay
     survives a daemon restart and is launched once.
+(e) a retry that Dagster's daemon created but never submitted is submitted (RESUBMIT_EXISTING),
+    not duplicated.
 (d) a hostile policy under on_policy_error="default" falls back and the retry happens; a
     malformed policy file is reported clearly, the sensor keeps ticking, and the retry happens.
 """
@@ -17,7 +19,11 @@ from typing import Any
 
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus
+from dagster._core.definitions.selector import JobSubsetSelector
+from dagster._core.execution.plan.resume_retry import ReexecutionStrategy
 from dagster._core.scheduler.instigation import TickStatus
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import WorkspaceFileTarget
 
 from conftest import FINISHED, Deployment
 from runretry.dagster import launch
@@ -157,6 +163,54 @@ def test_delayed_retry_survives_a_daemon_restart_and_launches_once(deployment_fa
     d.wait("one more sensor tick", lambda: len(d.sensor_ticks()) > ticks)
     assert [r.run_id for r in d.group(root)] == [root, retry_id]
     assert d.run(root).tags["runretry/state"] == "launched"
+
+
+def test_unsubmitted_automatic_retry_is_submitted_not_duplicated(deployment_factory: Any) -> None:
+    # RESUBMIT_EXISTING. Dagster's daemon creates a retry, names it on the failed run, then
+    # submits it; a daemon that dies in between leaves a NOT_STARTED retry behind, which Dagster
+    # submits on its next pass. Staged with Dagster's own calls while no daemon runs: two runs
+    # fail and are tagged `dagster/will_retry` as Dagster tags a failure when its retries are on,
+    # and each gets the retry `retry_run` makes (`create_reexecuted_run`), one left before the
+    # failed run names it, one before the submit. The restarted sensor must submit those runs,
+    # not create retries of its own.
+    d = deployment_factory("enforce", retries_enabled=False)
+    d.stop_daemon()
+    with WorkspaceProcessContext(d.instance, WorkspaceFileTarget(paths=[str(d.home / "workspace.yaml")])) as process:
+        workspace = process.create_request_context()
+        location = workspace.get_code_location(d.location.name)
+        failed = [d.create("op_raises").run_id for _ in range(2)]
+        for run_id in failed:
+            d.instance.launch_run(run_id, workspace)  # as the daemon's run queue does
+        for run_id in failed:
+            d.wait(f"run {run_id} to fail", lambda run_id=run_id: d.run(run_id).status == DagsterRunStatus.FAILURE)
+        retries = {}
+        for run_id, left in zip(failed, ("before the failed run names it", "before the submit")):
+            d.instance.add_run_tags(run_id, {"dagster/will_retry": "true"})
+            run = d.run(run_id)
+            remote_job = location.get_job(JobSubsetSelector(
+                location_name=location.name, repository_name=run.remote_job_origin.repository_origin.repository_name,
+                job_name=run.job_name, op_selection=None,
+            ))
+            retry = d.instance.create_reexecuted_run(
+                parent_run=run, request_context=workspace, code_location=location, remote_job=remote_job,
+                strategy=ReexecutionStrategy.FROM_FAILURE, extra_tags={"dagster/retry_number": "1"},
+                use_parent_run_tags=True,
+            )
+            if left == "before the submit":
+                d.instance.add_run_tags(run_id, {"dagster/auto_retry_run_id": retry.run_id})
+            retries[run_id] = (retry.run_id, left)
+
+    d.start_daemon()
+    for run_id, (retry_id, left) in retries.items():
+        d.wait(f"the retry left {left} to run and be judged",
+               lambda retry_id=retry_id: d.run(retry_id).tags.get("runretry/state"))
+        failed_run = d.run(run_id)
+        assert failed_run.tags["runretry/state"] == "resubmitted", (left, engine_messages(d, run_id))
+        assert failed_run.tags["dagster/auto_retry_run_id"] == retry_id, left
+        assert any("already exists but never started" in m for m in engine_messages(d, run_id)), left
+        assert d.run(retry_id).status == DagsterRunStatus.FAILURE, left  # it ran
+        assert [r.run_id for r in d.group(run_id)] == [run_id, retry_id], left
+        assert d.instance.get_run_by_id(launch.retry_run_id(run_id)) is None, left
 
 
 def test_hostile_policy_falls_back_to_default(deployment_factory: Any) -> None:
