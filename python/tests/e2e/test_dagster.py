@@ -75,6 +75,12 @@ def engine_messages(d: Deployment, run_id: str) -> list[str]:
     return [e.message or "" for e in d.instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT)]
 
 
+def log_line(d: Deployment, text: str) -> str:
+    """The first line of the daemon's log (where the sensor's log goes) that holds ``text``."""
+    return d.wait(f"{text!r} in the daemon's log",
+                  lambda: next((line for line in d.log.read_text().splitlines() if text in line), None))
+
+
 def test_shadow_then_enforce(deployment_factory: Any, report: list[str]) -> None:
     # (a) shadow: Dagster retries, runretry judges.
     shadow = deployment_factory("shadow", retries_enabled=True)
@@ -233,8 +239,17 @@ def test_malformed_policy_file_is_reported_and_the_retry_still_happens(
     d.wait("the retry", lambda: d.run(root).tags.get("dagster/auto_retry_run_id"))
     messages = engine_messages(d, root)
     assert any(f"policy {bad} failed (invalid policy component)" in m for m in messages), messages
-    ticks = [t for s in d.instance.all_instigator_state() if s.name == "runretry_sensor"
-             for t in d.instance.get_ticks(s.instigator_origin_id, s.selector_id)]
+    # The sensor's log (the daemon's output) names the file and what is wrong with it, at ERROR:
+    # once when the policy is loaded, and again for the decision that fell back.
+    loaded = log_line(d, f"runretry: policy {bad} does not load (invalid policy component)")
+    decided = log_line(d, f"runretry: run {root}: policy {bad} failed (invalid policy component)")
+    for line in (loaded, decided):
+        assert " - ERROR - " in line and "runretry_sensor" in line and "is not a WebAssembly file" in line, line
+    assert "on_policy_error='default' applies to every decision" in loaded, loaded
+    assert "decided with the default policy instead" in decided, decided
+    retry = d.run(d.run(root).tags["dagster/auto_retry_run_id"])
+    assert retry.parent_run_id == root and retry.tags["dagster/retry_number"] == "1"
+    ticks = d.sensor_ticks()
     assert ticks and not any(t.status == TickStatus.FAILURE for t in ticks)
 
 
