@@ -118,6 +118,9 @@ fn bench_select_steps(c: &mut Criterion) {
         group.bench_function(BenchmarkId::from_parameter("wasm"), |b| {
             b.iter(|| policy.select_steps(black_box(&case.run), Strategy::FromFailure).unwrap())
         });
+        // What the host's check of the input (part of `wasm` above) costs on its own.
+        group
+            .bench_function(BenchmarkId::from_parameter("validate"), |b| b.iter(|| black_box(run).validate().unwrap()));
         group.finish();
     }
 }
