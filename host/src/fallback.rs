@@ -19,6 +19,25 @@ pub enum OnPolicyError {
     Default,
 }
 
+impl OnPolicyError {
+    /// Every mode, in declaration order.
+    pub const ALL: [OnPolicyError; 3] = [OnPolicyError::Fail, OnPolicyError::GiveUp, OnPolicyError::Default];
+
+    /// The mode's name, as `--on-policy-error` spells it: `fail`, `give-up` or `default`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnPolicyError::Fail => "fail",
+            OnPolicyError::GiveUp => "give-up",
+            OnPolicyError::Default => "default",
+        }
+    }
+
+    /// The mode named `text` (as [`as_str`](Self::as_str) spells it), if any.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|mode| mode.as_str() == text)
+    }
+}
+
 /// Decide with `policy`; on a policy failure apply `mode`. Bad input is never masked: no policy
 /// could have answered it. `default` is the policy used by [`OnPolicyError::Default`].
 pub(crate) fn decide(

@@ -22,23 +22,13 @@ pub(crate) struct PyPolicy {
 }
 
 /// `on_policy_error` as Python spells it (the command line's values).
+/// `give_up` is accepted too, as Python spells identifiers.
 fn parse_mode(text: &str) -> PyResult<OnPolicyError> {
-    match text {
-        "fail" => Ok(OnPolicyError::Fail),
-        "give-up" | "give_up" => Ok(OnPolicyError::GiveUp),
-        "default" => Ok(OnPolicyError::Default),
-        other => Err(errors::bad_input(format!(
-            "bad input: on_policy_error: {other:?} is not a mode (one of \"fail\", \"give-up\", \"default\")"
-        ))),
-    }
-}
-
-fn mode_name(mode: OnPolicyError) -> &'static str {
-    match mode {
-        OnPolicyError::Fail => "fail",
-        OnPolicyError::GiveUp => "give-up",
-        OnPolicyError::Default => "default",
-    }
+    OnPolicyError::parse(if text == "give_up" { "give-up" } else { text }).ok_or_else(|| {
+        errors::bad_input(format!(
+            "bad input: on_policy_error: {text:?} is not a mode (one of \"fail\", \"give-up\", \"default\")"
+        ))
+    })
 }
 
 fn parse_strategy(text: &str) -> PyResult<Strategy> {
@@ -67,7 +57,7 @@ fn load(py: Python<'_>, path: Option<PathBuf>, limits: Limits, mode: OnPolicyErr
     let deployment = py
         .detach(|| Sandbox::new(limits.config()).and_then(|sandbox| Deployment::load(&sandbox, path.as_deref(), mode)))
         .map_err(errors::to_py)?;
-    Ok(PyPolicy { deployment, name, mode: mode_name(mode) })
+    Ok(PyPolicy { deployment, name, mode: mode.as_str() })
 }
 
 #[pymethods]

@@ -102,7 +102,7 @@ impl AppState {
                 self.metrics.policy_error(error.kind());
                 match fall_back(error.clone(), &version.name, self.fallback.as_ref(), case, self.mode) {
                     Ok(decision) => {
-                        self.metrics.fallback(mode_name(self.mode));
+                        self.metrics.fallback(self.mode.as_str());
                         Decided { result: Ok(decision), fell_back: Some(error) }
                     }
                     Err(error) => Decided { result: Err(error), fell_back: None },
@@ -134,14 +134,6 @@ struct Decided {
     result: Result<Decision, Error>,
     /// The policy's error, when the fallback answered instead.
     fell_back: Option<Error>,
-}
-
-fn mode_name(mode: OnPolicyError) -> &'static str {
-    match mode {
-        OnPolicyError::Fail => "fail",
-        OnPolicyError::GiveUp => "give-up",
-        OnPolicyError::Default => "default",
-    }
 }
 
 /// Why there is no answer: an HTTP status, and the error object the body carries.
@@ -263,9 +255,8 @@ fn answer_decision(
     let (status, result, error, fallback) = match outcome {
         Ok(Decided { result: Ok(decision), fell_back }) => {
             state.metrics.decided(decision.action.as_str(), version.revision, latency);
-            let fallback = fell_back.map(
-                |error| json!({"mode": mode_name(state.mode), "kind": error.kind(), "message": error.to_string()}),
-            );
+            let fallback = fell_back
+                .map(|error| json!({"mode": state.mode.as_str(), "kind": error.kind(), "message": error.to_string()}));
             (StatusCode::OK, Some(serde_json::to_value(&decision).expect("decisions serialise")), None, fallback)
         }
         Ok(Decided { result: Err(error), .. }) => failed(state, Failure::from(error)),
@@ -478,7 +469,7 @@ async fn describe_policy(State(state): State<Arc<AppState>>) -> Response {
         "pin_sha256": state.versions.pins(),
         "uploads_enabled": state.allow_uploads,
         "golden_cases": state.versions.golden_cases(),
-        "on_policy_error": mode_name(state.mode),
+        "on_policy_error": state.mode.as_str(),
     }))
     .into_response()
 }
