@@ -21,18 +21,19 @@ pub fn asset_of_check(check: &str) -> &str {
 /// What the new run re-executes: the assets and checks that did not complete, with the
 /// planned steps that own them; or Dagster's refusal.
 pub fn from_asset_failure(run: &Run) -> Result<Selection, String> {
-    let planned: Vec<&Step> = run.steps.iter().filter(|s| is_planned(run, s)).collect();
+    let planned = planned_steps(run);
     let log = EntityLog::of(run);
     let mut assets = BTreeSet::new();
     let mut checks = BTreeSet::new();
     for step in &planned {
-        let needs_asset = step.assets.iter().any(|a| !log.is_done(a));
-        let needs_check = step.checks.iter().any(|c| log.check_needs_rerun(c));
-        if !(needs_asset || needs_check) {
+        let needed_assets: Vec<&str> = step.assets.iter().map(String::as_str).filter(|a| !log.is_done(a)).collect();
+        let needed_checks: Vec<&str> =
+            step.checks.iter().map(String::as_str).filter(|c| log.check_needs_rerun(c)).collect();
+        if needed_assets.is_empty() && needed_checks.is_empty() {
             continue;
         }
-        assets.extend(step.assets.iter().filter(|a| !log.is_done(a)).map(String::as_str));
-        checks.extend(step.checks.iter().filter(|c| log.check_needs_rerun(c)).map(String::as_str));
+        assets.extend(needed_assets);
+        checks.extend(needed_checks);
         // Required outputs come along whatever their state: the step cannot run without them.
         for key in &step.required_keys {
             if step.checks.contains(key) {
@@ -61,16 +62,22 @@ pub fn from_asset_failure(run: &Run) -> Result<Selection, String> {
     Ok(Selection { steps, asset_selection: owned(assets), asset_check_selection: owned(checks) })
 }
 
-/// A step's keys are planned when the step is in the run's `step_keys_to_execute` (none or
-/// empty: every step). A mapped step `name[?]` is planned when any instance `name[k]` is.
-fn is_planned(run: &Run, step: &Step) -> bool {
+/// The steps whose keys are planned: those in the run's `step_keys_to_execute` (none or empty:
+/// every step). A mapped step `name[?]` is planned when any instance `name[k]` is.
+fn planned_steps(run: &Run) -> Vec<&Step> {
     let Some(keys) = run.step_keys_to_execute.as_ref().filter(|k| !k.is_empty()) else {
-        return true;
+        return run.steps.iter().collect();
     };
-    match StepKey::parse(&step.key) {
-        StepKey::Unresolved(name) => keys.iter().any(|k| StepKey::parse(k).name() == name),
-        _ => keys.contains(&step.key),
-    }
+    // Indexed once: a subset of a large plan is looked up once per step.
+    let keys: HashSet<&str> = keys.iter().map(String::as_str).collect();
+    let names: HashSet<&str> = keys.iter().map(|k| StepKey::parse(k).name()).collect();
+    run.steps
+        .iter()
+        .filter(|step| match StepKey::parse(&step.key) {
+            StepKey::Unresolved(name) => names.contains(name),
+            _ => keys.contains(step.key.as_str()),
+        })
+        .collect()
 }
 
 /// What the run's event log says about its assets and checks.
