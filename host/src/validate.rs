@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use runretry_kit::{tag, Action, Decision, Run, RunStatus, Selection, StepKey, Strategy};
+use runretry_kit::{tag, Action, Decision, Run, RunStatus, Selection, Step, StepKey, Strategy};
 
 use crate::error::{is_hidden_format_char, Error};
 
@@ -53,59 +53,47 @@ impl<'a> PlanKeys<'a> {
 /// An optional list of asset or check keys, as a selection holds them.
 type KeyList = Option<Vec<String>>;
 
-/// The asset and check keys a selection may name: the plan's, and the failed run's own
-/// selections (a FROM_FAILURE retry carries those over, whatever the plan lists).
-struct EntityKeys<'a> {
-    assets: HashSet<&'a str>,
-    checks: HashSet<&'a str>,
-}
-
-impl<'a> EntityKeys<'a> {
-    fn new(run: &'a Run) -> Self {
-        let strs = |list: Option<&'a Vec<String>>| list.into_iter().flatten().map(String::as_str);
-        let assets =
-            run.steps.iter().flat_map(|s| &s.assets).map(String::as_str).chain(strs(run.asset_selection.as_ref()));
-        let checks = run
-            .steps
-            .iter()
-            .flat_map(|s| &s.checks)
-            .map(String::as_str)
-            .chain(strs(run.asset_check_selection.as_ref()));
-        EntityKeys { assets: assets.collect(), checks: checks.collect() }
-    }
-
-    /// Check the asset and check selections of a launch with `strategy` and return them sorted.
-    /// FROM_ASSET_FAILURE defines the new run by them, so it needs both, not both empty.
-    fn check(
-        &self,
-        strategy: Strategy,
-        asset_selection: Option<Vec<String>>,
-        asset_check_selection: Option<Vec<String>>,
-    ) -> Result<(KeyList, KeyList), Error> {
-        if strategy == Strategy::FromAssetFailure {
-            match (&asset_selection, &asset_check_selection) {
-                (None, _) | (_, None) => {
-                    return Err(Error::invalid_output(
-                        "asset_selection, asset_check_selection: FROM_ASSET_FAILURE needs both (an empty list \
-                         selects none)",
-                    ))
-                }
-                (Some(a), Some(c)) if a.is_empty() && c.is_empty() => {
-                    return Err(Error::invalid_output(
-                        "asset_selection, asset_check_selection: a FROM_ASSET_FAILURE retry must select an asset \
-                         or a check",
-                    ))
-                }
-                _ => {}
+/// Check the asset and check selections of a launch with `strategy` and return them sorted.
+/// FROM_ASSET_FAILURE defines the new run by them, so it needs both, not both empty. A key may
+/// name an asset (a check) of the plan or of the failed run's own selection: a FROM_FAILURE
+/// retry carries that over, whatever the plan lists.
+fn check_entity_selections(
+    run: &Run,
+    strategy: Strategy,
+    asset_selection: KeyList,
+    asset_check_selection: KeyList,
+) -> Result<(KeyList, KeyList), Error> {
+    if strategy == Strategy::FromAssetFailure {
+        match (&asset_selection, &asset_check_selection) {
+            (None, _) | (_, None) => {
+                return Err(Error::invalid_output(
+                    "asset_selection, asset_check_selection: FROM_ASSET_FAILURE needs both (an empty list \
+                     selects none)",
+                ))
             }
+            (Some(a), Some(c)) if a.is_empty() && c.is_empty() => {
+                return Err(Error::invalid_output(
+                    "asset_selection, asset_check_selection: a FROM_ASSET_FAILURE retry must select an asset \
+                     or a check",
+                ))
+            }
+            _ => {}
         }
-        let assets =
-            asset_selection.map(|keys| check_keys("asset_selection", "asset", &self.assets, keys)).transpose()?;
-        let checks = asset_check_selection
-            .map(|keys| check_keys("asset_check_selection", "check", &self.checks, keys))
-            .transpose()?;
-        Ok((assets, checks))
     }
+    // The known keys are indexed only for a list that is there (an op job's retry has none).
+    fn known<'a>(run: &'a Run, of_step: fn(&Step) -> &Vec<String>, selected: &'a KeyList) -> HashSet<&'a str> {
+        run.steps.iter().flat_map(of_step).chain(selected.iter().flatten()).map(String::as_str).collect()
+    }
+    let assets = asset_selection
+        .map(|keys| check_keys("asset_selection", "asset", &known(run, |s| &s.assets, &run.asset_selection), keys))
+        .transpose()?;
+    let checks = asset_check_selection
+        .map(|keys| {
+            let known = known(run, |s| &s.checks, &run.asset_check_selection);
+            check_keys("asset_check_selection", "check", &known, keys)
+        })
+        .transpose()?;
+    Ok((assets, checks))
 }
 
 /// Every key known and listed once; returned sorted (a selection is a set).
@@ -142,7 +130,7 @@ pub(crate) fn check_selection(
     }
     let steps = PlanKeys::new(run).check_steps("steps", selection.steps)?;
     let (asset_selection, asset_check_selection) =
-        EntityKeys::new(run).check(strategy, selection.asset_selection, selection.asset_check_selection)?;
+        check_entity_selections(run, strategy, selection.asset_selection, selection.asset_check_selection)?;
     Ok(Selection { steps, asset_selection, asset_check_selection })
 }
 
@@ -286,7 +274,7 @@ pub(crate) fn check_decision(run: &Run, mut d: Decision, max_output_bytes: usize
                 return Err(Error::invalid_output("strategy: a retry needs a strategy"));
             };
             (d.asset_selection, d.asset_check_selection) =
-                EntityKeys::new(run).check(strategy, d.asset_selection.take(), d.asset_check_selection.take())?;
+                check_entity_selections(run, strategy, d.asset_selection.take(), d.asset_check_selection.take())?;
             let Some(steps) = d.steps.take() else {
                 return Err(Error::invalid_output("steps: a retry needs a step list"));
             };
