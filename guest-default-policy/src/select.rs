@@ -18,13 +18,25 @@ pub const NOTHING_TO_RETRY_ERROR: &str = "DagsterInvalidSubsetError: No steps ne
 pub fn select_steps(run: &Run, strategy: Strategy) -> Result<Selection, String> {
     match strategy {
         // ALL_STEPS: the whole plan, whatever the parent's status or step subset (§10, §16).
-        Strategy::AllSteps => {
-            let all: BTreeSet<&str> = run.steps.iter().map(|s| s.key.as_str()).collect();
-            Ok(Selection::of_steps(run, all.into_iter().map(str::to_string).collect()))
-        }
+        Strategy::AllSteps => Ok(Selection::of_steps(run, job_plan(run))),
         Strategy::FromAssetFailure => crate::assets::from_asset_failure(run),
         Strategy::FromFailure => from_failure(run).map(|steps| Selection::of_steps(run, steps)),
     }
+}
+
+/// The job's own plan, as Dagster builds it for ALL_STEPS: with no known state, so every mapped
+/// step is `name[?]`. A failed run that was itself a re-execution was planned with its parent's
+/// mappings and lists resolved instances `name[k]` too; they fold into `name[?]`.
+fn job_plan(run: &Run) -> Vec<String> {
+    let keys: BTreeSet<String> = run
+        .steps
+        .iter()
+        .map(|step| match StepKey::parse(&step.key) {
+            StepKey::Resolved(name, _) => StepKey::Unresolved(name).to_string(),
+            _ => step.key.clone(),
+        })
+        .collect();
+    keys.into_iter().collect()
 }
 
 fn from_failure(run: &Run) -> Result<Vec<String>, String> {

@@ -206,3 +206,20 @@ fn s16_deleted_ancestor_is_refused() {
     let err = select_steps(&run, Strategy::FromFailure).unwrap_err();
     assert!(err.contains("Could not load ancestor run run-R1"), "{err}");
 }
+
+#[test]
+fn s10_all_steps_runs_the_jobs_plan_so_resolved_instances_fold_into_their_mapped_step() {
+    // A FROM_FAILURE re-execution was planned with its parent's mappings: `m[1]` beside `m[?]`,
+    // and `n[1]` with no `n[?]` at all. Dagster plans the ALL_STEPS retry from the job.
+    let mut mapped = Step::new("m[?]", &["src"], StepStatus::Mapped);
+    mapped.instances = vec![instance("1", StepStatus::Failure)];
+    let run = failed_run(vec![
+        Step::new("src", &[], StepStatus::Success),
+        mapped,
+        Step::new("m[1]", &["src"], StepStatus::Failure),
+        Step::new("n[1]", &["m[1]"], StepStatus::NotStarted),
+        Step::new("total", &["n[1]"], StepStatus::NotStarted),
+    ]);
+    let steps = select_steps(&run, Strategy::AllSteps).map(|s| s.steps);
+    assert_eq!(steps, Ok(["m[?]", "n[?]", "src", "total"].map(String::from).to_vec()));
+}

@@ -219,7 +219,7 @@ def _shadow_tick(context: SensorEvaluationContext, engine: runretry.Policy, curs
             instance.add_run_tags(run_id, {SHADOW_TAG: "error"})
             _engine_events(instance, run, [f"shadow: the policy could not decide ({error.kind}): {error}"])
             continue
-        diffs = compare(decision, child)
+        diffs = compare(decision, child, instance)
         verdict = "agree" if not diffs else "disagree"
         instance.add_run_tags(run_id, {SHADOW_TAG: verdict, DECISION_TAG: json.dumps(decision, sort_keys=True)})
         what = f"{decision['action']} (retry {decision['retry_number']})" if decision["retry"] else decision["action"]

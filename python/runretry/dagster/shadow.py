@@ -30,10 +30,24 @@ def _own_tag(key: str) -> bool:
     return key.startswith(("runretry/", ".runretry/"))
 
 
-def compare(decision: Mapping[str, Any], child: DagsterRun | None) -> list[str]:
+def child_steps(instance: DagsterInstance | None, child: DagsterRun) -> list[str] | None:
+    """The steps the daemon's retry runs, sorted: its step subset (FROM_FAILURE), else the whole
+    plan of its execution-plan snapshot (ALL_STEPS, FROM_ASSET_FAILURE), which is planned without
+    known state, so mapped steps are ``name[?]``. None when neither is known."""
+    if child.step_keys_to_execute:
+        return sorted(child.step_keys_to_execute)
+    if instance is None or not child.execution_plan_snapshot_id:
+        return None
+    snapshot = instance.get_execution_plan_snapshot(child.execution_plan_snapshot_id)
+    return sorted(step.key for step in snapshot.steps)
+
+
+def compare(decision: Mapping[str, Any], child: DagsterRun | None, instance: DagsterInstance | None = None) -> list[str]:
     """How ``decision`` differs from the daemon's outcome: ``child`` is the retry run it created,
     None when it did not retry. Empty means agreement on retry or not, the retry number, the
-    child's steps and asset selections, and its tags."""
+    child's steps and asset selections, and its tags. With ``instance``, the steps of a retry
+    that runs its whole plan are compared too (from the child's plan snapshot); without it,
+    only a FROM_FAILURE step subset is."""
     retried = child is not None
     if bool(decision["retry"]) != retried:
         return [f"retry: runretry {'retries' if decision['retry'] else 'does not retry'}, "
@@ -44,10 +58,12 @@ def compare(decision: Mapping[str, Any], child: DagsterRun | None) -> list[str]:
     number = child.tags.get("dagster/retry_number")
     if str(decision["retry_number"]) != number:
         diffs.append(f"retry_number: runretry {decision['retry_number']}, Dagster {number}")
-    steps = decision["steps"] if decision["strategy"] == "FROM_FAILURE" else None
-    child_steps = sorted(child.step_keys_to_execute) if child.step_keys_to_execute else None
-    if (sorted(steps) if steps is not None else None) != child_steps:
-        diffs.append(f"steps: runretry {steps}, Dagster {child_steps}")
+    whole_plan = decision["strategy"] != "FROM_FAILURE"
+    if instance is not None or not whole_plan:
+        steps = sorted(decision["steps"]) if decision["steps"] is not None else None
+        theirs = child_steps(instance, child)
+        if steps != theirs:
+            diffs.append(f"steps: runretry {steps}, Dagster {theirs}")
     child_assets = sorted(asset_key_string(k) for k in child.asset_selection) if child.asset_selection is not None else None
     if decision.get("asset_selection") != child_assets:
         diffs.append(f"asset_selection: runretry {decision.get('asset_selection')}, Dagster {child_assets}")

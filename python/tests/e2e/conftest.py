@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
+from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus
 from dagster._core.definitions.selector import JobSubsetSelector
+from dagster._core.execution.plan.resume_retry import ReexecutionStrategy
 from dagster._core.scheduler.instigation import InstigatorTick, TickStatus
+from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
 from runretry.dagster import launch
@@ -93,6 +95,36 @@ class Deployment:
         run = self.create(job_name, tags)
         launch.submit(self.instance, run.run_id)
         return run.run_id
+
+    def reexecute(self, run_id: str, strategy: ReexecutionStrategy, use_parent_run_tags: bool = True,
+                  extra_tags: dict[str, str] | None = None) -> str:
+        """Re-execute ``run_id`` by hand and queue it, as the UI's re-execute button does (a
+        manual re-execution: no `dagster/retry_number`)."""
+        target = WorkspaceFileTarget(paths=[str(self.home / "workspace.yaml")])
+        with WorkspaceProcessContext(self.instance, target) as process:
+            workspace = process.create_request_context()
+            location = workspace.get_code_location(self.location.name)
+            parent = self.run(run_id)
+            remote_job = location.get_job(JobSubsetSelector(
+                location_name=location.name,
+                repository_name=parent.remote_job_origin.repository_origin.repository_name,
+                job_name=parent.job_name, op_selection=parent.op_selection,
+            ))
+            run = self.instance.create_reexecuted_run(
+                parent_run=parent, request_context=workspace, code_location=location, remote_job=remote_job,
+                strategy=strategy, extra_tags=extra_tags, use_parent_run_tags=use_parent_run_tags,
+            )
+            self.instance.submit_run(run.run_id, workspace)
+        return run.run_id
+
+    def plan_keys(self, run_id: str) -> list[str]:
+        """The step keys of the run's execution-plan snapshot, sorted."""
+        snapshot = self.instance.get_execution_plan_snapshot(self.run(run_id).execution_plan_snapshot_id)
+        return sorted(step.key for step in snapshot.steps)
+
+    def executed_steps(self, run_id: str) -> list[str]:
+        """The step keys the run started, mapped instances as `name[k]`, sorted."""
+        return sorted({e.dagster_event.step_key for e in self.instance.all_logs(run_id, of_type=DagsterEventType.STEP_START)})
 
     def wait(self, what: str, ready: Callable[[], Any]) -> Any:
         """Poll ``ready`` until it returns something truthy; fail with the daemon's log if the

@@ -81,6 +81,13 @@ def dynamic_fanout():
     total(source().map(mapped).map(double).collect())
 
 
+@job(tags={"dagster/max_retries": "2", "dagster/retry_strategy": "ALL_STEPS"}, executor_def=in_process_executor)
+def dynamic_all_steps():
+    """The fan-out above, retried with ALL_STEPS: a retry of a re-execution (whose plan lists
+    resolved `mapped[k]` keys) runs the job's plan, where mapped steps are `mapped[?]`."""
+    total(source().map(mapped).map(double).collect())
+
+
 @op
 def killed():
     # The run worker is terminated from outside the op's control: a non-step failure reason.
@@ -129,7 +136,8 @@ runretry = runretry_sensor(
 )
 
 defs = Definitions(
-    jobs=[op_raises, op_failure_not_retried, dynamic_fanout, killed_worker, asset_from_asset_failure],
+    jobs=[op_raises, op_failure_not_retried, dynamic_fanout, dynamic_all_steps, killed_worker,
+          asset_from_asset_failure],
     assets=[a_ok, b_fails, c_after],
     sensors=[runretry],
 )

@@ -2,6 +2,8 @@
 
 (a) shadow: for every scenario, runretry's decision equals what the daemon did.
 (b) enforce, Dagster's retries off: the run groups runretry makes match the daemon's.
+(f) ALL_STEPS after a manual re-execution of a dynamic job: shadow agrees on the steps, and
+    enforce runs the steps Dagster's retry runs.
 (c) the backoff example policy launches no earlier than its delay; a retry waiting out its delay
     survives a daemon restart and is launched once.
 (e) a retry that Dagster's daemon created but never submitted is submitted (RESUBMIT_EXISTING),
@@ -129,6 +131,44 @@ def test_shadow_then_enforce(deployment_factory: Any, report: list[str]) -> None
     for job, root in roots.items():
         enforce.wait(f"{job} to settle in enforce mode", lambda root=root: settled(enforce, root, "runretry/state"))
         assert shape(enforce, root) == daemon_groups[job], job
+
+
+def test_all_steps_retry_of_a_manual_reexecution_of_a_dynamic_job(deployment_factory: Any) -> None:
+    # A dynamic job tagged ALL_STEPS. Its first run is launched with no retry budget, so it is
+    # not retried; re-executed by hand FROM_FAILURE (with its tags, and a budget of 2), that
+    # re-execution is planned with the known mappings (`mapped[1]` beside `mapped[?]`), fails,
+    # and is retried ALL_STEPS, which runs the job's plan: `mapped[?]`, never `mapped[k]`.
+    def history(d: Deployment) -> tuple[str, str]:
+        root = d.launch("dynamic_all_steps", tags={"dagster/max_retries": "0"})
+        d.wait("the first run to fail", lambda: d.run(root).status == DagsterRunStatus.FAILURE)
+        manual = d.reexecute(root, ReexecutionStrategy.FROM_FAILURE, extra_tags={"dagster/max_retries": "2"})
+        return root, manual
+
+    def outcome(d: Deployment, root: str, judged_tag: str) -> list[dict[str, Any]]:
+        d.wait("the group to settle", lambda: len(d.group(root)) == 3 and settled(d, root, judged_tag))
+        return [{**run, "plan": d.plan_keys(r.run_id), "executed": d.executed_steps(r.run_id)}
+                for run, r in zip(shape(d, root), d.group(root))]
+
+    # Shadow: Dagster retries, runretry judges every failure, and must agree on the steps too.
+    shadow = deployment_factory("shadow", retries_enabled=True)
+    root, manual = history(shadow)
+    daemon_group = outcome(shadow, root, "runretry/shadow")
+    assert [run["parent"] for run in daemon_group] == [None, 0, 1]
+    assert "dagster/retry_number" not in daemon_group[1]["tags"]  # the re-execution is manual
+    assert "mapped[1]" in daemon_group[1]["plan"] and daemon_group[1]["steps"] == ["double[1]", "mapped[1]", "total"]
+    retry = daemon_group[2]
+    assert retry["tags"]["dagster/retry_number"] == "2" and retry["steps"] is None
+    assert retry["plan"] == ["double[?]", "mapped[?]", "source", "total"]
+    decision = json.loads(shadow.run(manual).tags[".runretry/decision"])
+    assert (decision["strategy"], decision["steps"]) == ("ALL_STEPS", retry["plan"]), decision
+    for run in shadow.group(root):
+        if run.status == DagsterRunStatus.FAILURE:
+            assert run.tags["runretry/shadow"] == "agree", engine_messages(shadow, run.run_id)
+
+    # Enforce: Dagster's retries off; runretry's retry is the daemon's, and runs the same steps.
+    enforce = deployment_factory("enforce", retries_enabled=False)
+    root, _ = history(enforce)
+    assert outcome(enforce, root, "runretry/state") == daemon_group
 
 
 def test_backoff_policy_waits_its_delay(deployment_factory: Any) -> None:
