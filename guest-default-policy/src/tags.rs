@@ -1,6 +1,6 @@
 //! Dagster's system tags and the new run's tag map (run-retries.md §3, §8.3).
 
-use runretry_kit::{set_tag, tag, BackfillStatus, Run, Strategy, Tags};
+use runretry_kit::{tag, BackfillStatus, Run, Strategy, TagMerge, Tags};
 
 #[allow(missing_docs)]
 pub const MAX_RETRIES: &str = "dagster/max_retries";
@@ -48,23 +48,23 @@ pub const OMITTED_ON_RETRY: [&str; 10] = [
 /// ones (backfill tags back while the backfill is REQUESTED), the retry number, the lineage, and
 /// the strategy marker.
 pub fn new_run_tags(run: &Run, retry_number: u32, strategy: Strategy) -> Tags {
-    let mut tags = run.job_tags.clone();
+    let mut tags = TagMerge::new(&run.job_tags);
     let backfill_requested = tag(&run.tags, BACKFILL).is_some()
         && run.backfill.as_ref().is_some_and(|b| b.exists && b.status == BackfillStatus::Requested);
     for (key, value) in &run.tags {
         let inherited =
             !OMITTED_ON_RETRY.contains(&key.as_str()) || (backfill_requested && BACKFILL_TAGS.contains(&key.as_str()));
         if inherited {
-            set_tag(&mut tags, key, value);
+            tags.set(key, value);
         }
     }
-    set_tag(&mut tags, RETRY_NUMBER, &retry_number.to_string());
-    set_tag(&mut tags, PARENT_RUN_ID, &run.run_id);
-    set_tag(&mut tags, ROOT_RUN_ID, crate::group::root_id(run));
+    tags.set(RETRY_NUMBER, &retry_number.to_string());
+    tags.set(PARENT_RUN_ID, &run.run_id);
+    tags.set(ROOT_RUN_ID, crate::group::root_id(run));
     match strategy {
-        Strategy::FromFailure => set_tag(&mut tags, IS_RESUME_RETRY, "true"),
-        Strategy::FromAssetFailure => set_tag(&mut tags, IS_ASSET_RESUME_RETRY, "true"),
+        Strategy::FromFailure => tags.set(IS_RESUME_RETRY, "true"),
+        Strategy::FromAssetFailure => tags.set(IS_ASSET_RESUME_RETRY, "true"),
         Strategy::AllSteps => {}
     }
-    tags
+    tags.into_tags()
 }

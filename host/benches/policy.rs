@@ -100,6 +100,26 @@ fn bench_should_retry(c: &mut Criterion) {
     group.finish();
 }
 
+/// A decision's cost in the number of tags: the realistic case (20 tags) beside the same case
+/// with 30,000, whose every tag the retry copies. Linear, not quadratic (30,000 tags used to
+/// exhaust the fuel).
+fn bench_tags(c: &mut Criterion) {
+    let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
+    let policy = sandbox.load_default().expect("default policy");
+    let mut group = c.benchmark_group("should_retry_tags");
+    for (label, extra) in [("20", 0), ("30k", 30_000 - 20)] {
+        let mut case = realistic_case();
+        case.run.tags.extend((0..extra).map(|i| (format!("team/extra_{i}"), format!("value-{i}"))));
+        assert!(policy.decide(&case).unwrap().new_run_tags.len() > case.run.tags.len());
+        group.bench_function(BenchmarkId::new("wasm", label), |b| b.iter(|| policy.decide(black_box(&case)).unwrap()));
+        let (run, failure, config) = (&case.run, &case.failure, &case.config);
+        group.bench_function(BenchmarkId::new("native", label), |b| {
+            b.iter(|| native::should_retry(black_box(run), failure, config))
+        });
+    }
+    group.finish();
+}
+
 fn bench_select_steps(c: &mut Criterion) {
     let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
     let policy = sandbox.load_default().expect("default policy");
@@ -164,5 +184,5 @@ fn bench_batch(c: &mut Criterion) {
     let _ = std::fs::remove_file(file);
 }
 
-criterion_group!(benches, bench_should_retry, bench_select_steps, bench_batch);
+criterion_group!(benches, bench_should_retry, bench_tags, bench_select_steps, bench_batch);
 criterion_main!(benches);

@@ -150,45 +150,101 @@ pub const MAX_EVENTS: usize = 1_000;
 const VALID_TAG_KEY_EXPLANATION: &str = "Allowed characters: alpha-numeric, '_', '-', '.'. Tag keys can \
      also contain a namespace section, separated by a '/'. Each section must have <= 63 characters.";
 
+/// The tags the orchestrator handed the policy (the run's and the job's): copied unchanged, they
+/// are the orchestrator's own data, so the output checks do not judge them. Whatever a case may
+/// carry, the default policy, which copies them, can then always answer.
+pub(crate) struct InheritedTags<'a> {
+    run: &'a Run,
+    /// Built on the first pair that fails a check: most decisions never need it.
+    pairs: std::cell::OnceCell<HashSet<(&'a str, &'a str)>>,
+}
+
+impl<'a> InheritedTags<'a> {
+    pub(crate) fn new(run: &'a Run) -> Self {
+        InheritedTags { run, pairs: std::cell::OnceCell::new() }
+    }
+
+    fn all(&self) -> impl Iterator<Item = &'a (String, String)> {
+        self.run.tags.iter().chain(&self.run.job_tags)
+    }
+
+    fn contains(&self, key: &str, value: &str) -> bool {
+        self.pairs.get_or_init(|| self.all().map(|(k, v)| (k.as_str(), v.as_str())).collect()).contains(&(key, value))
+    }
+
+    /// How many more tags a tag list may hold than [`MAX_TAGS`]: as many as were handed in.
+    fn count(&self) -> usize {
+        self.run.tags.len() + self.run.job_tags.len()
+    }
+
+    /// How many more bytes a decision may serialise to than the output cap: room for every
+    /// inherited tag, escaped at worst (`\u0000` is six bytes for one).
+    fn serialized_allowance(&self) -> usize {
+        self.all().map(|(k, v)| 6 * (k.len() + v.len()) + 6).sum()
+    }
+}
+
 /// Check one tag list as the guest returned it (before duplicates could merge): no more than
 /// [`MAX_TAGS`] pairs, unique non-empty keys within the size caps, and no control characters
 /// (NUL breaks PostgreSQL `text`; others forge log lines) or invisible format characters (a
 /// byte order mark can make `\u{feff}dagster/retry_number` pass for a system tag). Values may
-/// hold tabs and line breaks, as JSON-valued tags do. Returns the keys Dagster would call
-/// non-compliant (`VALID_TAG_KEY_REGEX`), for a warning.
-fn check_tags<'a>(field: &str, pairs: &'a [(String, String)]) -> Result<Vec<&'a str>, Error> {
-    if pairs.len() > MAX_TAGS {
-        return Err(Error::invalid_output(format!("{field}: {} tags, over the cap of {MAX_TAGS}", pairs.len())));
+/// hold tabs and line breaks, as JSON-valued tags do. A pair copied unchanged from the input's
+/// tags passes whatever it holds (`InheritedTags`); a duplicate key never does. Returns the
+/// keys Dagster would call non-compliant (`VALID_TAG_KEY_REGEX`), for a warning.
+fn check_tags<'a>(
+    field: &str,
+    pairs: &'a [(String, String)],
+    inherited: &InheritedTags<'_>,
+) -> Result<Vec<&'a str>, Error> {
+    let cap = MAX_TAGS + inherited.count();
+    if pairs.len() > cap {
+        return Err(Error::invalid_output(format!(
+            "{field}: {} tags, over the cap of {cap} ({MAX_TAGS} beyond the {} the case holds)",
+            pairs.len(),
+            inherited.count()
+        )));
     }
     let mut seen = HashSet::with_capacity(pairs.len());
     let mut non_compliant = Vec::new();
     for (key, value) in pairs {
-        let bad = |what: String| Err(Error::invalid_output(format!("{field}: tag {}: {what}", quoted(key))));
-        if key.is_empty() {
-            return Err(Error::invalid_output(format!("{field}: a tag key is empty")));
-        }
-        if key.len() > MAX_TAG_KEY_BYTES {
-            return bad(format!("key is {} bytes, over the cap of {MAX_TAG_KEY_BYTES}", key.len()));
-        }
-        if value.len() > MAX_TAG_VALUE_BYTES {
-            return bad(format!("value is {} bytes, over the cap of {MAX_TAG_VALUE_BYTES}", value.len()));
-        }
-        if let Some(c) = key.chars().find(|&c| c.is_control() || is_hidden_format_char(c)) {
-            return bad(format!("key holds the control or invisible character {}", c.escape_unicode()));
-        }
-        if let Some(c) =
-            value.chars().find(|&c| (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || is_hidden_format_char(c))
-        {
-            return bad(format!("value holds the control or invisible character {}", c.escape_unicode()));
-        }
         if !seen.insert(key.as_str()) {
-            return bad("duplicate tag key".to_string());
+            return Err(Error::invalid_output(format!("{field}: tag {}: duplicate tag key", quoted(key))));
+        }
+        if let Err(what) = check_tag(key, value) {
+            if !inherited.contains(key, value) {
+                return Err(Error::invalid_output(match key.is_empty() {
+                    true => format!("{field}: a tag key is empty"),
+                    false => format!("{field}: tag {}: {what}", quoted(key)),
+                }));
+            }
         }
         if !is_compliant_tag_key(key) {
             non_compliant.push(key.as_str());
         }
     }
     Ok(non_compliant)
+}
+
+/// What is wrong with one tag a policy made, if anything (see `check_tags`).
+fn check_tag(key: &str, value: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("empty key".into());
+    }
+    if key.len() > MAX_TAG_KEY_BYTES {
+        return Err(format!("key is {} bytes, over the cap of {MAX_TAG_KEY_BYTES}", key.len()));
+    }
+    if value.len() > MAX_TAG_VALUE_BYTES {
+        return Err(format!("value is {} bytes, over the cap of {MAX_TAG_VALUE_BYTES}", value.len()));
+    }
+    if let Some(c) = key.chars().find(|&c| c.is_control() || is_hidden_format_char(c)) {
+        return Err(format!("key holds the control or invisible character {}", c.escape_unicode()));
+    }
+    if let Some(c) =
+        value.chars().find(|&c| (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || is_hidden_format_char(c))
+    {
+        return Err(format!("value holds the control or invisible character {}", c.escape_unicode()));
+    }
+    Ok(())
 }
 
 /// Dagster's `VALID_TAG_KEY_REGEX`: `^([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}$`.
@@ -248,15 +304,19 @@ pub(crate) fn serialized_size_within<T: serde::Serialize>(value: &T, cap: usize)
 /// returns it with those lists sorted and Dagster's warning for non-compliant tag keys added to its events.
 /// `max_output_bytes` caps the decision as serialised (compact JSON), whatever it holds.
 pub(crate) fn check_decision(run: &Run, mut d: Decision, max_output_bytes: usize) -> Result<Decision, Error> {
-    let mut non_compliant = check_tags("new_run_tags", &d.new_run_tags)?;
-    non_compliant.extend(check_tags("failed_run_tags", &d.failed_run_tags)?);
+    let inherited = InheritedTags::new(run);
+    let mut non_compliant = check_tags("new_run_tags", &d.new_run_tags, &inherited)?;
+    non_compliant.extend(check_tags("failed_run_tags", &d.failed_run_tags, &inherited)?);
     let warning = (!non_compliant.is_empty()).then(|| non_compliant_keys_warning(&non_compliant));
     if d.events.len() > MAX_EVENTS {
         return Err(Error::invalid_output(format!("events: {} events, over the cap of {MAX_EVENTS}", d.events.len())));
     }
-    if serialized_size_within(&d, max_output_bytes).is_err() {
+    // Inherited tags are the input's size, not the policy's: they do not count against the cap.
+    let output_cap = max_output_bytes.saturating_add(inherited.serialized_allowance());
+    if serialized_size_within(&d, output_cap).is_err() {
         return Err(Error::invalid_output(format!(
-            "the decision is larger than the {max_output_bytes} byte output cap (as serialised)"
+            "the decision is larger than the {max_output_bytes} byte output cap (as serialised, beyond the \
+             tags it copies from the case)"
         )));
     }
     if !d.delay_seconds.is_finite() || d.delay_seconds < 0.0 {

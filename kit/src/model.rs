@@ -22,6 +22,46 @@ pub fn set_tag(tags: &mut Tags, key: &str, value: &str) {
     }
 }
 
+/// A tag map being merged, later values winning in place (`set_tag`'s rule), with an index of
+/// its keys: merging n tags costs O(n), where `set_tag` alone costs O(n²) (a run with 30,000
+/// tags took seconds). The index hashes with fixed keys, so a policy stays deterministic.
+#[derive(Clone, Debug, Default)]
+pub struct TagMerge {
+    tags: Tags,
+    index: std::collections::HashMap<String, usize, std::hash::BuildHasherDefault<std::hash::DefaultHasher>>,
+}
+
+impl TagMerge {
+    /// Start from `tags`, merged in order: a key listed twice keeps its first place and its
+    /// last value, as a Python dict built from the pairs would.
+    pub fn new(tags: &[(String, String)]) -> Self {
+        let mut merge = TagMerge {
+            tags: Vec::with_capacity(tags.len()),
+            index: std::collections::HashMap::with_capacity_and_hasher(tags.len(), Default::default()),
+        };
+        for (key, value) in tags {
+            merge.set(key, value);
+        }
+        merge
+    }
+
+    /// Set a tag, replacing an existing value in place.
+    pub fn set(&mut self, key: &str, value: &str) {
+        match self.index.get(key) {
+            Some(&place) => self.tags[place].1 = value.to_string(),
+            None => {
+                self.index.insert(key.to_string(), self.tags.len());
+                self.tags.push((key.to_string(), value.to_string()));
+            }
+        }
+    }
+
+    /// The merged tags, in merge order.
+    pub fn into_tags(self) -> Tags {
+        self.tags
+    }
+}
+
 /// Declares a fieldless enum with Dagster's spelling of each variant (`as_str`, `parse`, `ALL`);
 /// the spelling is also its JSON form.
 macro_rules! dagster_enum {
