@@ -2,12 +2,15 @@
 //! per-call store with WASI granting nothing.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ResourceLimiter, Store,
+    UpdateDeadline,
+};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -72,7 +75,10 @@ pub struct SandboxConfig {
     /// the limit that bites, and a retry decision still never holds an orchestrator up for long.
     /// Cost: one ticker thread per engine and a cheap check at loop heads.
     pub deadline: Duration,
-    /// Epoch tick: the deadline's resolution. Default 5 ms. Cost: one wake-up per tick.
+    /// Epoch tick: how often a running guest looks at the clock, so the deadline's resolution.
+    /// The deadline is measured against the monotonic clock, not by counting ticks, so a loaded
+    /// machine that wakes the ticker late cannot stretch it. Default 5 ms. Cost: one wake-up per
+    /// tick and a clock read per tick while a guest runs.
     pub epoch_tick: Duration,
     /// Linear-memory cap per instance, in bytes. Default 512 MiB: a Python (componentize-py)
     /// guest needs tens of MiB before it runs a line; 512 MiB leaves room for big plans while a
@@ -139,9 +145,10 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 const POOLED_COMPONENT_INSTANCES: u32 = 64;
 /// Memory kept resident per pooled slot between instances (see `pooling_config`).
 const KEEP_RESIDENT_BYTES: usize = 4 << 20;
-/// Decommits (madvise) batched per CPU shard: fewer system calls and TLB shootdowns when
-/// instances come and go on several threads.
-const DECOMMIT_BATCH: usize = 16;
+/// Decommits (madvise) batched per CPU shard. 1: a freed slot gives its memory back at once.
+/// A batch of 16 saved a few system calls but held up to 16 slots' dirty pages, each up to the
+/// memory cap: a batch of memory-hungry decisions peaked at 6 GiB where 1 GiB was enough.
+const DECOMMIT_BATCH: usize = 1;
 /// Python guests hold more than 16 core instances per component.
 const POOLED_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
 
@@ -208,6 +215,53 @@ fn start_epoch_ticker(engine: &Engine, tick: Duration) {
         .expect("spawn the epoch ticker thread");
 }
 
+/// Why calls were stopped from outside (see [`Interrupt`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StopReason {
+    /// Whoever waited for the outcome is gone (a client that disconnected).
+    Cancelled = 1,
+    /// A newer candidate took this one's place.
+    Superseded = 2,
+    /// The server is stopping.
+    Shutdown = 3,
+    /// The time budget ran out.
+    OutOfTime = 4,
+}
+
+/// Ends a policy's calls from outside, before their own deadline: a candidate's checks when they
+/// are cancelled, superseded, or out of their total time budget. The guest sees it at its next
+/// epoch tick, as it sees its deadline.
+pub(crate) struct Interrupt {
+    stopped: AtomicU8,
+    until: Instant,
+}
+
+impl Interrupt {
+    /// An interrupt that fires by itself once `budget` has passed.
+    pub(crate) fn new(budget: Duration) -> Arc<Self> {
+        Arc::new(Interrupt { stopped: AtomicU8::new(0), until: deadline_from_now(budget) })
+    }
+
+    /// Stop the calls; the first reason given is the one kept.
+    pub(crate) fn stop(&self, reason: StopReason) {
+        let _ = self.stopped.compare_exchange(0, reason as u8, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// Why the calls must stop, if they must.
+    pub(crate) fn reason(&self) -> Option<StopReason> {
+        if self.stopped.load(Ordering::SeqCst) == 0 && Instant::now() >= self.until {
+            self.stop(StopReason::OutOfTime);
+        }
+        match self.stopped.load(Ordering::SeqCst) {
+            1 => Some(StopReason::Cancelled),
+            2 => Some(StopReason::Superseded),
+            3 => Some(StopReason::Shutdown),
+            4 => Some(StopReason::OutOfTime),
+            _ => None,
+        }
+    }
+}
+
 /// Per-call host state: WASI with nothing granted, the resource limiter, captured stderr, and
 /// the virtual clocks and seeded randomness of `determinism`.
 pub(crate) struct HostState {
@@ -216,6 +270,10 @@ pub(crate) struct HostState {
     pub(crate) call: CallEnv,
     pub(crate) limiter: Limiter,
     pub(crate) stderr: MemoryOutputPipe,
+    /// When the current call must end (the deadline, read on the monotonic clock).
+    deadline_at: Instant,
+    /// Stops the call from outside, when set.
+    interrupt: Option<Arc<Interrupt>>,
 }
 
 impl WasiView for HostState {
@@ -252,7 +310,12 @@ impl ResourceLimiter for Limiter {
 
 /// A fresh store for one call, with fuel, deadline and randomness from `seed` set (a new store
 /// starts with neither fuel nor deadline).
-pub(crate) fn new_store(engine: &Engine, config: &SandboxConfig, seed: [u8; 32]) -> Store<HostState> {
+pub(crate) fn new_store(
+    engine: &Engine,
+    config: &SandboxConfig,
+    seed: [u8; 32],
+    interrupt: Option<Arc<Interrupt>>,
+) -> Store<HostState> {
     let stderr = MemoryOutputPipe::new(config.max_stderr_bytes);
     // No preopens, no environment, no arguments, no network, no stdin/stdout: only stderr,
     // bounded. Clocks and randomness are replaced in the linker (`determinism`); the fixed wall
@@ -268,10 +331,20 @@ pub(crate) fn new_store(engine: &Engine, config: &SandboxConfig, seed: [u8; 32])
             hit: Arc::new(AtomicBool::new(false)),
         },
         stderr,
+        deadline_at: deadline_from_now(config.deadline),
+        interrupt,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
-    store.epoch_deadline_trap();
+    // Every tick the guest checks the clock: past the deadline it stops, else one more tick.
+    store.epoch_deadline_callback(|store| {
+        let state = store.data();
+        if Instant::now() >= state.deadline_at || state.interrupt.as_ref().is_some_and(|i| i.reason().is_some()) {
+            Err(wasmtime::Trap::Interrupt.into())
+        } else {
+            Ok(UpdateDeadline::Continue(1))
+        }
+    });
     set_budget(&mut store, config);
     store
 }
@@ -283,11 +356,17 @@ pub(crate) fn begin_call(store: &mut Store<HostState>, config: &SandboxConfig, s
     set_budget(store, config);
 }
 
+/// `deadline` from now; a deadline too far to represent is a year away (the same, in practice).
+fn deadline_from_now(deadline: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(deadline).unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
+}
+
 /// A full fuel budget and a deadline counted from now.
 fn set_budget(store: &mut Store<HostState>, config: &SandboxConfig) {
     store.set_fuel(config.fuel).expect("fuel is enabled on every runretry engine");
-    let ticks = config.deadline.as_nanos().div_ceil(config.epoch_tick.as_nanos().max(1));
-    store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
+    store.data_mut().deadline_at = deadline_from_now(config.deadline);
+    store.set_epoch_deadline(1);
 }
 
 /// Turn a wasmtime failure during a call into the typed error it stands for.
