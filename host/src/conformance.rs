@@ -212,3 +212,45 @@ pub fn run_cases(policy: &Policy, cases: &[ConformanceCase], ignore: &[String]) 
     }
     report
 }
+
+/// How a candidate fared (see [`check_candidate`]).
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Every case passed.
+    Passed,
+    /// The first case that failed, in the suite named.
+    Failed { suite: &'static str, failure: CaseFailure },
+    /// `stopped` said stop before the checks were done.
+    Stopped,
+}
+
+/// The contract suite, then `golden`, one case at a time: stops at the first failing case (a
+/// candidate that loops would otherwise spend its deadline on every case) and as soon as
+/// `stopped()` is true.
+pub(crate) fn check_candidate(
+    policy: &Policy,
+    golden: &[ConformanceCase],
+    ignore: &[String],
+    stopped: &dyn Fn() -> bool,
+) -> Verdict {
+    for (name, case) in contract::generate() {
+        let problems = contract::check(policy, &case);
+        if stopped() {
+            return Verdict::Stopped;
+        }
+        if !problems.is_empty() {
+            let failure = CaseFailure { name, source: "contract".into(), differences: problems };
+            return Verdict::Failed { suite: "contract suite", failure };
+        }
+    }
+    for case in golden {
+        let report = run_cases(policy, std::slice::from_ref(case), ignore);
+        if stopped() {
+            return Verdict::Stopped;
+        }
+        if let Some(failure) = report.failures.into_iter().next() {
+            return Verdict::Failed { suite: "golden cases", failure };
+        }
+    }
+    Verdict::Passed
+}

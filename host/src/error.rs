@@ -72,6 +72,18 @@ impl Error {
         }
     }
 
+    /// The kinds of a policy's own failures (every kind but bad input), as [`Error::kind`]
+    /// names them.
+    pub const POLICY_FAILURE_KINDS: [&'static str; 7] = [
+        "invalid policy component",
+        "deadline exceeded",
+        "fuel exhausted",
+        "memory limit",
+        "stack overflow",
+        "guest trap",
+        "invalid policy output",
+    ];
+
     /// True for errors of the input rather than of the policy (CLI exit 2 instead of 3).
     pub fn is_bad_input(&self) -> bool {
         matches!(self, Error::BadInput { .. })

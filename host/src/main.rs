@@ -69,7 +69,7 @@ enum Command {
         ignore_field: Vec<String>,
     },
     /// Serve decisions over HTTP, with hot-swapped, checked policy versions (README: Service).
-    Serve(cli::serve::ServeArgs),
+    Serve(Box<cli::serve::ServeArgs>),
     /// Decide recorded cases again with a candidate policy and report what changes.
     Replay(cli::replay::ReplayArgs),
     /// Describe a component: world, exports, imports, size, and whether it is a valid policy.
@@ -84,7 +84,7 @@ enum Command {
 /// `--on-policy-error`: the library's [`OnPolicyError`], spelt for the command line.
 #[derive(Clone, Copy, ValueEnum)]
 enum OnError {
-    /// Exit 3.
+    /// Report the policy's error: exit 3 (`serve`: HTTP 500 naming the error kind).
     Fail,
     /// Answer `action: NONE`, with the error in `events`.
     GiveUp,
@@ -234,7 +234,7 @@ fn run(command: Command) -> Result<u8, Failure> {
             let _ = writeln!(out, "{} passed, {} failed", report.passed, report.failures.len());
             Ok(if report.failures.is_empty() { 0 } else { 1 })
         }
-        Command::Serve(args) => cli::serve::serve(args),
+        Command::Serve(args) => cli::serve::serve(*args),
         Command::Replay(args) => cli::replay::run(args),
         Command::Inspect { file, sandbox } => {
             let sandbox = Sandbox::new(sandbox.config())?;

@@ -14,7 +14,7 @@ use crate::component;
 use crate::determinism::seed_for;
 use crate::error::Error;
 use crate::marshal;
-use crate::sandbox::{self, HostState, SandboxConfig};
+use crate::sandbox::{self, HostState, Interrupt, SandboxConfig};
 use crate::validate;
 
 /// The default policy (Dagster's semantics), built from `guest-default-policy` by build.rs.
@@ -70,7 +70,7 @@ impl Sandbox {
             None => component::compile(&self.engine, name, bytes)?,
         };
         let pre = component::prepare(&self.engine, &self.linker, name, &compiled)?;
-        Ok(Policy { sandbox: self.clone(), pre, name: name.to_string() })
+        Ok(Policy { sandbox: self.clone(), pre, name: name.to_string(), interrupt: None })
     }
 
     /// Load the embedded default policy.
@@ -85,12 +85,24 @@ pub struct Policy {
     sandbox: Sandbox,
     pre: RetryPolicyPre<HostState>,
     name: String,
+    /// Stops every call from outside (a candidate under check); `None` for a policy in service.
+    interrupt: Option<Arc<Interrupt>>,
 }
 
 impl Policy {
     /// The name given at load time (a path, or `<embedded default policy>`).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The same policy, its calls stopped early when `interrupt` fires.
+    pub(crate) fn interruptible(&self, interrupt: Arc<Interrupt>) -> Policy {
+        Policy { interrupt: Some(interrupt), ..self.clone() }
+    }
+
+    /// The same policy, no longer interruptible from outside.
+    pub(crate) fn uninterruptible(self) -> Policy {
+        Policy { interrupt: None, ..self }
     }
 
     /// The complete decision for a case, from a fresh instance (a trap poisons a store, and one
@@ -114,14 +126,15 @@ impl Policy {
     /// history. Any failure poisons it; later calls then fail fast.
     pub fn warm(&self) -> Result<WarmPolicy, Error> {
         // Seeded per call in `guarded`; instantiation itself sees a fixed seed.
-        let mut store = sandbox::new_store(&self.sandbox.engine, &self.sandbox.config, seed_for(""));
+        let mut store =
+            sandbox::new_store(&self.sandbox.engine, &self.sandbox.config, seed_for(""), self.interrupt.clone());
         let bindings = self.instantiate(&mut store)?;
         Ok(WarmPolicy { policy: self.clone(), store, bindings, poisoned: None })
     }
 
     /// A store whose clocks and randomness are a function of `run` (see `determinism`).
     fn new_store(&self, run: &Run) -> Store<HostState> {
-        sandbox::new_store(&self.sandbox.engine, &self.sandbox.config, seed_for(&run.run_id))
+        sandbox::new_store(&self.sandbox.engine, &self.sandbox.config, seed_for(&run.run_id), self.interrupt.clone())
     }
 
     fn instantiate(&self, store: &mut Store<HostState>) -> Result<RetryPolicy, Error> {

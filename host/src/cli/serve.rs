@@ -44,9 +44,33 @@ pub(crate) struct ServeArgs {
     /// RUNRETRY_TOKEN).
     #[arg(long)]
     token_file: Option<PathBuf>,
-    /// Largest request body, in bytes (uploads: 256 MiB).
+    /// Largest request body, in bytes (uploads: 256 MiB); a larger Content-Length is refused
+    /// (413) before the body is read.
     #[arg(long, default_value_t = 16 << 20)]
     max_request_bytes: usize,
+    /// Request-body bytes held at once across all requests.
+    #[arg(long, default_value_t = 256 << 20)]
+    max_buffered_bytes: usize,
+    /// Time to receive a whole request body, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    body_timeout_ms: u64,
+    /// Time to receive a request's head, from connecting or from the previous answer (so also
+    /// the idle keep-alive timeout), in milliseconds.
+    #[arg(long, default_value_t = 15_000)]
+    header_timeout_ms: u64,
+    /// Time an answer may wait for the client to read it, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    write_timeout_ms: u64,
+    /// Connections served at once (16 more answer only /health*); capped by the file limit.
+    #[arg(long, default_value_t = 512)]
+    max_connections: usize,
+    /// Time all checks of one candidate version may take together, in milliseconds.
+    #[arg(long, default_value_t = 60_000)]
+    check_budget_ms: u64,
+    /// On SIGTERM or SIGINT: how long /health/ready answers 503 while the server still serves,
+    /// in milliseconds, before it stops accepting and finishes the requests in flight.
+    #[arg(long, default_value_t = 5_000)]
+    drain_ms: u64,
     /// Deadline of one request (a batch as a whole), queueing included, in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     request_deadline_ms: u64,
@@ -83,14 +107,28 @@ pub(crate) fn serve(args: ServeArgs) -> Result<u8, Failure> {
 }
 
 fn config(args: ServeArgs) -> Result<ServeConfig, Failure> {
-    let token = match &args.token_file {
-        Some(path) => Some(
+    let token = match (&args.token_file, std::env::var_os(TOKEN_VARIABLE)) {
+        (Some(path), Some(_)) => {
+            return Err(Error::bad_input(format!(
+                "the bearer token is given twice, by --token-file {} and by {TOKEN_VARIABLE}: set one",
+                path.display()
+            ))
+            .into())
+        }
+        (Some(path), None) => Some(
             std::fs::read_to_string(path)
                 .map_err(|e| Error::bad_input_caused(format!("{}: cannot read the token: {e}", path.display()), &e))?
                 .trim()
                 .to_string(),
         ),
-        None => std::env::var(TOKEN_VARIABLE).ok().map(|t| t.trim().to_string()),
+        (None, Some(token)) => Some(
+            token
+                .into_string()
+                .map_err(|_| Error::bad_input(format!("{TOKEN_VARIABLE} is not valid UTF-8")))?
+                .trim()
+                .to_string(),
+        ),
+        (None, None) => None,
     };
     if token.as_deref() == Some("") {
         return Err(Error::bad_input("the bearer token is empty").into());
@@ -109,6 +147,13 @@ fn config(args: ServeArgs) -> Result<ServeConfig, Failure> {
         allow_uploads: args.allow_uploads,
         token,
         max_request_bytes: args.max_request_bytes,
+        max_buffered_bytes: args.max_buffered_bytes,
+        body_timeout: Duration::from_millis(args.body_timeout_ms),
+        header_timeout: Duration::from_millis(args.header_timeout_ms),
+        write_timeout: Duration::from_millis(args.write_timeout_ms),
+        max_connections: args.max_connections,
+        check_budget: Duration::from_millis(args.check_budget_ms),
+        drain: Duration::from_millis(args.drain_ms),
         request_deadline: Duration::from_millis(args.request_deadline_ms),
         workers: args.workers.unwrap_or(defaults.workers),
         poll_interval: (args.poll_interval_ms > 0).then(|| Duration::from_millis(args.poll_interval_ms)),

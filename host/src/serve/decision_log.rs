@@ -92,6 +92,7 @@ impl DecisionLog {
     pub(crate) fn mask(&self, record: &mut Value) {
         if !self.mask.is_empty() {
             mask_tags(record, &self.mask, false);
+            mask_error_on_masked_tag(record, &self.mask);
         }
     }
 
@@ -192,6 +193,20 @@ fn mask_tags(value: &mut Value, mask: &GlobSet, in_tags: bool) {
         }
         Value::Array(items) => items.iter_mut().for_each(|item| mask_tags(item, mask, false)),
         _ => {}
+    }
+}
+
+/// A case refused for a masked tag's value (a number where a string belongs, say) has the
+/// value in its error message: replace the message, keep the path.
+fn mask_error_on_masked_tag(record: &mut Value, mask: &GlobSet) {
+    let Some(error) = record.get_mut("error").and_then(Value::as_object_mut) else { return };
+    let Some(path) = error.get("path").and_then(Value::as_str) else { return };
+    // `run.tags.KEY` or `run.group[0].tags.KEY`: the key follows the tag map's name.
+    let masked =
+        path.split_once(".tags.").or_else(|| path.split_once("_tags.")).is_some_and(|(_, key)| mask.is_match(key));
+    if masked {
+        let message = format!("{path}: the value of a masked tag is not valid ({MASKED})");
+        error.insert("message".into(), Value::String(message));
     }
 }
 

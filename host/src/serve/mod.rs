@@ -8,6 +8,8 @@
 //! - `decision_log`: JSON Lines, one record per decision, rotated by size, never torn;
 //! - `metrics`: the Prometheus registry;
 //! - `auth`: the optional bearer token;
+//! - `body`: request bodies read within the size, time and memory limits;
+//! - `listener`: connections, capped and timed out, and the graceful stop;
 //! - `watch`: new versions from a file change or SIGHUP.
 //!
 //! [`Server::start`] runs a server on its own threads and returns at once; dropping the
@@ -27,7 +29,9 @@ use crate::policy::{Sandbox, DEFAULT_POLICY_WASM};
 use crate::sandbox::SandboxConfig;
 
 mod auth;
+mod body;
 mod decision_log;
+mod listener;
 mod metrics;
 mod routes;
 mod versions;
@@ -66,8 +70,31 @@ pub struct ServeConfig {
     pub allow_uploads: bool,
     /// Require `Authorization: Bearer <token>` on every endpoint but `/health*`.
     pub token: Option<String>,
-    /// Largest request body, in bytes. Default 16 MiB (a 10,000-step plan is under 1 MiB).
+    /// Largest request body, in bytes. Default 16 MiB (a 10,000-step plan is under 1 MiB). A
+    /// `Content-Length` over it is refused (413) before the body is read.
     pub max_request_bytes: usize,
+    /// Request-body bytes held at once across all requests (uploads included). Default 256 MiB:
+    /// slow or stalled bodies wait for room (and time out) instead of growing the process.
+    pub max_buffered_bytes: usize,
+    /// Time to receive a whole request body. Default 30 s.
+    pub body_timeout: Duration,
+    /// Time to receive a request's head, counted from the connection's start or from its
+    /// previous answer, so also how long an idle keep-alive connection stays open. Default 15 s.
+    pub header_timeout: Duration,
+    /// Time a response may wait for the client to read it before the connection is closed.
+    /// Default 30 s.
+    pub write_timeout: Duration,
+    /// Connections served at once. Default 512, and never more than the process's file
+    /// descriptor limit allows (less a reserve). Beyond it, 16 more connections answer only
+    /// `/health` and `/health/ready`; the rest wait in the listen backlog.
+    pub max_connections: usize,
+    /// The time all checks of one candidate version may take together, compiling included.
+    /// Default 60 s. Past it the candidate is rejected (`time budget`).
+    pub check_budget: Duration,
+    /// On SIGTERM or SIGINT (with `signals`): how long `/health/ready` answers 503 while the
+    /// server still serves, so load balancers stop sending; then it stops accepting, finishes
+    /// the requests in flight (within `request_deadline`) and exits. Default 5 s.
+    pub drain: Duration,
     /// Deadline for one request, queueing included; past it the answer is 503. Default 10 s:
     /// above the sandbox's per-call deadline (5 s), so a slow policy fails as itself first.
     /// A batch has this deadline as a whole.
@@ -99,6 +126,13 @@ impl Default for ServeConfig {
             allow_uploads: false,
             token: None,
             max_request_bytes: 16 << 20,
+            max_buffered_bytes: 256 << 20,
+            body_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(15),
+            write_timeout: Duration::from_secs(30),
+            max_connections: 512,
+            check_budget: Duration::from_secs(60),
+            drain: Duration::from_secs(5),
             request_deadline: Duration::from_secs(10),
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             poll_interval: Some(Duration::from_secs(2)),
@@ -121,6 +155,7 @@ impl Server {
     /// threads of its own. Fails when the policy does not pass its checks (the reason names
     /// the check), the golden cases do not parse, or the address or log cannot be opened.
     pub fn start(config: ServeConfig) -> Result<Server, Error> {
+        return_large_blocks_to_the_system();
         let golden = load_golden(&config.golden)?;
         let sandbox = Sandbox::new(config.sandbox.clone())?;
         let metrics = Arc::new(metrics::Metrics::new());
@@ -130,6 +165,7 @@ impl Server {
                 golden,
                 ignore: config.golden_ignore.clone(),
                 pins: normalise_pins(&config.pin_sha256)?,
+                budget: config.check_budget,
             },
             config.keep_versions.max(1),
             metrics.clone(),
@@ -218,7 +254,8 @@ impl Drop for Server {
     }
 }
 
-/// The server's life: serve, watch the file, handle signals, until told to stop.
+/// The server's life: serve, watch the file, handle signals, until told to stop. A signal
+/// drains first (not ready, still serving, for `drain`); [`Server::shutdown`] does not.
 async fn run(
     listener: std::net::TcpListener,
     state: Arc<routes::AppState>,
@@ -231,21 +268,84 @@ async fn run(
     if let Some(path) = config.policy.clone() {
         watch::spawn(state.clone(), path, seen, config.poll_interval, config.signals);
     }
+    tokio::spawn(give_back_free_memory());
     let app = routes::router(state.clone(), &config);
-    let signals = config.signals;
+    let health = routes::health_router(state.clone());
+    let (signals, drain) = (config.signals, config.drain);
     let stopping = state.clone();
     let shutdown = async move {
-        tokio::select! {
-            _ = stop => {}
-            _ = watch::termination(signals) => {}
-        }
+        let signalled = tokio::select! {
+            _ = stop => false,
+            _ = watch::termination(signals) => true,
+        };
         // Not ready from now on: a load balancer stops sending while the last answers go out.
         stopping.set_ready(false);
+        // A candidate being checked is given up: the server must stop within its drain.
+        stopping.versions.stop_pending(crate::sandbox::StopReason::Shutdown);
+        if signalled {
+            eprintln!("runretry serve: stopping: not ready, serving for {} ms more", drain.as_millis());
+            tokio::time::sleep(drain).await;
+        }
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::bad_input_caused(format!("the server stopped: {e}"), &e))
+    let limits = listener::ConnectionLimits {
+        max_connections: connection_cap(config.max_connections),
+        header_timeout: config.header_timeout,
+        write_timeout: config.write_timeout,
+    };
+    listener::serve(listener, app, health, limits, shutdown, config.request_deadline).await;
+    Ok(())
+}
+
+/// `wanted` connections, or fewer when the file-descriptor limit (raised to its hard limit
+/// first) would run out: each connection is one descriptor, and the process needs a reserve for
+/// its files, the decision log and the spare health-check connections.
+fn connection_cap(wanted: usize) -> usize {
+    const RESERVE: libc::rlim_t = 64;
+    let Some(limit) = raise_file_limit() else { return wanted.max(1) };
+    let room = limit.saturating_sub(RESERVE + listener::SPARE_CONNECTIONS as libc::rlim_t);
+    wanted.min(usize::try_from(room).unwrap_or(usize::MAX)).max(1)
+}
+
+/// Raise the soft limit on open files to the hard limit, as servers do; the limit in force.
+fn raise_file_limit() -> Option<libc::rlim_t> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed in.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    Some(limit.rlim_cur)
+}
+
+/// Every few seconds, hand the allocator's free memory back to the system: after a burst of
+/// clients, each runtime thread's arena holds freed pages that the process would otherwise keep.
+async fn give_back_free_memory() {
+    let mut every = tokio::time::interval(Duration::from_secs(2));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        every.tick().await;
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only returns free pages to the system; it takes the arenas' locks.
+        let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
+    }
+}
+
+/// Large buffers (request bodies, batch answers) are given back to the system when freed. glibc
+/// otherwise raises its mmap threshold to the largest block freed so far, after which such
+/// blocks come from its heap and stay with the process after the clients that needed them left.
+fn return_large_blocks_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; a fixed threshold is always valid.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+    }
 }
 
 fn load_golden(paths: &[PathBuf]) -> Result<Vec<ConformanceCase>, Error> {

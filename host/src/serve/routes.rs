@@ -7,10 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::{header, StatusCode};
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
@@ -25,10 +24,12 @@ use crate::fallback::{fall_back, OnPolicyError};
 use crate::policy::Policy;
 
 use super::auth::{require_token, Token};
+use super::body::{BodyLimits, ReadBody, Unread};
 use super::decision_log::DecisionLog;
 use super::metrics::{Metrics, CONTENT_TYPE};
 use super::versions::{Origin, Version, Versions};
 use super::ServeConfig;
+use crate::sandbox::{Interrupt, StopReason};
 
 /// Largest policy component `PUT /v1/policy` accepts: interpreted guests (Python, JavaScript)
 /// are tens of MiB.
@@ -43,9 +44,13 @@ pub(crate) struct AppState {
     metrics: Arc<Metrics>,
     log: Option<Arc<DecisionLog>>,
     workers: Arc<Semaphore>,
+    /// The number of workers, for a batch's share of them.
+    worker_count: usize,
     deadline: Duration,
     allow_uploads: bool,
     ready: AtomicBool,
+    bodies: BodyLimits,
+    max_request_bytes: usize,
 }
 
 impl AppState {
@@ -64,9 +69,12 @@ impl AppState {
             metrics,
             log,
             workers: Arc::new(Semaphore::new(config.workers.max(1))),
+            worker_count: config.workers.max(1),
             deadline: config.request_deadline,
             allow_uploads: config.allow_uploads,
             ready: AtomicBool::new(true),
+            bodies: BodyLimits::new(config.body_timeout, config.max_buffered_bytes),
+            max_request_bytes: config.max_request_bytes,
         }
     }
 
@@ -121,6 +129,11 @@ impl AppState {
         Ok(case)
     }
 
+    /// Read a request body of at most `max_bytes` (see `body`).
+    async fn read_body(&self, headers: &HeaderMap, body: Body, max_bytes: usize) -> Result<ReadBody, Failure> {
+        self.bodies.read(headers, body, max_bytes).await.map_err(Failure::unreadable)
+    }
+
     fn log(&self, records: impl IntoIterator<Item = Value>) {
         // One append per record on a local file: microseconds, so done here rather than on
         // another thread, which keeps "answered" and "logged" in step.
@@ -169,11 +182,9 @@ impl Failure {
         }
     }
 
-    /// The body could not be read: over the size limit (413), or cut short.
-    fn unreadable(rejection: BytesRejection) -> Self {
-        let status = rejection.status();
-        let kind = if status == StatusCode::PAYLOAD_TOO_LARGE { "request too large" } else { "bad input" };
-        Failure { status, kind: kind.into(), message: rejection.body_text(), path: None }
+    /// The body could not be read: over the size limit (413), too slow (408), cut short (400).
+    fn unreadable(unread: Unread) -> Self {
+        Failure { status: unread.status, kind: unread.kind.into(), message: unread.message, path: None }
     }
 
     fn internal(message: String) -> Self {
@@ -202,15 +213,13 @@ impl From<Error> for Failure {
 }
 
 pub(crate) fn router(state: Arc<AppState>, config: &ServeConfig) -> Router {
-    // axum's limit, not tower-http's: a body over it reaches the handler as a rejection, so the
-    // 413 is answered like any other failure (JSON, decision id, logged).
-    let limit = DefaultBodyLimit::max(config.max_request_bytes);
+    // Bodies are read by the handlers themselves (`AppState::read_body`), within the limits.
     let mut app = Router::new()
-        .route("/v1/decide", post(decide).layer(limit))
-        .route("/v1/decide/batch", post(decide_batch).layer(limit))
-        .route("/v1/select-steps", post(select_steps).layer(limit))
-        .route("/v1/policy", get(describe_policy).put(upload_policy).layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES)))
-        .route("/v1/policy/rollback", post(rollback).layer(limit))
+        .route("/v1/decide", post(decide))
+        .route("/v1/decide/batch", post(decide_batch))
+        .route("/v1/select-steps", post(select_steps))
+        .route("/v1/policy", get(describe_policy).put(upload_policy))
+        .route("/v1/policy/rollback", post(rollback))
         .route("/health", get(health))
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
@@ -220,6 +229,17 @@ pub(crate) fn router(state: Arc<AppState>, config: &ServeConfig) -> Router {
     }
     // A panicking handler answers 500 instead of dropping the connection.
     app.layer(CatchPanicLayer::new())
+}
+
+/// What a connection beyond the connection cap is served: the health checks, and 503 for the
+/// rest, so probes answer while the server is full.
+pub(crate) fn health_router(state: Arc<AppState>) -> Router {
+    Router::new().route("/health", get(health)).route("/health/ready", get(ready)).with_state(state).fallback(
+        || async {
+            let message = "the server is at its connection limit; try again";
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": {"kind": "unavailable", "message": message}})))
+        },
+    )
 }
 
 fn decision_id() -> String {
@@ -295,12 +315,12 @@ fn failed(state: &AppState, failure: Failure) -> (StatusCode, Option<Value>, Opt
 
 /// `POST /v1/decide`: a case (the CLI's case JSON) in; the decision, its id and the deciding
 /// policy out.
-async fn decide(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn decide(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let (started, at, id) = (Instant::now(), SystemTime::now(), decision_id());
     let version = state.versions.active();
-    let (case, outcome) = match body {
-        Err(rejection) => (None, Err(Failure::unreadable(rejection))),
-        Ok(body) => {
+    let (case, outcome) = match state.read_body(&headers, body, state.max_request_bytes).await {
+        Err(failure) => (None, Err(failure)),
+        Ok(ReadBody { bytes: body, .. }) => {
             let work = {
                 let (shared, version) = (state.clone(), version.clone());
                 state.blocking(move || {
@@ -325,56 +345,71 @@ async fn decide(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRej
 /// out, in order, each with `line` (from 1). Every line is decided by the same version. The
 /// request deadline covers the batch: lines not decided by then answer with that error. A body
 /// that cannot be read (over the size limit) gets one JSON error, as `/v1/decide` would.
-async fn decide_batch(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+async fn decide_batch(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let (started, at) = (Instant::now(), SystemTime::now());
     let deadline = tokio::time::Instant::now() + state.deadline;
     let version = state.versions.active();
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => {
-            let failure = Err(Failure::unreadable(rejection));
+    let read = state.read_body(&headers, body, state.max_request_bytes).await;
+    let body = match read {
+        Ok(read) => read.bytes,
+        Err(failure) => {
+            let failure = Err(failure);
             let answered = answer_decision(&state, decision_id(), at, &version, None, failure, started);
             state.log([answered.record]);
             return (answered.status, Json(answered.body)).into_response();
         }
     };
-    let mut pending = Vec::new();
-    for (index, line) in body.split(|&b| b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let number = index + 1;
-        let (shared, version, line) = (state.clone(), version.clone(), body.slice_ref(line));
-        let work = state.blocking(move || {
-            let case = shared.parse(&format!("request body:{number}"), &line)?;
-            let decided = shared.decide(&version, &case);
-            Ok::<_, Failure>((case, decided))
-        });
-        let task = tokio::spawn(work);
-        pending.push((number, task));
-    }
-    let mut lines = Vec::with_capacity(pending.len());
-    let mut records = Vec::with_capacity(pending.len());
-    for (number, mut task) in pending {
-        let (case, outcome) = match tokio::time::timeout_at(deadline, &mut task).await {
-            Ok(Ok(Ok(Ok((case, decided))))) => (Some(case), Ok(decided)),
-            Ok(Ok(Ok(Err(failure)) | Err(failure))) => (None, Err(failure)),
-            Ok(Err(join)) => (None, Err(Failure::internal(format!("the decision's task failed: {join}")))),
-            Err(_) => {
-                task.abort();
-                (None, Err(Failure::deadline(state.deadline)))
-            }
+    // At most `workers` lines in flight: a batch takes its turn with the other requests for the
+    // workers instead of queueing all its lines ahead of them.
+    let lines = body
+        .split(|&b| b == b'\n')
+        .enumerate()
+        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+        .map(|(index, line)| (index + 1, body.slice_ref(line)))
+        .collect::<Vec<_>>();
+    let mut in_flight = std::collections::VecDeque::with_capacity(state.worker_count);
+    let mut out = String::new();
+    let mut records = Vec::new();
+    let mut answer = |number: usize, outcome: Result<(Case, Decided), Failure>| {
+        let (case, outcome) = match outcome {
+            Ok((case, decided)) => (Some(case), Ok(decided)),
+            Err(failure) => (None, Err(failure)),
         };
         let mut answered = answer_decision(&state, decision_id(), at, &version, case.as_ref(), outcome, started);
         answered.body["line"] = json!(number);
         answered.record["line"] = json!(number);
-        let mut text = serde_json::to_string(&answered.body).expect("answers serialise");
-        text.push('\n');
-        lines.push(text);
+        out.push_str(&serde_json::to_string(&answered.body).expect("answers serialise"));
+        out.push('\n');
         records.push(answered.record);
+    };
+    let mut lines = lines.into_iter().peekable();
+    while lines.peek().is_some() || !in_flight.is_empty() {
+        if in_flight.len() < state.worker_count {
+            if let Some((number, line)) = lines.next() {
+                let (shared, version) = (state.clone(), version.clone());
+                let work = state.blocking(move || {
+                    let case = shared.parse(&format!("request body:{number}"), &line)?;
+                    let decided = shared.decide(&version, &case);
+                    Ok::<_, Failure>((case, decided))
+                });
+                in_flight.push_back((number, tokio::spawn(work)));
+                continue;
+            }
+        }
+        let Some((number, mut task)) = in_flight.pop_front() else { break };
+        let outcome = match tokio::time::timeout_at(deadline, &mut task).await {
+            Ok(Ok(Ok(result))) => result,
+            Ok(Ok(Err(failure))) => Err(failure),
+            Ok(Err(join)) => Err(Failure::internal(format!("the decision's task failed: {join}"))),
+            Err(_) => {
+                task.abort();
+                Err(Failure::deadline(state.deadline))
+            }
+        };
+        answer(number, outcome);
     }
     state.log(records);
-    ([(header::CONTENT_TYPE, "application/x-ndjson")], lines.concat()).into_response()
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], out).into_response()
 }
 
 /// `POST /v1/select-steps?strategy=FROM_FAILURE`: a case in (its run is used); the steps, or
@@ -382,7 +417,8 @@ async fn decide_batch(State(state): State<Arc<AppState>>, body: Result<Bytes, By
 async fn select_steps(
     State(state): State<Arc<AppState>>,
     Query(query): Query<HashMap<String, String>>,
-    body: Result<Bytes, BytesRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
     let (started, at, id) = (Instant::now(), SystemTime::now(), decision_id());
     let version = state.versions.active();
@@ -400,9 +436,9 @@ async fn select_steps(
             Some("?strategy".into()),
         )),
     };
+    let body = state.read_body(&headers, body, state.max_request_bytes).await.map(|read| read.bytes);
     let outcome = match (strategy, body) {
-        (_, Err(rejection)) => Err(Failure::unreadable(rejection)),
-        (Err(failure), _) => Err(failure),
+        (_, Err(failure)) | (Err(failure), _) => Err(failure),
         (Ok(strategy), Ok(body)) => {
             let work = {
                 let (shared, version) = (state.clone(), version.clone());
@@ -466,6 +502,7 @@ async fn describe_policy(State(state): State<Arc<AppState>>) -> Response {
         "active": active,
         "versions": kept,
         "last_rejected": last_rejected,
+        "checking": state.versions.checking(),
         "pin_sha256": state.versions.pins(),
         "uploads_enabled": state.allow_uploads,
         "golden_cases": state.versions.golden_cases(),
@@ -475,27 +512,37 @@ async fn describe_policy(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// `PUT /v1/policy?name=NAME`: a component in; checked, then active (200), or rejected (422,
-/// with the check and the reason). 403 unless uploads are enabled.
+/// with the check and the reason). 403 unless uploads are enabled, before the body is read.
+/// The checks run on a thread of their own within the check budget, never holding up other
+/// requests; a client that goes away stops them, and so does a newer candidate.
 async fn upload_policy(
     State(state): State<Arc<AppState>>,
     Query(query): Query<HashMap<String, String>>,
-    body: Result<Bytes, BytesRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => {
-            let failure = Failure::unreadable(rejection);
-            return (failure.status, Json(json!({"error": failure.json()}))).into_response();
-        }
-    };
     if !state.allow_uploads {
         let message = "uploads are disabled: start the server with --allow-uploads";
         return (StatusCode::FORBIDDEN, Json(json!({"error": {"kind": "forbidden", "message": message}})))
             .into_response();
     }
+    let body = match state.read_body(&headers, body, MAX_UPLOAD_BYTES).await {
+        Ok(read) => read.bytes,
+        Err(failure) => return (failure.status, Json(json!({"error": failure.json()}))).into_response(),
+    };
     let name = query.get("name").cloned().unwrap_or_else(|| "upload".into());
+    let interrupt = Interrupt::new(state.versions.check_budget());
+    // Dropped with this handler: when the client disconnects, the checks stop.
+    let _cancel_on_drop = CancelOnDrop(interrupt.clone());
+    let (answer, answered) = tokio::sync::oneshot::channel();
     let versions = state.versions.clone();
-    let offered = tokio::task::spawn_blocking(move || versions.offer(&name, Origin::Api, &body)).await;
+    let spawned = std::thread::Builder::new().name("runretry-check".into()).spawn(move || {
+        let _ = answer.send(versions.offer_interruptible(&name, Origin::Api, &body, interrupt));
+    });
+    let offered = match spawned {
+        Ok(_) => answered.await.map_err(|_| "the check's thread ended without an answer".to_string()),
+        Err(e) => Err(format!("cannot start the check's thread: {e}")),
+    };
     match offered {
         Ok(Ok(version)) => Json(json!({"active": version.info()})).into_response(),
         Ok(Err(rejection)) => (
@@ -506,17 +553,27 @@ async fn upload_policy(
             })),
         )
             .into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": Failure::internal(format!("the check's thread failed: {e}")).json()})),
-        )
+        Err(message) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": Failure::internal(message).json()})))
             .into_response(),
+    }
+}
+
+/// Stops a candidate's checks when whoever waits for them is gone.
+struct CancelOnDrop(Arc<Interrupt>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.stop(StopReason::Cancelled);
     }
 }
 
 /// `POST /v1/policy/rollback`, body empty or `{"revision": N}`: re-activate a kept version (the
 /// one before the active version by default). 409 when there is none.
-async fn rollback(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+async fn rollback(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let body = match state.read_body(&headers, body, state.max_request_bytes).await {
+        Ok(read) => read.bytes,
+        Err(failure) => return (failure.status, Json(json!({"error": failure.json()}))).into_response(),
+    };
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Rollback {

@@ -6,15 +6,16 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::conformance::{run_cases, run_suite, ConformanceCase, SuiteChoice};
-use crate::error::Error;
+use crate::conformance::{check_candidate, ConformanceCase, Verdict};
+use crate::error::{escape_untrusted, Error};
 use crate::policy::{Policy, Sandbox};
+use crate::sandbox::{Interrupt, StopReason};
 
 use super::metrics::Metrics;
 
@@ -71,7 +72,9 @@ pub struct Rejection {
     pub origin: Origin,
     /// When it was refused, RFC 3339.
     pub at: String,
-    /// Which check refused it: `pin`, `compile`, `contract` or `golden`.
+    /// Which check refused it: `pin`, `compile`, `contract` or `golden`; or why its checks
+    /// stopped: `superseded` (a newer candidate came), `cancelled` (its client went away),
+    /// `shutdown` (the server is stopping) or `time budget` (the checks ran out of time).
     pub check: &'static str,
     /// Why, naming the failing cases.
     pub reason: String,
@@ -98,6 +101,8 @@ pub(crate) struct Checks {
     pub(crate) ignore: Vec<String>,
     /// Allowed SHA-256s; empty allows any.
     pub(crate) pins: Vec<String>,
+    /// The time all checks of one candidate may take together (compiling included).
+    pub(crate) budget: Duration,
 }
 
 struct History {
@@ -107,13 +112,34 @@ struct History {
     last_rejected: Option<Rejection>,
 }
 
+/// The candidate being checked.
+struct Pending {
+    interrupt: Arc<Interrupt>,
+    info: CheckingInfo,
+}
+
+/// A candidate being checked, as `GET /v1/policy` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CheckingInfo {
+    /// SHA-256 of the component's bytes, lowercase hex.
+    pub sha256: String,
+    /// Its file or upload name.
+    pub name: String,
+    /// How it arrived.
+    pub origin: Origin,
+    /// When its checks started, RFC 3339.
+    pub since: String,
+}
+
 /// The versions of one server.
 pub(crate) struct Versions {
     /// `None` only before the start-up policy is accepted (the server is not listening then).
     active: ArcSwapOption<Version>,
     history: Mutex<History>,
-    /// Candidates are checked one at a time: two swaps must not race to be active.
-    checking: Mutex<()>,
+    /// The candidate being checked, if any. Checks run without a lock, so rollbacks and reads
+    /// never wait for them; a newer candidate stops this one, and only the newest may become
+    /// active.
+    pending: Mutex<Option<Pending>>,
     sandbox: Sandbox,
     checks: Checks,
     keep: usize,
@@ -146,7 +172,7 @@ impl Versions {
         Versions {
             active: ArcSwapOption::empty(),
             history: Mutex::new(History { kept: VecDeque::new(), next_revision: 1, last_rejected: None }),
-            checking: Mutex::new(()),
+            pending: Mutex::new(None),
             sandbox,
             checks,
             keep,
@@ -162,17 +188,47 @@ impl Versions {
     /// Check a candidate and, if it passes, make it the active version. Bytes identical to the
     /// active version's change nothing (a SIGHUP with an unchanged file).
     pub(crate) fn offer(&self, name: &str, origin: Origin, bytes: &[u8]) -> Result<Arc<Version>, Rejection> {
-        self.admit(name, origin, bytes, true)
+        self.offer_interruptible(name, origin, bytes, Interrupt::new(self.checks.budget))
+    }
+
+    /// [`offer`](Self::offer), with checks that `interrupt` can stop (a client that went away).
+    pub(crate) fn offer_interruptible(
+        &self,
+        name: &str,
+        origin: Origin,
+        bytes: &[u8],
+        interrupt: Arc<Interrupt>,
+    ) -> Result<Arc<Version>, Rejection> {
+        self.admit(name, origin, bytes, Some(interrupt))
     }
 
     /// Swap in a component after compiling it, without the contract suite or golden cases.
     pub(crate) fn activate_unchecked(&self, name: &str, bytes: &[u8]) -> Result<Arc<Version>, Rejection> {
-        self.admit(name, Origin::Unchecked, bytes, false)
+        self.admit(name, Origin::Unchecked, bytes, None)
     }
 
-    /// The pin, compiling, then (when `checked`) the contract suite and the golden cases.
-    fn admit(&self, name: &str, origin: Origin, bytes: &[u8], checked: bool) -> Result<Arc<Version>, Rejection> {
-        let _one_at_a_time = self.checking.lock().unwrap_or_else(|e| e.into_inner());
+    /// The budget for one candidate's checks.
+    pub(crate) fn check_budget(&self) -> Duration {
+        self.checks.budget
+    }
+
+    /// Stop the candidate being checked, if any (the server is stopping).
+    pub(crate) fn stop_pending(&self, reason: StopReason) {
+        if let Some(pending) = self.pending.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            pending.interrupt.stop(reason);
+        }
+    }
+
+    /// The pin, compiling, then (when `checks` is given) the contract suite and the golden
+    /// cases, stopped by the interrupt: a newer candidate, a client gone, the time budget.
+    fn admit(
+        &self,
+        name: &str,
+        origin: Origin,
+        bytes: &[u8],
+        checks: Option<Arc<Interrupt>>,
+    ) -> Result<Arc<Version>, Rejection> {
+        let name = &clean_name(name);
         let sha256 = sha256_hex(bytes);
         if let Some(active) = self.active.load_full() {
             if active.sha256 == sha256 {
@@ -181,29 +237,80 @@ impl Versions {
         }
         let reject = |check: &'static str, reason: String| {
             let at = String::new();
-            self.reject(Rejection { sha256: sha256.clone(), name: name.into(), origin, at, check, reason })
+            self.reject(Rejection { sha256: sha256.clone(), name: name.clone(), origin, at, check, reason })
         };
         self.check_pin(&sha256).map_err(|reason| reject("pin", reason))?;
-        let policy = self.sandbox.load_bytes(name, bytes).map_err(|e| reject("compile", e.to_string()))?;
-        if checked {
-            let contract =
-                run_suite(&policy, &SuiteChoice::Contract, &[]).map_err(|e| reject("contract", e.to_string()))?;
-            if let Some(reason) = summarise("contract suite", contract.passed, &contract.failures) {
-                return Err(reject("contract", reason));
+        // This candidate is now the newest: an older one still being checked stops.
+        let interrupt = checks.clone().unwrap_or_else(|| Interrupt::new(Duration::MAX));
+        let info =
+            CheckingInfo { sha256: sha256.clone(), name: name.clone(), origin, since: now_rfc3339(SystemTime::now()) };
+        let newest = Pending { interrupt: interrupt.clone(), info };
+        if let Some(older) = self.pending.lock().unwrap_or_else(|e| e.into_inner()).replace(newest) {
+            older.interrupt.stop(StopReason::Superseded);
+        }
+        let stopped = |reason: StopReason| {
+            let budget = self.checks.budget.as_millis();
+            let (check, why) = match reason {
+                StopReason::Superseded => ("superseded", "a newer candidate arrived while it was checked".to_string()),
+                StopReason::Cancelled => ("cancelled", "its client went away while it was checked".to_string()),
+                StopReason::Shutdown => ("shutdown", "the server is stopping".to_string()),
+                StopReason::OutOfTime => ("time budget", format!("its checks took longer than {budget} ms")),
+            };
+            reject(check, why)
+        };
+        let policy = match self.sandbox.load_bytes(name, bytes) {
+            Ok(policy) => policy,
+            Err(e) => {
+                self.forget_pending(&interrupt);
+                return Err(reject("compile", e.to_string()));
             }
-            if !self.checks.golden.is_empty() {
-                let golden = run_cases(&policy, &self.checks.golden, &self.checks.ignore);
-                if let Some(reason) = summarise("golden cases", golden.passed, &golden.failures) {
-                    return Err(reject("golden", reason));
+        };
+        if checks.is_some() {
+            let candidate = policy.interruptible(interrupt.clone());
+            let verdict =
+                check_candidate(&candidate, &self.checks.golden, &self.checks.ignore, &|| interrupt.reason().is_some());
+            match verdict {
+                Verdict::Passed => {}
+                Verdict::Stopped => {
+                    self.forget_pending(&interrupt);
+                    return Err(stopped(interrupt.reason().unwrap_or(StopReason::Cancelled)));
+                }
+                Verdict::Failed { suite, failure } => {
+                    self.forget_pending(&interrupt);
+                    let check = if suite == "golden cases" { "golden" } else { "contract" };
+                    return Err(reject(check, summarise(suite, &failure)));
                 }
             }
         }
-        Ok(self.accept(name, origin, sha256, policy))
+        // Only the newest candidate is accepted, and only while nothing stopped it.
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if !pending.as_ref().is_some_and(|newest| Arc::ptr_eq(&newest.interrupt, &interrupt)) {
+            drop(pending);
+            return Err(stopped(StopReason::Superseded));
+        }
+        *pending = None;
+        if let Some(reason) = interrupt.reason().filter(|_| checks.is_some()) {
+            drop(pending);
+            return Err(stopped(reason));
+        }
+        Ok(self.accept(name, origin, sha256, policy.uninterruptible()))
+    }
+
+    /// The candidate `interrupt` belongs to is done: no longer pending, unless a newer one is.
+    fn forget_pending(&self, interrupt: &Arc<Interrupt>) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.as_ref().is_some_and(|p| Arc::ptr_eq(&p.interrupt, interrupt)) {
+            *pending = None;
+        }
+    }
+
+    /// The candidate being checked, if any.
+    pub(crate) fn checking(&self) -> Option<CheckingInfo> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|p| p.info.clone())
     }
 
     /// Make a kept version active again: `revision`, or the one before the active version.
     pub(crate) fn rollback(&self, revision: Option<u64>) -> Result<Arc<Version>, String> {
-        let _one_at_a_time = self.checking.lock().unwrap_or_else(|e| e.into_inner());
         let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
         let active = self.active();
         let target = match revision {
@@ -279,33 +386,34 @@ impl Versions {
 
     fn reject(&self, mut rejection: Rejection) -> Rejection {
         rejection.at = now_rfc3339(SystemTime::now());
-        eprintln!("runretry serve: {rejection}");
+        eprintln!("runretry serve: {}", escape_untrusted(&rejection.to_string()));
         self.metrics.swapped("rejected", 0);
         self.history.lock().unwrap_or_else(|e| e.into_inner()).last_rejected = Some(rejection.clone());
         rejection
     }
 }
 
-/// `None` when every case passed; else how many failed and the first few, by name.
-fn summarise(suite: &str, passed: usize, failures: &[crate::conformance::CaseFailure]) -> Option<String> {
-    if failures.is_empty() {
-        return None;
+/// Longest version name kept, in characters.
+const MAX_NAME_CHARS: usize = 200;
+
+/// A version's name as it is stored, shown and logged: a client chose it (`?name=`), so control
+/// and invisible characters are escaped (no forged log lines) and the length is bounded.
+fn clean_name(name: &str) -> String {
+    let escaped = escape_untrusted(name);
+    match escaped.char_indices().nth(MAX_NAME_CHARS) {
+        Some((cut, _)) => format!("{}...", &escaped[..cut]),
+        None => escaped,
     }
-    const SHOWN: usize = 3;
-    // A failure lists every difference (a trap repeats the guest's stderr): keep a line's worth.
+}
+
+/// The first failing case, on a line's worth (a failure lists every difference, and a trap
+/// repeats the guest's stderr).
+fn summarise(suite: &str, failure: &crate::conformance::CaseFailure) -> String {
     const LONGEST: usize = 240;
-    let shown: Vec<String> = failures
-        .iter()
-        .take(SHOWN)
-        .map(|f| {
-            let text = f.to_string();
-            match text.char_indices().nth(LONGEST) {
-                Some((cut, _)) => format!("{}...", &text[..cut]),
-                None => text,
-            }
-        })
-        .collect();
-    let more = failures.len().saturating_sub(SHOWN);
-    let more = if more > 0 { format!("; and {more} more") } else { String::new() };
-    Some(format!("{} of {} {suite} failed: {}{more}", failures.len(), passed + failures.len(), shown.join("; ")))
+    let text = failure.to_string();
+    let shown = match text.char_indices().nth(LONGEST) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text,
+    };
+    format!("the {suite} failed (checks stop at the first failing case): {shown}")
 }

@@ -56,17 +56,24 @@ async fn on_hangup(state: Arc<AppState>, path: PathBuf) {
 #[cfg(not(unix))]
 async fn on_hangup(_state: Arc<AppState>, _path: PathBuf) {}
 
-/// Read the file and offer it as a candidate (checks run on a blocking thread). The outcome is
+/// Read the file and offer it as a candidate, on a thread of its own (as an upload is): the
+/// checks never hold up requests, and a server that stops does not wait for them. The outcome is
 /// logged by the versions and shown by `GET /v1/policy`.
 async fn reload(state: &Arc<AppState>, path: &Path, origin: Origin) {
     let (state, path) = (state.clone(), path.to_path_buf());
-    let _ = tokio::task::spawn_blocking(move || match super::read_policy(&path) {
-        Ok(bytes) => {
-            let _ = state.versions.offer(&path.display().to_string(), origin, &bytes);
+    let (done, finished) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new().name("runretry-check".into()).spawn(move || {
+        match super::read_policy(&path) {
+            Ok(bytes) => {
+                let _ = state.versions.offer(&path.display().to_string(), origin, &bytes);
+            }
+            Err(error) => eprintln!("runretry serve: {}", crate::error::escape_untrusted(&error.to_string())),
         }
-        Err(error) => eprintln!("runretry serve: {error}"),
-    })
-    .await;
+        let _ = done.send(());
+    });
+    if spawned.is_ok() {
+        let _ = finished.await;
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM when `signals`; never otherwise.

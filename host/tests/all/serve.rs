@@ -77,7 +77,7 @@ impl Client {
         (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}")))
     }
 
-    fn put(&self, path: &str, body: &[u8]) -> (u16, Value) {
+    pub(crate) fn put(&self, path: &str, body: &[u8]) -> (u16, Value) {
         let (status, text) = self.send("PUT", path, Some(body)).unwrap();
         (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}")))
     }
@@ -650,7 +650,19 @@ impl ServeProcess {
         ServeProcess { child, addr }
     }
 
-    fn pid(&self) -> i32 {
+    /// The exit status, once the process has exited by itself within `within`.
+    pub(crate) fn exited_within(&mut self, within: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let until = std::time::Instant::now() + within;
+        while std::time::Instant::now() < until {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub(crate) fn pid(&self) -> i32 {
         i32::try_from(self.child.id()).unwrap()
     }
 
