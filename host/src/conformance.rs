@@ -214,6 +214,7 @@ pub fn run_cases(policy: &Policy, cases: &[ConformanceCase], ignore: &[String]) 
 }
 
 /// How a candidate fared (see [`check_candidate`]).
+#[cfg(feature = "serve")]
 #[derive(Debug)]
 pub(crate) enum Verdict {
     /// Every case passed.
@@ -227,6 +228,7 @@ pub(crate) enum Verdict {
 /// The contract suite, then `golden`, one case at a time: stops at the first failing case (a
 /// candidate that loops would otherwise spend its deadline on every case) and as soon as
 /// `stopped()` is true.
+#[cfg(feature = "serve")]
 pub(crate) fn check_candidate(
     policy: &Policy,
     golden: &[ConformanceCase],

@@ -238,6 +238,7 @@ pub(crate) struct Interrupt {
 
 impl Interrupt {
     /// An interrupt that fires by itself once `budget` has passed.
+    #[cfg(feature = "serve")]
     pub(crate) fn new(budget: Duration) -> Arc<Self> {
         Arc::new(Interrupt { stopped: AtomicU8::new(0), until: deadline_from_now(budget) })
     }

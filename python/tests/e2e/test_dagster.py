@@ -133,6 +133,20 @@ def test_shadow_then_enforce(deployment_factory: Any, report: list[str]) -> None
         assert shape(enforce, root) == daemon_groups[job], job
 
 
+def test_enforce_retries_the_op_that_raises(deployment_factory: Any) -> None:
+    # The smallest enforce scenario (the clean-environment wheel test runs it alone): Dagster's
+    # retries off, runretry's sensor launches the FROM_FAILURE retry, which fails and is not
+    # retried again (max_retries 1).
+    d = deployment_factory("enforce", retries_enabled=False)
+    root = d.launch("op_raises")
+    d.wait("the retry to run and be judged", lambda: len(d.group(root)) == 2 and settled(d, root, "runretry/state"))
+    first, retry = d.group(root)
+    assert (first.status, retry.status) == (DagsterRunStatus.FAILURE, DagsterRunStatus.FAILURE)
+    assert retry.parent_run_id == root and retry.tags["dagster/retry_number"] == "1"
+    assert sorted(retry.step_keys_to_execute) == ["after", "fails"]
+    assert (d.run(root).tags["runretry/state"], d.run(retry.run_id).tags["runretry/state"]) == ("launched", "none")
+
+
 def test_all_steps_retry_of_a_manual_reexecution_of_a_dynamic_job(deployment_factory: Any) -> None:
     # A dynamic job tagged ALL_STEPS. Its first run is launched with no retry budget, so it is
     # not retried; re-executed by hand FROM_FAILURE (with its tags, and a budget of 2), that
