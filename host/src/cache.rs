@@ -103,10 +103,9 @@ impl CompileCache {
             Ok(Some(component)) => return Ok(component),
             Ok(None) => {}
             // Only this user (or root) can have put it there, but it is still not loaded.
-            Err(reason) => eprintln!(
-                "runretry: warning: compile cache entry not used: {} {reason}; compiling it again",
-                path.display()
-            ),
+            Err(reason) => {
+                tracing::warn!("compile cache entry not used: {} {reason}; compiling it again", path.display())
+            }
         }
         let component = compile()?;
         if let Ok(serialized) = component.serialize() {

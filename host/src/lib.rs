@@ -26,6 +26,7 @@ mod bindings;
 mod cache;
 mod component;
 mod conformance;
+mod dagster;
 mod dagster_yaml;
 mod determinism;
 mod error;
@@ -52,6 +53,7 @@ pub use conformance::{
     contract_cases, default_cases, load_cases, run_cases, run_suite, CaseFailure, ConformanceCase, Kind, Report,
     SuiteChoice, DEFAULT_SUITE,
 };
+pub use dagster::is_compliant_tag_key;
 pub use dagster_yaml::{parse_run_retries, read_run_retries};
 pub use determinism::{seed_for, MAX_RANDOM_BYTES, WALL_CLOCK_EPOCH_SECS};
 pub use error::{escape_untrusted, Cause, Error};
@@ -65,4 +67,4 @@ pub use replay::{
 pub use sandbox::{default_cache_dir, LimitOverrides, SandboxConfig};
 #[cfg(feature = "serve")]
 pub use serve::{repair_torn_tail, sha256_hex, DecisionLogConfig, Origin, Rejection, ServeConfig, Server, VersionInfo};
-pub use validate::{is_compliant_tag_key, MAX_EVENTS, MAX_TAGS, MAX_TAG_KEY_BYTES, MAX_TAG_VALUE_BYTES};
+pub use validate::{MAX_EVENTS, MAX_TAGS, MAX_TAG_KEY_BYTES, MAX_TAG_VALUE_BYTES};

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The subcommands with arguments of their own.
 mod cli {
+    pub(crate) mod log;
     pub(crate) mod replay;
     pub(crate) mod serve;
 }
@@ -193,6 +194,7 @@ fn exit_code(error: &Error) -> u8 {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli::log::install();
     match run(cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {

@@ -214,31 +214,8 @@ pub(crate) fn selection_from_wit(s: wit::Selection) -> Selection {
     Selection { steps: s.steps, asset_selection: s.asset_selection, asset_check_selection: s.asset_check_selection }
 }
 
-/// Bytes of text in a run: what the input cap is measured against.
+/// Bytes of text in a run (every string of it, found by walking the model): what the input
+/// cap is measured against.
 pub(crate) fn input_size(run: &Run) -> usize {
-    let tags = |t: &[(String, String)]| t.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
-    let strings = |v: &[String]| v.iter().map(String::len).sum::<usize>();
-    run.run_id.len()
-        + tags(&run.tags)
-        + tags(&run.job_tags)
-        + run.group.iter().map(|m| m.run_id.len() + tags(&m.tags)).sum::<usize>()
-        + run
-            .steps
-            .iter()
-            .map(|s| {
-                s.key.len()
-                    + strings(&s.upstream)
-                    + strings(&s.mapping_keys)
-                    + strings(&s.assets)
-                    + strings(&s.checks)
-                    + strings(&s.required_keys)
-                    + strings(&s.blocking_checks)
-                    + s.instances.iter().map(|i| i.mapping_key.len()).sum::<usize>()
-            })
-            .sum::<usize>()
-        + run.step_keys_to_execute.as_deref().map_or(0, strings)
-        + run.asset_selection.as_deref().map_or(0, strings)
-        + run.asset_check_selection.as_deref().map_or(0, strings)
-        + strings(&run.materialized_assets)
-        + run.check_evaluations.iter().map(|e| e.check.len()).sum::<usize>()
+    runretry_kit::text_bytes(run)
 }

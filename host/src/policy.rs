@@ -40,7 +40,7 @@ impl Sandbox {
         let cache = config
             .cache_dir
             .as_deref()
-            .and_then(|dir| CompileCache::open(dir).map_err(|refusal| eprintln!("runretry: warning: {refusal}")).ok());
+            .and_then(|dir| CompileCache::open(dir).map_err(|refusal| tracing::warn!("{refusal}")).ok());
         Ok(Sandbox { engine, linker: Arc::new(linker), config: Arc::new(config), cache })
     }
 

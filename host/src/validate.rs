@@ -3,8 +3,9 @@
 
 use std::collections::HashSet;
 
-use runretry_kit::{tag, Action, Decision, Run, RunStatus, Selection, Step, StepKey, Strategy};
+use runretry_kit::{Action, Decision, Run, Selection, Step, StepKey, Strategy};
 
+use crate::dagster;
 use crate::error::{is_hidden_format_char, Error};
 
 /// The keys a selection may name: plan keys, and `name[k]` for every plan step `name[?]`.
@@ -146,10 +147,6 @@ pub const MAX_TAG_VALUE_BYTES: usize = 65_535;
 /// Most engine events one decision may ask the orchestrator to log.
 pub const MAX_EVENTS: usize = 1_000;
 
-/// Dagster's explanation of a compliant tag key (`dagster/_utils/tags.py`).
-const VALID_TAG_KEY_EXPLANATION: &str = "Allowed characters: alpha-numeric, '_', '-', '.'. Tag keys can \
-     also contain a namespace section, separated by a '/'. Each section must have <= 63 characters.";
-
 /// The tags the orchestrator handed the policy (the run's and the job's): copied unchanged, they
 /// are the orchestrator's own data, so the output checks do not judge them. Whatever a case may
 /// carry, the default policy, which copies them, can then always answer.
@@ -218,7 +215,7 @@ fn check_tags<'a>(
                 }));
             }
         }
-        if !is_compliant_tag_key(key) {
+        if !dagster::is_compliant_tag_key(key) {
             non_compliant.push(key.as_str());
         }
     }
@@ -247,29 +244,8 @@ fn check_tag(key: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Dagster's `VALID_TAG_KEY_REGEX`: `^([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}$`.
-pub fn is_compliant_tag_key(key: &str) -> bool {
-    let section =
-        |s: &str| (1..=63).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    match key.split_once('/') {
-        Some((namespace, name)) => section(namespace) && section(name),
-        None => section(key),
-    }
-}
-
-/// The warning Dagster logs for non-compliant keys, naming at most five of them.
-fn non_compliant_keys_warning(keys: &[&str]) -> String {
-    let sample: Vec<String> = keys.iter().take(5).map(|k| python_repr(k)).collect();
-    format!("Non-compliant tag keys like [{}] are deprecated. {VALID_TAG_KEY_EXPLANATION}", sample.join(", "))
-}
-
-/// A key as Python's `repr` shows it (single quotes), for Dagster's warning text.
-fn python_repr(key: &str) -> String {
-    format!("'{}'", key.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
 /// A key for an error message: escaped, and cut short if long.
-fn quoted(key: &str) -> String {
+pub(crate) fn quoted(key: &str) -> String {
     let shown: String = key.chars().take(80).collect();
     let more = if shown.len() < key.len() { "..." } else { "" };
     format!("{:?}{more}", shown)
@@ -307,7 +283,7 @@ pub(crate) fn check_decision(run: &Run, mut d: Decision, max_output_bytes: usize
     let inherited = InheritedTags::new(run);
     let mut non_compliant = check_tags("new_run_tags", &d.new_run_tags, &inherited)?;
     non_compliant.extend(check_tags("failed_run_tags", &d.failed_run_tags, &inherited)?);
-    let warning = (!non_compliant.is_empty()).then(|| non_compliant_keys_warning(&non_compliant));
+    let warning = (!non_compliant.is_empty()).then(|| dagster::non_compliant_keys_warning(&non_compliant));
     if d.events.len() > MAX_EVENTS {
         return Err(Error::invalid_output(format!("events: {} events, over the cap of {MAX_EVENTS}", d.events.len())));
     }
@@ -355,7 +331,8 @@ pub(crate) fn check_decision(run: &Run, mut d: Decision, max_output_bytes: usize
         }
     }
     match (d.action, d.resubmit_run_id.as_deref()) {
-        (Action::ResubmitExisting, Some(id)) => check_resubmit_target(run, id)?,
+        (Action::ResubmitExisting, Some(id)) => dagster::check_resubmit_target(run, id)
+            .map_err(|why| Error::invalid_output(format!("resubmit_run_id: run {} {why}", quoted(id))))?,
         (Action::ResubmitExisting, None) | (_, Some(_)) => {
             return Err(Error::invalid_output("resubmit_run_id: set exactly when the action is RESUBMIT_EXISTING"))
         }
@@ -364,25 +341,4 @@ pub(crate) fn check_decision(run: &Run, mut d: Decision, max_output_bytes: usize
     // Dagster warns about such keys and goes on; so does runretry, in the decision's events.
     d.events.extend(warning);
     Ok(d)
-}
-
-/// Only an automatic retry of this run that never started may be submitted again: a child in
-/// the run group that still exists, is `NOT_STARTED`, and is automatic (it carries
-/// `dagster/retry_number`, or the run's `dagster/auto_retry_run_id` names it).
-fn check_resubmit_target(run: &Run, id: &str) -> Result<(), Error> {
-    let refuse = |why: &str| Err(Error::invalid_output(format!("resubmit_run_id: run {} {why}", quoted(id))));
-    let Some(member) = run.group.iter().find(|m| m.run_id == id && m.exists) else {
-        return refuse("is not in the run group");
-    };
-    if member.parent_run_id.as_deref() != Some(run.run_id.as_str()) {
-        return refuse("is not a retry of this run");
-    }
-    let named = tag(&run.tags, "dagster/auto_retry_run_id") == Some(id);
-    if !named && tag(&member.tags, "dagster/retry_number").is_none() {
-        return refuse("is a manual re-execution, not an automatic retry");
-    }
-    if member.status != Some(RunStatus::NotStarted) {
-        return refuse("has already started (only a NOT_STARTED run is submitted again)");
-    }
-    Ok(())
 }

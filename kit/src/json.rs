@@ -16,8 +16,8 @@ use serde::ser::{SerializeMap, SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Action, Backfill, BackfillStatus, CheckEvaluation, CheckSeverity, Config, Decision, Failure, FailureReason,
-    GroupMember, MappedInstance, Run, RunStatus, Step, StepStatus, Strategy, Tags,
+    Backfill, BackfillStatus, Config, Decision, Failure, FailureReason, GroupMember, MappedInstance, Run, StepStatus,
+    Tags,
 };
 
 /// One case: the deployment's config, the failed run, and the failure. Unknown top-level keys
@@ -158,7 +158,7 @@ impl Run {
 }
 
 /// Tags as a JSON object, in order; duplicate keys are read as they come.
-mod tags {
+pub(crate) mod tags {
     use super::*;
 
     pub fn serialize<S: Serializer>(tags: &[(String, String)], serializer: S) -> Result<S::Ok, S::Error> {
@@ -189,7 +189,7 @@ mod tags {
 }
 
 /// `instances` as an object `{mapping_key: status}`; null or absent is none.
-mod instances {
+pub(crate) mod instances {
     use super::*;
 
     pub fn serialize<S: Serializer>(instances: &[MappedInstance], serializer: S) -> Result<S::Ok, S::Error> {
@@ -240,150 +240,20 @@ impl<'de> Deserialize<'de> for FailureReason {
     }
 }
 
-fn default_true() -> bool {
+/// `true`, for fields whose JSON default is true.
+pub(crate) fn yes() -> bool {
     true
 }
 
-fn is_false(value: &bool) -> bool {
+pub(crate) fn is_false(value: &bool) -> bool {
     !value
-}
-
-/// The `run_retries` block; a misspelt key is an error (`max_retry` must not silently mean 0).
-#[derive(Serialize, Deserialize)]
-#[serde(remote = "Config", deny_unknown_fields)]
-struct ConfigJson {
-    #[serde(default)]
-    enabled: bool,
-    #[serde(default)]
-    max_retries: i64,
-    #[serde(default = "default_true")]
-    retry_on_asset_or_op_failure: bool,
-}
-
-impl Serialize for Config {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        ConfigJson::serialize(self, serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for Config {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        ConfigJson::deserialize(deserializer)
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(remote = "Failure")]
-struct FailureJson {
-    #[serde(default)]
-    reason: Option<FailureReason>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    message: Option<String>,
-}
-
-impl Serialize for Failure {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        FailureJson::serialize(self, serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for Failure {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        FailureJson::deserialize(deserializer)
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(remote = "Step")]
-struct StepJson {
-    key: String,
-    #[serde(default)]
-    upstream: Vec<String>,
-    status: StepStatus,
-    #[serde(default, with = "instances", skip_serializing_if = "Vec::is_empty")]
-    instances: Vec<MappedInstance>,
-    #[serde(default, skip_serializing_if = "is_false")]
-    dynamic_output: bool,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    mapping_keys: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    assets: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    checks: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    required_keys: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    blocking_checks: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    can_subset: Option<bool>,
-}
-
-impl Serialize for Step {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        StepJson::serialize(self, serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for Step {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        StepJson::deserialize(deserializer)
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(remote = "GroupMember")]
-struct GroupMemberJson {
-    run_id: String,
-    #[serde(default)]
-    parent_run_id: Option<String>,
-    #[serde(default, with = "tags")]
-    tags: Tags,
-    #[serde(default)]
-    status: Option<RunStatus>,
-    #[serde(default = "default_true")]
-    exists: bool,
-}
-
-impl Serialize for GroupMember {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        GroupMemberJson::serialize(self, serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for GroupMember {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        GroupMemberJson::deserialize(deserializer)
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(remote = "CheckEvaluation", deny_unknown_fields)]
-struct CheckEvaluationJson {
-    check: String,
-    passed: bool,
-    #[serde(default)]
-    blocking: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    severity: Option<CheckSeverity>,
-}
-
-impl Serialize for CheckEvaluation {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        CheckEvaluationJson::serialize(self, serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for CheckEvaluation {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        CheckEvaluationJson::deserialize(deserializer)
-    }
 }
 
 /// A backfill as JSON: `status` may be null only when the backfill no longer exists.
 #[derive(Deserialize)]
 struct BackfillJson {
     id: String,
-    #[serde(default = "default_true")]
+    #[serde(default = "yes")]
     exists: bool,
     #[serde(default)]
     status: Option<BackfillStatus>,
@@ -417,147 +287,27 @@ impl<'de> Deserialize<'de> for Backfill {
     }
 }
 
-/// The run as JSON: `group` may be absent, meaning the run alone.
-#[derive(Deserialize)]
-struct RunJson {
-    run_id: String,
-    status: RunStatus,
-    #[serde(default, with = "tags")]
-    tags: Tags,
-    #[serde(default)]
-    root_run_id: Option<String>,
-    #[serde(default)]
-    parent_run_id: Option<String>,
-    #[serde(default)]
-    group: Option<Vec<GroupMember>>,
-    #[serde(default)]
-    steps: Vec<Step>,
-    #[serde(default)]
-    step_keys_to_execute: Option<Vec<String>>,
-    #[serde(default)]
-    op_selection: Option<Vec<String>>,
-    #[serde(default, with = "tags")]
-    job_tags: Tags,
-    #[serde(default)]
-    backfill: Option<Backfill>,
-    #[serde(default)]
-    job: Option<String>,
-    #[serde(default)]
-    asset_selection: Option<Vec<String>>,
-    #[serde(default)]
-    asset_check_selection: Option<Vec<String>>,
-    #[serde(default)]
-    materialized_assets: Vec<String>,
-    #[serde(default)]
-    check_evaluations: Vec<CheckEvaluation>,
-}
-
 impl Serialize for Run {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        struct RunRef<'a> {
-            run_id: &'a str,
-            status: RunStatus,
-            #[serde(with = "tags")]
-            tags: &'a [(String, String)],
-            root_run_id: &'a Option<String>,
-            parent_run_id: &'a Option<String>,
-            group: &'a [GroupMember],
-            steps: &'a [Step],
-            step_keys_to_execute: &'a Option<Vec<String>>,
-            op_selection: &'a Option<Vec<String>>,
-            #[serde(with = "tags")]
-            job_tags: &'a [(String, String)],
-            backfill: &'a Option<Backfill>,
-            job: &'a Option<String>,
-            // Absent for an op job's run, as in the cases written before asset data existed.
-            #[serde(skip_serializing_if = "Option::is_none")]
-            asset_selection: &'a Option<Vec<String>>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            asset_check_selection: &'a Option<Vec<String>>,
-            #[serde(skip_serializing_if = "<[String]>::is_empty")]
-            materialized_assets: &'a [String],
-            #[serde(skip_serializing_if = "<[CheckEvaluation]>::is_empty")]
-            check_evaluations: &'a [CheckEvaluation],
-        }
-        RunRef {
-            run_id: &self.run_id,
-            status: self.status,
-            tags: &self.tags,
-            root_run_id: &self.root_run_id,
-            parent_run_id: &self.parent_run_id,
-            group: &self.group,
-            steps: &self.steps,
-            step_keys_to_execute: &self.step_keys_to_execute,
-            op_selection: &self.op_selection,
-            job_tags: &self.job_tags,
-            backfill: &self.backfill,
-            job: &self.job,
-            asset_selection: &self.asset_selection,
-            asset_check_selection: &self.asset_check_selection,
-            materialized_assets: &self.materialized_assets,
-            check_evaluations: &self.check_evaluations,
-        }
-        .serialize(serializer)
+        Run::serialize(self, serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Run {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let json = RunJson::deserialize(deserializer)?;
+        let mut run = Run::deserialize(deserializer)?;
         // An absent group is the run alone: `group` always holds at least the run itself.
-        let group = json.group.unwrap_or_else(|| {
-            vec![GroupMember {
-                run_id: json.run_id.clone(),
-                parent_run_id: json.parent_run_id.clone(),
-                tags: json.tags.clone(),
-                status: Some(json.status),
+        if run.group.is_empty() {
+            run.group = vec![GroupMember {
+                run_id: run.run_id.clone(),
+                parent_run_id: run.parent_run_id.clone(),
+                tags: run.tags.clone(),
+                status: Some(run.status),
                 exists: true,
-            }]
-        });
-        Ok(Run {
-            run_id: json.run_id,
-            status: json.status,
-            tags: json.tags,
-            root_run_id: json.root_run_id,
-            parent_run_id: json.parent_run_id,
-            group,
-            steps: json.steps,
-            step_keys_to_execute: json.step_keys_to_execute,
-            op_selection: json.op_selection,
-            job_tags: json.job_tags,
-            backfill: json.backfill,
-            job: json.job,
-            asset_selection: json.asset_selection,
-            asset_check_selection: json.asset_check_selection,
-            materialized_assets: json.materialized_assets,
-            check_evaluations: json.check_evaluations,
-        })
+            }];
+        }
+        Ok(run)
     }
-}
-
-/// The decision as JSON (case-format §2), `retry` included.
-#[derive(Deserialize)]
-struct DecisionJson {
-    action: Action,
-    #[serde(default)]
-    retry: bool,
-    retry_number: Option<u32>,
-    strategy: Option<Strategy>,
-    steps: Option<Vec<String>>,
-    #[serde(with = "tags")]
-    new_run_tags: Tags,
-    #[serde(with = "tags")]
-    failed_run_tags: Tags,
-    resubmit_run_id: Option<String>,
-    delay_seconds: f64,
-    events: Vec<String>,
-    reason: String,
-    // Absent in decisions recorded before asset data existed.
-    #[serde(default)]
-    asset_selection: Option<Vec<String>>,
-    #[serde(default)]
-    asset_check_selection: Option<Vec<String>>,
 }
 
 impl Serialize for Decision {
@@ -581,25 +331,9 @@ impl Serialize for Decision {
 }
 
 impl<'de> Deserialize<'de> for Decision {
+    /// The model's fields; `retry`, written for readers, is derived from `action` and not read.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let json = DecisionJson::deserialize(deserializer)?;
-        if json.retry != (json.action == Action::LaunchNew) {
-            return Err(de::Error::custom("retry: must be true exactly when action is LAUNCH_NEW"));
-        }
-        Ok(Decision {
-            action: json.action,
-            retry_number: json.retry_number,
-            strategy: json.strategy,
-            steps: json.steps,
-            new_run_tags: json.new_run_tags,
-            failed_run_tags: json.failed_run_tags,
-            resubmit_run_id: json.resubmit_run_id,
-            delay_seconds: json.delay_seconds,
-            events: json.events,
-            reason: json.reason,
-            asset_selection: json.asset_selection,
-            asset_check_selection: json.asset_check_selection,
-        })
+        Decision::deserialize(deserializer)
     }
 }
 
@@ -615,6 +349,7 @@ impl Serialize for TagsRef<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Action, CheckSeverity, RunStatus, Strategy};
 
     const CASE: &str = r#"{
         "config": {"enabled": true, "max_retries": 2},
@@ -715,9 +450,6 @@ mod tests {
         let json = serde_json::to_value(&decision).unwrap();
         assert_eq!(json["retry"], true);
         assert_eq!(json["new_run_tags"]["dagster/retry_number"], "1");
-        assert_eq!(serde_json::from_value::<Decision>(json.clone()).unwrap(), decision);
-        let mut wrong = json;
-        wrong["retry"] = false.into();
-        assert!(serde_json::from_value::<Decision>(wrong).is_err(), "retry must agree with action");
+        assert_eq!(serde_json::from_value::<Decision>(json).unwrap(), decision);
     }
 }

@@ -35,9 +35,13 @@ mod policy;
 mod step_key;
 
 #[cfg(feature = "serde")]
+pub mod conformance;
+#[cfg(feature = "serde")]
 mod expect;
 #[cfg(feature = "serde")]
 mod json;
+#[cfg(feature = "serde")]
+mod text_size;
 
 #[cfg(target_arch = "wasm32")]
 mod export;
@@ -54,6 +58,8 @@ pub use step_key::StepKey;
 pub use expect::{compare_decision, compare_selection};
 #[cfg(feature = "serde")]
 pub use json::{Case, CaseError};
+#[cfg(feature = "serde")]
+pub use text_size::text_bytes;
 
 /// Not public API: what [`export_policy!`] expands to needs.
 #[doc(hidden)]

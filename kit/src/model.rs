@@ -219,28 +219,41 @@ pub struct MappedInstance {
 
 /// One step of the parent run's execution plan.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 pub struct Step {
     /// `name` (plain), `name[?]` (unresolved mapped) or `name[k]` (resolved); see [`crate::StepKey`].
     pub key: String,
     /// Plan keys this step depends on.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub upstream: Vec<String>,
     /// The step's status; `Mapped` for `name[?]` steps, whose instances carry their own.
     pub status: StepStatus,
-    /// For a mapped step: every instance the event log mentions.
+    /// For a mapped step: every instance the event log mentions (JSON: `{mapping_key: status}`).
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, with = "crate::json::instances", skip_serializing_if = "Vec::is_empty")
+    )]
     pub instances: Vec<MappedInstance>,
     /// Informational: this step produces a dynamic output.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "crate::json::is_false"))]
     pub dynamic_output: bool,
     /// Informational: the mapping keys this producer yielded.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
     pub mapping_keys: Vec<String>,
     /// Asset keys this step materialises in this run's plan (opaque strings, compared by equality).
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
     pub assets: Vec<String>,
     /// Asset-check keys this step evaluates (`"<asset key>:<check name>"`).
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
     pub checks: Vec<String>,
     /// Entity keys on required outputs: re-running any key of the step re-runs these.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
     pub required_keys: Vec<String>,
     /// Checks of `checks` whose spec is blocking (informational).
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
     pub blocking_checks: Vec<String>,
     /// False when the step's assets and checks must execute together; `None` when unknown.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
     pub can_subset: Option<bool>,
 }
 
@@ -270,14 +283,17 @@ impl Step {
 
 /// One asset-check evaluation the run logged.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize), serde(deny_unknown_fields))]
 pub struct CheckEvaluation {
     /// The check key, `"<asset key>:<check name>"`.
     pub check: String,
     /// Whether it passed.
     pub passed: bool,
     /// The evaluation's blocking flag; `None` for events older than the flag.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub blocking: Option<bool>,
     /// Its severity, when known (informational).
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
     pub severity: Option<CheckSeverity>,
 }
 
@@ -290,16 +306,21 @@ impl CheckEvaluation {
 
 /// One run of the failed run's re-execution group (same root run).
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 pub struct GroupMember {
     /// Its run id.
     pub run_id: String,
     /// The run it re-executes; `None` for the root.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub parent_run_id: Option<String>,
     /// Its tags.
+    #[cfg_attr(feature = "serde", serde(default, with = "crate::json::tags"))]
     pub tags: Tags,
     /// Its status, when known.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub status: Option<RunStatus>,
     /// False when the run was deleted: not counted, cannot be loaded.
+    #[cfg_attr(feature = "serde", serde(default = "crate::json::yes"))]
     pub exists: bool,
 }
 
@@ -315,40 +336,58 @@ pub struct Backfill {
 }
 
 /// The failed (parent) run.
+// `remote = "Self"`: the derive makes inherent `Run::serialize`/`Run::deserialize`, which the
+// trait impls in `json` call, the second then filling an absent group with the run alone.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize), serde(remote = "Self"))]
 pub struct Run {
     /// Its id.
     pub run_id: String,
     /// Its status: normally `Failure` when a policy is asked.
     pub status: RunStatus,
     /// Its tags before the failure is processed.
+    #[cfg_attr(feature = "serde", serde(default, with = "crate::json::tags"))]
     pub tags: Tags,
     /// The root of its re-execution group; `None` for an original run.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub root_run_id: Option<String>,
     /// The run it re-executes; `None` for an original run.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub parent_run_id: Option<String>,
-    /// The run group, root and this run included, in creation order.
+    /// The run group, root and this run included, in creation order (JSON: absent or empty is
+    /// the run alone).
+    #[cfg_attr(feature = "serde", serde(default))]
     pub group: Vec<GroupMember>,
     /// The execution plan, with per-step status from the run's event log.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub steps: Vec<Step>,
     /// The run's own step selection; `None` is the whole job.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub step_keys_to_execute: Option<Vec<String>>,
     /// The run's op selection, copied to a retry.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub op_selection: Option<Vec<String>>,
     /// The job definition's tags.
+    #[cfg_attr(feature = "serde", serde(default, with = "crate::json::tags"))]
     pub job_tags: Tags,
     /// The backfill named by `dagster/backfill`, when the run has one.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub backfill: Option<Backfill>,
     /// The job's name (informational).
+    #[cfg_attr(feature = "serde", serde(default))]
     pub job: Option<String>,
     /// The run's asset selection; `None` is the job's own.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
     pub asset_selection: Option<Vec<String>>,
     /// The run's asset-check selection; `None` is every check of the selected assets, an
     /// empty list none.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
     pub asset_check_selection: Option<Vec<String>>,
     /// Asset keys materialised at least once in this run.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
     pub materialized_assets: Vec<String>,
     /// Every asset-check evaluation of this run, in log order.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
     pub check_evaluations: Vec<CheckEvaluation>,
 }
 
@@ -441,22 +480,30 @@ impl FailureReason {
 
 /// The failure being handled.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
 pub struct Failure {
     /// The recorded reason; `None` when the failure carried none (a crash detected by
     /// monitoring, a max-runtime kill, a launch failure, ...).
+    #[cfg_attr(feature = "serde", serde(default))]
     pub reason: Option<FailureReason>,
     /// Free text from the orchestrator, for custom policies (e.g. an OOM message).
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
     pub message: Option<String>,
 }
 
-/// The deployment's `run_retries` block.
+/// The deployment's `run_retries` block. In JSON a misspelt key is an error (`max_retry` must
+/// not silently mean 0).
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize), serde(deny_unknown_fields))]
 pub struct Config {
     /// Run retries are on.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub enabled: bool,
     /// Default retry budget per run group; the `dagster/max_retries` tag overrides it.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub max_retries: i64,
     /// Retry runs that failed because a step failed.
+    #[cfg_attr(feature = "serde", serde(default = "crate::json::yes"))]
     pub retry_on_asset_or_op_failure: bool,
 }
 
@@ -467,8 +514,10 @@ impl Default for Config {
     }
 }
 
-/// The complete answer to a failed run (case-format §2).
+/// The complete answer to a failed run (case-format §2). In JSON it also carries `retry`, true
+/// exactly for `LAUNCH_NEW` (`json` writes it and checks it on reading).
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Deserialize), serde(remote = "Self"))]
 pub struct Decision {
     /// What to do.
     pub action: Action,
@@ -479,8 +528,10 @@ pub struct Decision {
     /// Step keys the new run executes, when launching.
     pub steps: Option<Vec<String>>,
     /// The new run's full tag map (the orchestrator adds `dagster/code_location`).
+    #[cfg_attr(feature = "serde", serde(with = "crate::json::tags"))]
     pub new_run_tags: Tags,
     /// Tags to write on the failed run.
+    #[cfg_attr(feature = "serde", serde(with = "crate::json::tags"))]
     pub failed_run_tags: Tags,
     /// The run to submit again, for `ResubmitExisting`.
     pub resubmit_run_id: Option<String>,
@@ -492,8 +543,10 @@ pub struct Decision {
     pub reason: String,
     /// The new run's asset selection, when launching: for `FromAssetFailure` the assets to
     /// re-execute, otherwise the failed run's own, carried over.
+    #[cfg_attr(feature = "serde", serde(default))]
     pub asset_selection: Option<Vec<String>>,
     /// The new run's asset-check selection, when launching (as `asset_selection`, for checks).
+    #[cfg_attr(feature = "serde", serde(default))]
     pub asset_check_selection: Option<Vec<String>>,
 }
 

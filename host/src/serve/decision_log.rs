@@ -77,10 +77,7 @@ impl DecisionLog {
         if regular && config.path.exists() {
             let cut = repair_torn_tail(&config.path).map_err(at_fault)?;
             if cut > 0 {
-                eprintln!(
-                    "runretry serve: decision log {}: cut a torn last line of {cut} bytes",
-                    config.path.display()
-                );
+                tracing::warn!("decision log {}: cut a torn last line of {cut} bytes", config.path.display());
             }
         }
         let file = open_append(&config.path).map_err(at_fault)?;
@@ -105,7 +102,7 @@ impl DecisionLog {
             let mut line = serde_json::to_vec(&record).expect("records serialise");
             line.push(b'\n');
             if let Err(e) = self.append_line(&mut open, &line) {
-                eprintln!("runretry serve: decision log {}: cannot write: {e}", self.config.path.display());
+                tracing::error!("decision log {}: cannot write: {e}", self.config.path.display());
             }
         }
     }

@@ -283,7 +283,7 @@ async fn run(
         // A candidate being checked is given up: the server must stop within its drain.
         stopping.versions.stop_pending(crate::sandbox::StopReason::Shutdown);
         if signalled {
-            eprintln!("runretry serve: stopping: not ready, serving for {} ms more", drain.as_millis());
+            tracing::info!("stopping: not ready, serving for {} ms more", drain.as_millis());
             tokio::time::sleep(drain).await;
         }
     };

@@ -330,10 +330,7 @@ impl Versions {
         };
         self.active.store(Some(target.clone()));
         self.metrics.swapped("rollback", target.revision);
-        eprintln!(
-            "runretry serve: rolled back to revision {} ({}, sha256 {})",
-            target.revision, target.name, target.sha256
-        );
+        tracing::info!("rolled back to revision {} ({}, sha256 {})", target.revision, target.name, target.sha256);
         Ok(target)
     }
 
@@ -377,16 +374,19 @@ impl Versions {
         }
         self.active.store(Some(version.clone()));
         self.metrics.swapped("accepted", version.revision);
-        eprintln!(
-            "runretry serve: policy revision {} active ({}, sha256 {}, {:?})",
-            version.revision, version.name, version.sha256, origin
+        tracing::info!(
+            "policy revision {} active ({}, sha256 {}, {:?})",
+            version.revision,
+            version.name,
+            version.sha256,
+            origin
         );
         version
     }
 
     fn reject(&self, mut rejection: Rejection) -> Rejection {
         rejection.at = now_rfc3339(SystemTime::now());
-        eprintln!("runretry serve: {}", escape_untrusted(&rejection.to_string()));
+        tracing::warn!("{}", escape_untrusted(&rejection.to_string()));
         self.metrics.swapped("rejected", 0);
         self.history.lock().unwrap_or_else(|e| e.into_inner()).last_rejected = Some(rejection.clone());
         rejection

@@ -45,7 +45,7 @@ async fn poll_file(state: Arc<AppState>, path: PathBuf, mut seen: Fingerprint, e
 async fn on_hangup(state: Arc<AppState>, path: PathBuf) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-        eprintln!("runretry serve: cannot handle SIGHUP; policy reloads by file change and upload only");
+        tracing::warn!("cannot handle SIGHUP; policy reloads by file change and upload only");
         return;
     };
     while hangups.recv().await.is_some() {
@@ -67,7 +67,7 @@ async fn reload(state: &Arc<AppState>, path: &Path, origin: Origin) {
             Ok(bytes) => {
                 let _ = state.versions.offer(&path.display().to_string(), origin, &bytes);
             }
-            Err(error) => eprintln!("runretry serve: {}", crate::error::escape_untrusted(&error.to_string())),
+            Err(error) => tracing::warn!("{}", crate::error::escape_untrusted(&error.to_string())),
         }
         let _ = done.send(());
     });
