@@ -64,7 +64,10 @@ pub(crate) fn fall_back(
     if error.is_bad_input() {
         return Err(error);
     }
-    let note = format!("policy {policy_name} failed ({}): {error}", error.kind());
+    // The kind once: an error's text starts with its kind ("invalid policy component: ...").
+    let text = error.to_string();
+    let detail = text.strip_prefix(&format!("{}: ", error.kind())).unwrap_or(&text);
+    let note = format!("policy {policy_name} failed ({}): {detail}", error.kind());
     match (mode, default) {
         (OnPolicyError::Fail, _) => Err(error),
         (OnPolicyError::GiveUp, _) => Ok(Decision {

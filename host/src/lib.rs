@@ -28,6 +28,7 @@ mod component;
 mod conformance;
 mod dagster;
 mod dagster_yaml;
+pub mod decision_record;
 mod determinism;
 mod error;
 mod fallback;

@@ -69,7 +69,7 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         ignore_field: Vec<String>,
     },
-    /// Serve decisions over HTTP, with hot-swapped, checked policy versions (README: Service).
+    /// Serve decisions over HTTP, with hot-swapped, checked policy versions (docs/service.md).
     Serve(Box<cli::serve::ServeArgs>),
     /// Decide recorded cases again with a candidate policy and report what changes.
     Replay(cli::replay::ReplayArgs),

@@ -72,7 +72,12 @@ impl Case {
                 let mut deserializer = serde_json::Deserializer::from_str(text);
                 let case: Case = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
                     let path = e.path().to_string();
-                    error((path != "." && !path.is_empty()).then_some(path), e.into_inner().to_string())
+                    let inner = e.into_inner();
+                    // Text that is not JSON has no field at fault (the tracker then says `?`).
+                    if inner.is_syntax() || inner.is_eof() {
+                        return error(None, format!("not valid JSON: {inner}"));
+                    }
+                    error((path != "." && path != "?" && !path.is_empty()).then_some(path), inner.to_string())
                 })?;
                 deserializer.end().map_err(|e| error(None, format!("trailing characters after the case: {e}")))?;
                 case
@@ -397,6 +402,9 @@ mod tests {
                 .unwrap_err();
         assert!(error.to_string().contains("run.backfill: status: an existing backfill needs a status"), "{error}");
         assert!(Case::from_json("c.json", "[1]").unwrap_err().to_string().contains("one JSON object"));
+        let error = Case::from_json("c.json", "{broken").unwrap_err();
+        assert_eq!(error.path, None, "text that is not JSON names no field: {error}");
+        assert!(error.to_string().starts_with("c.json: not valid JSON: key must be a string"), "{error}");
     }
 
     const ASSET_CASE: &str = r#"{

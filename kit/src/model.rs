@@ -22,23 +22,24 @@ pub fn set_tag(tags: &mut Tags, key: &str, value: &str) {
     }
 }
 
-/// A tag map being merged, later values winning in place (`set_tag`'s rule), with an index of
-/// its keys: merging n tags costs O(n), where `set_tag` alone costs O(n²) (a run with 30,000
-/// tags took seconds). The index hashes with fixed keys, so a policy stays deterministic.
+/// A tag map being merged, later values winning in place (`set_tag`'s rule). Small maps (most
+/// runs carry tens of tags) are searched in place; past [`TagMerge::INDEXED_FROM`] tags the keys
+/// are indexed, so merging n tags costs O(n), where `set_tag` alone costs O(n²) (a run with
+/// 30,000 tags took seconds). The index hashes with fixed keys, so a policy stays deterministic.
 #[derive(Clone, Debug, Default)]
 pub struct TagMerge {
     tags: Tags,
-    index: std::collections::HashMap<String, usize, std::hash::BuildHasherDefault<std::hash::DefaultHasher>>,
+    index: Option<std::collections::HashMap<String, usize, std::hash::BuildHasherDefault<std::hash::DefaultHasher>>>,
 }
 
 impl TagMerge {
+    /// Tags searched in place below this count; indexed from it on.
+    pub const INDEXED_FROM: usize = 64;
+
     /// Start from `tags`, merged in order: a key listed twice keeps its first place and its
     /// last value, as a Python dict built from the pairs would.
     pub fn new(tags: &[(String, String)]) -> Self {
-        let mut merge = TagMerge {
-            tags: Vec::with_capacity(tags.len()),
-            index: std::collections::HashMap::with_capacity_and_hasher(tags.len(), Default::default()),
-        };
+        let mut merge = TagMerge { tags: Vec::with_capacity(tags.len()), index: None };
         for (key, value) in tags {
             merge.set(key, value);
         }
@@ -47,10 +48,20 @@ impl TagMerge {
 
     /// Set a tag, replacing an existing value in place.
     pub fn set(&mut self, key: &str, value: &str) {
-        match self.index.get(key) {
-            Some(&place) => self.tags[place].1 = value.to_string(),
+        if self.index.is_none() && self.tags.len() >= Self::INDEXED_FROM {
+            let index = self.tags.iter().enumerate().map(|(place, (key, _))| (key.clone(), place)).collect();
+            self.index = Some(index);
+        }
+        let found = match &self.index {
+            Some(index) => index.get(key).copied(),
+            None => self.tags.iter().position(|(k, _)| k == key),
+        };
+        match found {
+            Some(place) => self.tags[place].1 = value.to_string(),
             None => {
-                self.index.insert(key.to_string(), self.tags.len());
+                if let Some(index) = &mut self.index {
+                    index.insert(key.to_string(), self.tags.len());
+                }
                 self.tags.push((key.to_string(), value.to_string()));
             }
         }
@@ -623,4 +634,28 @@ pub enum SelectionAnswer {
         /// The policy's message.
         error: String,
     },
+}
+
+#[cfg(test)]
+mod tag_merge_tests {
+    use super::TagMerge;
+
+    /// Below and past the indexing threshold, the merge is `set_tag`'s: first place, last value.
+    #[test]
+    fn merges_as_set_tag_does_at_every_size() {
+        for size in [3, TagMerge::INDEXED_FROM + 10] {
+            let tags: Vec<(String, String)> =
+                (0..size).map(|i| (format!("k{}", i % (size - 1)), format!("v{i}"))).collect();
+            let mut merge = TagMerge::new(&tags);
+            merge.set("k0", "last");
+            merge.set("new", "n");
+            let mut expected = Vec::new();
+            for (key, value) in
+                tags.iter().chain([("k0".to_string(), "last".to_string()), ("new".into(), "n".into())].iter())
+            {
+                super::set_tag(&mut expected, key, value);
+            }
+            assert_eq!(merge.into_tags(), expected, "size {size}");
+        }
+    }
 }

@@ -83,6 +83,9 @@ def conformance(
     fuel: int | None = None,
     deadline_ms: int | None = None,
     max_memory_mib: int | None = None,
+    max_stack_kib: int | None = None,
+    max_input_bytes: int | None = None,
+    max_output_bytes: int | None = None,
     cache_dir: str | PathLike[str] | Literal[False] | None = None,
 ) -> dict[str, Any]:
     """Run a policy against a suite ("default", "contract" or a path): passed, failed, failures."""

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use runretry::{run_suite, Deployment, LimitOverrides, OnPolicyError, Sandbox, Strategy, SuiteChoice};
+use runretry::{run_suite, Deployment, OnPolicyError, Sandbox, Strategy, SuiteChoice};
 
 use crate::errors;
 use crate::json;
@@ -38,19 +38,6 @@ fn parse_strategy(text: &str) -> PyResult<Strategy> {
     })
 }
 
-/// `cache_dir`: a path, or `False` for no compile cache; absent keeps the default.
-fn cache_dir(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Option<PathBuf>>> {
-    match value {
-        None => Ok(None),
-        Some(v) if v.is_none() => Ok(None),
-        Some(v) => match v.extract::<bool>() {
-            Ok(false) => Ok(Some(None)),
-            Ok(true) => Err(errors::bad_input("bad input: cache_dir: a path, or False for no cache")),
-            Err(_) => Ok(Some(Some(v.extract::<PathBuf>()?))),
-        },
-    }
-}
-
 /// Build the sandbox and load the deployment, with the GIL released (compiling takes time).
 fn load(py: Python<'_>, path: Option<PathBuf>, limits: Limits, mode: OnPolicyError) -> PyResult<PyPolicy> {
     let name = path.as_ref().map_or_else(|| "<embedded default policy>".to_string(), |p| p.display().to_string());
@@ -62,53 +49,27 @@ fn load(py: Python<'_>, path: Option<PathBuf>, limits: Limits, mode: OnPolicyErr
 
 #[pymethods]
 impl PyPolicy {
-    /// The embedded default policy: Dagster 1.13.29's run retries.
+    /// The embedded default policy: Dagster 1.13.29's run retries. Keyword arguments: the
+    /// limits (`fuel`, `deadline_ms`, ..., `cache_dir`; see `limits`).
     #[staticmethod]
-    #[pyo3(signature = (*, fuel=None, deadline_ms=None, max_memory_mib=None, max_stack_kib=None,
-                        max_input_bytes=None, max_output_bytes=None, cache_dir=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn default(
-        py: Python<'_>,
-        fuel: Option<u64>,
-        deadline_ms: Option<u64>,
-        max_memory_mib: Option<usize>,
-        max_stack_kib: Option<usize>,
-        max_input_bytes: Option<usize>,
-        max_output_bytes: Option<usize>,
-        cache_dir: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        let cache_dir = self::cache_dir(cache_dir)?;
-        let overrides =
-            LimitOverrides { fuel, deadline_ms, max_memory_mib, max_stack_kib, max_input_bytes, max_output_bytes };
-        let limits = Limits { overrides, cache_dir };
-        load(py, None, limits, OnPolicyError::Fail)
+    #[pyo3(signature = (**limits))]
+    fn default(py: Python<'_>, limits: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        load(py, None, Limits::from_kwargs(limits)?, OnPolicyError::Fail)
     }
 
     /// Load the policy component at `path` under the given limits. `on_policy_error` is
     /// `"fail"` (raise), `"give-up"` (decide not to retry) or `"default"` (decide with the
     /// default policy); it also covers a component that fails to load.
     #[staticmethod]
-    #[pyo3(signature = (path, *, on_policy_error="fail", fuel=None, deadline_ms=None, max_memory_mib=None,
-                        max_stack_kib=None, max_input_bytes=None, max_output_bytes=None, cache_dir=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (path, *, on_policy_error="fail", **limits))]
     fn load(
         py: Python<'_>,
         path: PathBuf,
         on_policy_error: &str,
-        fuel: Option<u64>,
-        deadline_ms: Option<u64>,
-        max_memory_mib: Option<usize>,
-        max_stack_kib: Option<usize>,
-        max_input_bytes: Option<usize>,
-        max_output_bytes: Option<usize>,
-        cache_dir: Option<&Bound<'_, PyAny>>,
+        limits: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let mode = parse_mode(on_policy_error)?;
-        let cache_dir = self::cache_dir(cache_dir)?;
-        let overrides =
-            LimitOverrides { fuel, deadline_ms, max_memory_mib, max_stack_kib, max_input_bytes, max_output_bytes };
-        let limits = Limits { overrides, cache_dir };
-        load(py, Some(path), limits, mode)
+        load(py, Some(path), Limits::from_kwargs(limits)?, mode)
     }
 
     /// The complete decision for a case (a dict or a JSON string), as a dict.
@@ -150,22 +111,15 @@ impl PyPolicy {
 /// `"default"` (Dagster's semantics), `"contract"` (properties every policy must hold), or a
 /// path to a case file or directory. Returns `{"passed": n, "failed": m, "failures": [...]}`.
 #[pyfunction]
-#[pyo3(signature = (policy_path=None, suite="default", *, ignore_fields=Vec::new(), fuel=None, deadline_ms=None,
-                    max_memory_mib=None, cache_dir=None))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (policy_path=None, suite="default", *, ignore_fields=Vec::new(), **limits))]
 pub(crate) fn conformance(
     py: Python<'_>,
     policy_path: Option<PathBuf>,
     suite: &str,
     ignore_fields: Vec<String>,
-    fuel: Option<u64>,
-    deadline_ms: Option<u64>,
-    max_memory_mib: Option<usize>,
-    cache_dir: Option<&Bound<'_, PyAny>>,
+    limits: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<Py<PyAny>> {
-    let cache_dir = self::cache_dir(cache_dir)?;
-    let overrides = LimitOverrides { fuel, deadline_ms, max_memory_mib, ..LimitOverrides::default() };
-    let limits = Limits { overrides, cache_dir };
+    let limits = Limits::from_kwargs(limits)?;
     let choice = SuiteChoice::parse(suite);
     let report = py
         .detach(|| {

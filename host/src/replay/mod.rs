@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::batch::decide_batch;
+use crate::decision_record::{DecisionRecord, RecordedAnswer};
 use crate::error::Error;
 use crate::fallback::Deployment;
 
@@ -43,6 +44,7 @@ pub struct ReplayEntry {
 /// are skipped: nothing to replay. A bad line is an error naming the line and the field.
 pub fn read_replay_input(source: &str, input: impl BufRead) -> Result<Vec<ReplayEntry>, Error> {
     let mut entries = Vec::new();
+    let (mut other_endpoints, mut without_case) = (0, 0);
     for (index, text) in input.lines().enumerate() {
         let line = index + 1;
         let at = format!("{source}:{line}");
@@ -52,25 +54,36 @@ pub fn read_replay_input(source: &str, input: impl BufRead) -> Result<Vec<Replay
         }
         let value: Value =
             serde_json::from_str(&text).map_err(|e| Error::bad_input_caused(format!("{at}: {e}"), &e))?;
-        let Some(record) = value.as_object().filter(|o| o.contains_key("decision_id")) else {
+        if !value.as_object().is_some_and(|o| o.contains_key("decision_id")) {
             entries.push(ReplayEntry { line, case: Case::from_json(&at, &text)?, recorded: None });
             continue;
-        };
-        let endpoint = record.get("endpoint").and_then(Value::as_str).unwrap_or("decide");
-        let case = record.get("case").filter(|case| !case.is_null());
-        let Some(case) = case.filter(|_| endpoint == "decide") else {
+        }
+        let record: DecisionRecord = serde_path_to_error::deserialize(value)
+            .map_err(|e| Error::bad_input(format!("{at}: {}: {}", e.path(), e.inner())))?;
+        let RecordedAnswer::Decide { decision, error, .. } = record.answer else {
+            other_endpoints += 1;
             continue;
         };
-        let case = Case::from_json(&format!("{at}: case"), &case.to_string())?;
-        let recorded = match (record.get("decision").filter(|d| !d.is_null()), record.get("error")) {
-            (Some(decision), _) => Ok(serde_json::from_value::<Decision>(decision.clone())
-                .map_err(|e| Error::bad_input(format!("{at}: decision: {e}")))?),
-            (None, Some(error)) if !error.is_null() => {
-                Err(error.get("kind").and_then(Value::as_str).unwrap_or("error").to_string())
+        let Some(case) = record.case else {
+            without_case += 1;
+            continue;
+        };
+        case.validate().map_err(|(path, message)| Error::bad_input(format!("{at}: case.{path}: {message}")))?;
+        let recorded = match (decision, error) {
+            (Some(decision), _) => Ok(decision),
+            (None, Some(error)) => Err(error.kind),
+            (None, None) => {
+                return Err(Error::bad_input(format!("{at}: a decision-log record with neither decision nor error")))
             }
-            _ => return Err(Error::bad_input(format!("{at}: a decision-log record with neither decision nor error"))),
         };
         entries.push(ReplayEntry { line, case, recorded: Some(recorded) });
+    }
+    if other_endpoints + without_case > 0 {
+        tracing::info!(
+            "{source}: skipped {} decision-log records with nothing to replay ({other_endpoints} of other \
+             endpoints, {without_case} without a case: requests that did not parse)",
+            other_endpoints + without_case
+        );
     }
     Ok(entries)
 }

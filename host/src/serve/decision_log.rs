@@ -95,9 +95,10 @@ impl DecisionLog {
 
     /// Append records, one line each, rotating as needed. A failure is reported on stderr and
     /// the answer still goes out: the log must not stop retries.
-    pub(crate) fn append(&self, records: impl IntoIterator<Item = Value>) {
+    pub(crate) fn append<R: serde::Serialize>(&self, records: impl IntoIterator<Item = R>) {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        for mut record in records {
+        for record in records {
+            let mut record = serde_json::to_value(&record).expect("records serialise");
             self.mask(&mut record);
             let mut line = serde_json::to_vec(&record).expect("records serialise");
             line.push(b'\n');

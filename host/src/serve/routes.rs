@@ -29,6 +29,7 @@ use super::decision_log::DecisionLog;
 use super::metrics::{Metrics, CONTENT_TYPE};
 use super::versions::{Origin, Version, Versions};
 use super::ServeConfig;
+use crate::decision_record::{DecisionRecord, RecordedAnswer, RecordedError, RecordedFallback, RecordedPolicy};
 use crate::sandbox::{Interrupt, StopReason};
 
 /// Largest policy component `PUT /v1/policy` accepts: interpreted guests (Python, JavaScript)
@@ -129,12 +130,34 @@ impl AppState {
         Ok(case)
     }
 
+    /// What `/v1/decide` and `/v1/select-steps` share: read the body, then parse its case and
+    /// run `work` on it on a worker, within the request deadline.
+    async fn on_worker<T: Send + 'static>(
+        self: &Arc<Self>,
+        headers: &HeaderMap,
+        body: Body,
+        work: impl FnOnce(&AppState, &Case) -> Result<T, Failure> + Send + 'static,
+    ) -> Result<(Case, T), Failure> {
+        let body = self.read_body(headers, body, self.max_request_bytes).await?.bytes;
+        let shared = self.clone();
+        let job = self.blocking(move || {
+            let case = shared.parse("request body", &body)?;
+            let answer = work(&shared, &case)?;
+            Ok::<_, Failure>((case, answer))
+        });
+        match tokio::time::timeout(self.deadline, job).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(failure)) => Err(failure),
+            Err(_) => Err(Failure::deadline(self.deadline)),
+        }
+    }
+
     /// Read a request body of at most `max_bytes` (see `body`).
     async fn read_body(&self, headers: &HeaderMap, body: Body, max_bytes: usize) -> Result<ReadBody, Failure> {
         self.bodies.read(headers, body, max_bytes).await.map_err(Failure::unreadable)
     }
 
-    fn log(&self, records: impl IntoIterator<Item = Value>) {
+    fn log(&self, records: impl IntoIterator<Item = DecisionRecord>) {
         // One append per record on a local file: microseconds, so done here rather than on
         // another thread, which keeps "answered" and "logged" in step.
         if let Some(log) = &self.log {
@@ -192,7 +215,11 @@ impl Failure {
     }
 
     fn json(&self) -> Value {
-        json!({"kind": self.kind, "message": self.message, "path": self.path})
+        json!(self.recorded())
+    }
+
+    fn recorded(&self) -> RecordedError {
+        RecordedError { kind: self.kind.clone(), message: self.message.clone(), path: self.path.clone() }
     }
 }
 
@@ -246,8 +273,8 @@ fn decision_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-fn policy_json(version: &Version) -> Value {
-    json!({"sha256": version.sha256, "revision": version.revision, "name": version.name})
+fn recorded_policy(version: &Version) -> RecordedPolicy {
+    RecordedPolicy { sha256: version.sha256.clone(), revision: version.revision, name: version.name.clone() }
 }
 
 fn timestamp(at: SystemTime) -> String {
@@ -258,7 +285,7 @@ fn timestamp(at: SystemTime) -> String {
 struct Answered {
     status: StatusCode,
     body: Value,
-    record: Value,
+    record: DecisionRecord,
 }
 
 /// Build the answer and the record of one decision (or of its failure), and count it.
@@ -267,50 +294,54 @@ fn answer_decision(
     id: String,
     at: SystemTime,
     version: &Version,
-    case: Option<&Case>,
+    case: Option<Case>,
     outcome: Result<Decided, Failure>,
     started: Instant,
 ) -> Answered {
     let latency = started.elapsed();
-    let (status, result, error, fallback) = match outcome {
+    let (status, decision, error, fallback) = match outcome {
         Ok(Decided { result: Ok(decision), fell_back }) => {
             state.metrics.decided(decision.action.as_str(), version.revision, latency);
-            let fallback = fell_back
-                .map(|error| json!({"mode": state.mode.as_str(), "kind": error.kind(), "message": error.to_string()}));
-            (StatusCode::OK, Some(serde_json::to_value(&decision).expect("decisions serialise")), None, fallback)
+            let fallback = fell_back.map(|error| RecordedFallback {
+                mode: state.mode.as_str().into(),
+                kind: error.kind().into(),
+                message: error.to_string(),
+            });
+            (StatusCode::OK, Some(decision), None, fallback)
         }
         Ok(Decided { result: Err(error), .. }) => failed(state, Failure::from(error)),
         Err(failure) => failed(state, failure),
     };
-    let policy = policy_json(version);
+    let policy = recorded_policy(version);
     let mut body = json!({"decision_id": id, "policy": policy});
-    match (&result, &error) {
-        (Some(decision), _) => body["decision"] = decision.clone(),
-        (None, Some(error)) => body["error"] = error.clone(),
+    match (&decision, &error) {
+        (Some(decision), _) => body["decision"] = json!(decision),
+        (None, Some(error)) => body["error"] = json!(error),
         (None, None) => {}
     }
     if let Some(fallback) = &fallback {
-        body["fallback"] = fallback.clone();
+        body["fallback"] = json!(fallback);
     }
-    let record = json!({
-        "decision_id": id,
-        "timestamp": timestamp(at),
-        "endpoint": "decide",
-        "policy": policy,
-        "case": case,
-        "decision": result,
-        "error": error,
-        "fallback": fallback,
-        "latency_ms": latency.as_secs_f64() * 1000.0,
-    });
+    let record = DecisionRecord {
+        decision_id: id,
+        timestamp: timestamp(at),
+        policy,
+        line: None,
+        case,
+        answer: RecordedAnswer::Decide { decision, error, fallback },
+        latency_ms: latency.as_secs_f64() * 1000.0,
+    };
     Answered { status, body, record }
 }
 
-fn failed(state: &AppState, failure: Failure) -> (StatusCode, Option<Value>, Option<Value>, Option<Value>) {
+fn failed<T>(
+    state: &AppState,
+    failure: Failure,
+) -> (StatusCode, Option<T>, Option<RecordedError>, Option<RecordedFallback>) {
     if failure.status == StatusCode::BAD_REQUEST {
         state.metrics.bad_request();
     }
-    (failure.status, None, Some(failure.json()), None)
+    (failure.status, None, Some(failure.recorded()), None)
 }
 
 /// `POST /v1/decide`: a case (the CLI's case JSON) in; the decision, its id and the deciding
@@ -318,25 +349,15 @@ fn failed(state: &AppState, failure: Failure) -> (StatusCode, Option<Value>, Opt
 async fn decide(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let (started, at, id) = (Instant::now(), SystemTime::now(), decision_id());
     let version = state.versions.active();
-    let (case, outcome) = match state.read_body(&headers, body, state.max_request_bytes).await {
-        Err(failure) => (None, Err(failure)),
-        Ok(ReadBody { bytes: body, .. }) => {
-            let work = {
-                let (shared, version) = (state.clone(), version.clone());
-                state.blocking(move || {
-                    let case = shared.parse("request body", &body)?;
-                    let decided = shared.decide(&version, &case);
-                    Ok::<_, Failure>((case, decided))
-                })
-            };
-            match tokio::time::timeout(state.deadline, work).await {
-                Ok(Ok(Ok((case, decided)))) => (Some(case), Ok(decided)),
-                Ok(Ok(Err(failure)) | Err(failure)) => (None, Err(failure)),
-                Err(_) => (None, Err(Failure::deadline(state.deadline))),
-            }
-        }
+    let decided = {
+        let version = version.clone();
+        state.on_worker(&headers, body, move |state, case| Ok(state.decide(&version, case))).await
     };
-    let answered = answer_decision(&state, id, at, &version, case.as_ref(), outcome, started);
+    let (case, outcome) = match decided {
+        Ok((case, decided)) => (Some(case), Ok(decided)),
+        Err(failure) => (None, Err(failure)),
+    };
+    let answered = answer_decision(&state, id, at, &version, case, outcome, started);
     state.log([answered.record]);
     (answered.status, Json(answered.body)).into_response()
 }
@@ -375,9 +396,9 @@ async fn decide_batch(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
             Ok((case, decided)) => (Some(case), Ok(decided)),
             Err(failure) => (None, Err(failure)),
         };
-        let mut answered = answer_decision(&state, decision_id(), at, &version, case.as_ref(), outcome, started);
+        let mut answered = answer_decision(&state, decision_id(), at, &version, case, outcome, started);
         answered.body["line"] = json!(number);
-        answered.record["line"] = json!(number);
+        answered.record.line = Some(number);
         out.push_str(&serde_json::to_string(&answered.body).expect("answers serialise"));
         out.push('\n');
         records.push(answered.record);
@@ -436,31 +457,27 @@ async fn select_steps(
             Some("?strategy".into()),
         )),
     };
-    let body = state.read_body(&headers, body, state.max_request_bytes).await.map(|read| read.bytes);
-    let outcome = match (strategy, body) {
-        (_, Err(failure)) | (Err(failure), _) => Err(failure),
-        (Ok(strategy), Ok(body)) => {
-            let work = {
-                let (shared, version) = (state.clone(), version.clone());
-                state.blocking(move || {
-                    let case = shared.parse("request body", &body)?;
-                    let selection = version.policy.select_steps(&case.run, strategy).map_err(|error| {
-                        if !error.is_bad_input() {
-                            shared.metrics.policy_error(error.kind());
-                        }
-                        Failure::from(error)
-                    })?;
-                    Ok::<_, Failure>((case, selection))
+    let outcome = match strategy {
+        Ok(strategy) => {
+            let version = version.clone();
+            let select = move |state: &AppState, case: &Case| {
+                version.policy.select_steps(&case.run, strategy).map_err(|error| {
+                    if !error.is_bad_input() {
+                        state.metrics.policy_error(error.kind());
+                    }
+                    Failure::from(error)
                 })
             };
-            match tokio::time::timeout(state.deadline, work).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(failure)) => Err(failure),
-                Err(_) => Err(Failure::deadline(state.deadline)),
-            }
+            state.on_worker(&headers, body, select).await
+        }
+        Err(failure) => {
+            // Read (and drop) the body all the same: a client still sending it would otherwise
+            // see the connection reset instead of the answer.
+            let _ = state.read_body(&headers, body, state.max_request_bytes).await;
+            Err(failure)
         }
     };
-    let policy = policy_json(&version);
+    let policy = recorded_policy(&version);
     let (status, case, selection, error) = match outcome {
         Ok((case, selection)) => {
             let label = match &selection {
@@ -471,27 +488,25 @@ async fn select_steps(
             (StatusCode::OK, Some(case), Some(selection), None)
         }
         Err(failure) => {
-            let (status, _, error, _) = failed(&state, failure);
+            let (status, _, error, _) = failed::<()>(&state, failure);
             (status, None, None, error)
         }
     };
     let mut body = json!({"decision_id": id, "policy": policy});
     match (&selection, &error) {
         (Some(selection), _) => body["selection"] = json!(selection),
-        (None, Some(error)) => body["error"] = error.clone(),
+        (None, Some(error)) => body["error"] = json!(error),
         (None, None) => {}
     }
-    state.log([json!({
-        "decision_id": id,
-        "timestamp": timestamp(at),
-        "endpoint": "select-steps",
-        "policy": policy,
-        "strategy": query.get("strategy"),
-        "case": case,
-        "selection": selection,
-        "error": error,
-        "latency_ms": started.elapsed().as_secs_f64() * 1000.0,
-    })]);
+    state.log([DecisionRecord {
+        decision_id: id,
+        timestamp: timestamp(at),
+        policy,
+        line: None,
+        case,
+        answer: RecordedAnswer::SelectSteps { strategy: query.get("strategy").cloned(), selection, error },
+        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+    }]);
     (status, Json(body)).into_response()
 }
 

@@ -215,7 +215,9 @@ fn on_policy_error_covers_a_policy_that_does_not_load() {
     assert_eq!(output.status.code(), Some(0));
     let decision = json(&output);
     assert_eq!(decision["action"], "NONE");
-    assert!(decision["events"][0].as_str().unwrap().contains("invalid policy component"), "{decision}");
+    let event = decision["events"][0].as_str().unwrap();
+    assert!(event.contains("invalid policy component"), "{decision}");
+    assert_eq!(event.matches("invalid policy component").count(), 1, "the kind is said once: {event}");
     // ...and default turns into the default policy's decision.
     let output = runretry(&["decide", "--policy", policy, "--on-policy-error", "default", &example("01")], None);
     assert_eq!(output.status.code(), Some(0));

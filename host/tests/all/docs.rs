@@ -75,3 +75,71 @@ fn guide_code_matches_the_example_files() {
         assert!(text.contains("<!-- include: "), "{doc} includes nothing");
     }
 }
+
+/// Which test runs each `<!-- run: NAME -->` block, by the file that holds the call.
+const RUN_BY: [(&str, &str); 4] = [
+    ("build-wheels", "python/tests/wheels.rs"),
+    ("install", "python/tests/wheels.rs"),
+    ("tour", "python/tests/wheels.rs"),
+    ("cli-policy", "host/tests/all/docs.rs"),
+];
+
+/// The code block of `doc` after `<!-- run: NAME -->`.
+fn doc_block(doc: &str, name: &str) -> String {
+    let text = std::fs::read_to_string(repo().join(doc)).unwrap();
+    let marker = format!("<!-- run: {name} -->");
+    let after = text.split_once(&marker).unwrap_or_else(|| panic!("{doc} has no {marker}")).1;
+    let block = after.trim_start().split_once('\n').unwrap().1;
+    block.split_once("\n```").unwrap().0.to_string()
+}
+
+/// Every shell and Python block of the README and the docs is run by a test (`<!-- run: NAME
+/// -->`, or `<!-- include: FILE -->`, a file the tests run), or says why not (`<!-- not run:
+/// REASON -->`).
+#[test]
+fn every_shell_and_python_block_is_run_or_says_why_not() {
+    let mut docs = vec![repo().join("README.md")];
+    docs.extend(std::fs::read_dir(repo().join("docs")).unwrap().flatten().map(|e| e.path()));
+    for path in docs.iter().filter(|p| p.extension().is_some_and(|x| x == "md")) {
+        let text = std::fs::read_to_string(path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if !["```sh", "```bash", "```python", "```console"].contains(&line.trim_end()) {
+                continue;
+            }
+            let above = lines[..i].iter().rev().find(|l| !l.trim().is_empty()).copied().unwrap_or("");
+            let at = format!("{}:{}", path.display(), i + 1);
+            if let Some(name) = above.strip_prefix("<!-- run: ").and_then(|r| r.strip_suffix(" -->")) {
+                let (_, runner) =
+                    RUN_BY.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("{at}: no test runs {name:?}"));
+                let source = std::fs::read_to_string(repo().join(runner)).unwrap();
+                assert!(source.contains(&format!("block(\"{name}\")")), "{at}: {runner} does not run {name:?}");
+            } else {
+                assert!(
+                    above.starts_with("<!-- include: ") || above.starts_with("<!-- not run: "),
+                    "{at}: a block no test runs must say why (<!-- not run: REASON -->)"
+                );
+            }
+        }
+    }
+}
+
+/// docs/cli.md's policy commands, as written, with the backoff example policy.
+#[test]
+fn the_cli_guide_policy_commands_run_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(crate::support::example_policy("backoff_policy"), dir.path().join("backoff_policy.wasm")).unwrap();
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_runretry")).parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", binary.display(), std::env::var("PATH").unwrap_or_default());
+    let output = std::process::Command::new("bash")
+        .args(["-e", "-c", &doc_block("docs/cli.md", "cli-policy")])
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env("RUNRETRY_CACHE", "off")
+        .env("case", crate::support::example("01"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("delay_seconds") && stdout.contains("contract"), "{stdout}");
+}

@@ -133,9 +133,14 @@ fn a_decision_log_replays_against_its_recorded_decisions() {
 
     let default = dir.path().join("default.wasm");
     std::fs::write(&default, runretry::DEFAULT_POLICY_WASM).unwrap();
-    let same = replay(&["--candidate", &default.display().to_string(), "--recorded", "--format", "json", &log]);
-    let same = report(&same);
+    let same_output = replay(&["--candidate", &default.display().to_string(), "--recorded", "--format", "json", &log]);
+    let same = report(&same_output);
     assert_eq!(same["cases"], 21, "records without a case, and select-steps records, are skipped");
+    let said = String::from_utf8_lossy(&same_output.stderr).to_string();
+    assert!(
+        said.contains("skipped 2 decision-log records with nothing to replay (1 of other endpoints, 1 without a case"),
+        "replay must say what it skipped: {said}"
+    );
     assert_eq!(same["baseline"], "recorded");
     assert_eq!(same["changed"], 0, "{same}");
 

@@ -252,7 +252,10 @@ def _enforce_tick(
     for run in instance.get_runs(RunsFilter(tags={STATE_TAG: "pending"})):
         if float(run.tags.get(DUE_TAG, "0")) <= time.time():
             done.append(_launch(context, run, json.loads(run.tags[DECISION_TAG])))
-    return "runretry enforce: " + ("; ".join(done) if done else "nothing to do")
+    if not done:
+        return "runretry enforce: nothing to do"
+    # Dagster lists a tick without RunRequests as skipped; runretry launches its retries itself.
+    return "runretry enforce (retries are launched by runretry, not by this tick's run requests): " + "; ".join(done)
 
 
 def _decide(context: SensorEvaluationContext, engine: runretry.Policy, run: DagsterRun, entry: EventLogEntry) -> str | None:

@@ -74,8 +74,13 @@ def test_a_malformed_component_is_an_invalid_component(tmp_path: Path) -> None:
 def test_limits_are_keyword_arguments_and_bite() -> None:
     with pytest.raises(runretry.FuelExhausted):
         runretry.Policy.default(fuel=1000, cache_dir=False).decide(EXAMPLE.read_text())
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'fule'"):
         runretry.Policy.default(fule=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="fuel"):
+        runretry.Policy.default(fuel="plenty")  # type: ignore[arg-type]
+    # One set of limits everywhere: conformance takes every one of them too.
+    report = runretry.conformance(suite="contract", max_output_bytes=1 << 20, cache_dir=False)
+    assert report["failed"] == 0, report
 
 
 @pytest.mark.skipif(LOOP is None, reason="needs the hostile guests (run from cargo test)")
