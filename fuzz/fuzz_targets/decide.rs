@@ -19,7 +19,7 @@ fn policy() -> &'static Policy {
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let _ = runretry::parse_run_retries("fuzz.yaml", text);
+    let _ = runretry::dagster_yaml::parse_run_retries("fuzz.yaml", text);
     let Ok(case) = Case::from_json("fuzz.json", text) else { return };
     // The default policy must answer every valid case: any error but bad input is a bug.
     match policy().decide(&case) {

@@ -4,9 +4,10 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use runretry::batch::decide_batch;
 use runretry::{
-    decide_batch, Case, Config, Deployment, Failure, FailureReason, GroupMember, OnPolicyError, Run, RunStatus,
-    Sandbox, SandboxConfig, Step, StepStatus, Strategy,
+    Case, Config, Deployment, Failure, FailureReason, GroupMember, OnPolicyError, Run, RunStatus, Sandbox,
+    SandboxConfig, Step, StepStatus, Strategy,
 };
 use runretry_default_policy as native;
 

@@ -100,7 +100,8 @@ impl Error {
         Error::BadInput { what: what.into(), cause: Some(Cause::from_error(cause)) }
     }
 
-    pub(crate) fn invalid_component(reason: impl Into<String>) -> Self {
+    #[doc(hidden)]
+    pub fn invalid_component(reason: impl Into<String>) -> Self {
         Error::InvalidComponent { reason: reason.into(), cause: None }
     }
 

@@ -54,7 +54,7 @@ pub(crate) fn decide(
 
 /// Apply `mode` to a policy failure: `error` came from the policy named `policy_name` (while
 /// deciding, or while loading it: a broken deployment must not stop retries either).
-pub(crate) fn fall_back(
+pub fn fall_back(
     error: Error,
     policy_name: &str,
     default: Option<&Policy>,

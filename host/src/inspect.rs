@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use crate::component::{self, WasmKind, POLICY_EXPORT};
+pub use crate::component::WasmKind;
+use crate::component::{self, POLICY_EXPORT};
 use crate::policy::Sandbox;
 
 /// What inspection found.

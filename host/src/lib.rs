@@ -20,25 +20,32 @@
 //! model, from the `runretry-kit` crate, re-exported here.
 
 #![deny(missing_docs)]
+//!
+//! The root holds the core: [`Sandbox`] and its limits ([`SandboxConfig`], [`LimitOverrides`]),
+//! a loaded [`Policy`] and a [`Deployment`] (a policy and what to do when it fails), [`Error`],
+//! and the contract's model. The tools over it are modules: [`conformance`] (suites any policy
+//! can be run against), [`replay`] (a candidate against recorded decisions), [`batch`] (JSON
+//! Lines on several threads), [`inspect`] (what a component is), [`dagster_yaml`] (a
+//! deployment's `run_retries` block), [`decision_record`] (the service's log), [`cache`] (the
+//! compile cache) and [`limits`] (the caps on a policy's answer). The HTTP service is the
+//! `runretry-serve` crate; the command line, `runretry-cli`.
 
-mod batch;
+pub mod batch;
 mod bindings;
-mod cache;
+pub mod cache;
 mod component;
-mod conformance;
+pub mod conformance;
 mod dagster;
-mod dagster_yaml;
+pub mod dagster_yaml;
 pub mod decision_record;
 mod determinism;
 mod error;
 mod fallback;
-mod inspect;
+pub mod inspect;
 mod marshal;
 mod policy;
-mod replay;
+pub mod replay;
 mod sandbox;
-#[cfg(feature = "serve")]
-mod serve;
 mod validate;
 
 pub use runretry_kit::{
@@ -47,25 +54,17 @@ pub use runretry_kit::{
     Strategy, Tags,
 };
 
-pub use batch::{decide_batch, BatchAnswer};
-pub use cache::{CacheRefusal, CompileCache};
-pub use component::{WasmKind, ALLOWED_IMPORT_PREFIXES, CONTRACT_VERSION, POLICY_EXPORT};
-pub use conformance::{
-    contract_cases, default_cases, load_cases, run_cases, run_suite, CaseFailure, ConformanceCase, Kind, Report,
-    SuiteChoice, DEFAULT_SUITE,
-};
-pub use dagster::is_compliant_tag_key;
-pub use dagster_yaml::{parse_run_retries, read_run_retries};
-pub use determinism::{seed_for, MAX_RANDOM_BYTES, WALL_CLOCK_EPOCH_SECS};
+pub use component::CONTRACT_VERSION;
+pub use determinism::WALL_CLOCK_EPOCH_SECS;
 pub use error::{escape_untrusted, Cause, Error};
-pub use fallback::{Deployment, OnPolicyError};
-pub use inspect::{inspect, Inspection};
+pub use fallback::{fall_back, Deployment, OnPolicyError};
 pub use policy::{Policy, Sandbox, WarmPolicy, DEFAULT_POLICY_WASM};
-pub use replay::{
-    compare_answers, read_replay_input, render_replay, replay, Baseline, ChangeKind, Difference, JobReport, KindCount,
-    ReplayEntry, ReplayFormat, ReplayReport, CHANGE_KINDS,
-};
-pub use sandbox::{default_cache_dir, LimitOverrides, SandboxConfig};
-#[cfg(feature = "serve")]
-pub use serve::{repair_torn_tail, sha256_hex, DecisionLogConfig, Origin, Rejection, ServeConfig, Server, VersionInfo};
-pub use validate::{MAX_EVENTS, MAX_TAGS, MAX_TAG_KEY_BYTES, MAX_TAG_VALUE_BYTES};
+pub use sandbox::{default_cache_dir, Interrupt, LimitOverrides, SandboxConfig, StopReason};
+
+/// What the host refuses in a policy's answer, and the rules it checks it by.
+pub mod limits {
+    pub use crate::component::{ALLOWED_IMPORT_PREFIXES, POLICY_EXPORT};
+    pub use crate::dagster::is_compliant_tag_key;
+    pub use crate::determinism::{seed_for, MAX_RANDOM_BYTES};
+    pub use crate::validate::{MAX_EVENTS, MAX_TAGS, MAX_TAG_KEY_BYTES, MAX_TAG_VALUE_BYTES};
+}

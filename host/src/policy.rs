@@ -96,14 +96,12 @@ impl Policy {
     }
 
     /// The same policy, its calls stopped early when `interrupt` fires.
-    #[cfg(feature = "serve")]
-    pub(crate) fn interruptible(&self, interrupt: Arc<Interrupt>) -> Policy {
+    pub fn interruptible(&self, interrupt: Arc<Interrupt>) -> Policy {
         Policy { interrupt: Some(interrupt), ..self.clone() }
     }
 
     /// The same policy, no longer interruptible from outside.
-    #[cfg(feature = "serve")]
-    pub(crate) fn uninterruptible(self) -> Policy {
+    pub fn uninterruptible(self) -> Policy {
         Policy { interrupt: None, ..self }
     }
 

@@ -217,7 +217,7 @@ fn start_epoch_ticker(engine: &Engine, tick: Duration) {
 
 /// Why calls were stopped from outside (see [`Interrupt`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum StopReason {
+pub enum StopReason {
     /// Whoever waited for the outcome is gone (a client that disconnected).
     Cancelled = 1,
     /// A newer candidate took this one's place.
@@ -231,25 +231,24 @@ pub(crate) enum StopReason {
 /// Ends a policy's calls from outside, before their own deadline: a candidate's checks when they
 /// are cancelled, superseded, or out of their total time budget. The guest sees it at its next
 /// epoch tick, as it sees its deadline.
-pub(crate) struct Interrupt {
+pub struct Interrupt {
     stopped: AtomicU8,
     until: Instant,
 }
 
 impl Interrupt {
     /// An interrupt that fires by itself once `budget` has passed.
-    #[cfg(feature = "serve")]
-    pub(crate) fn new(budget: Duration) -> Arc<Self> {
+    pub fn new(budget: Duration) -> Arc<Self> {
         Arc::new(Interrupt { stopped: AtomicU8::new(0), until: deadline_from_now(budget) })
     }
 
     /// Stop the calls; the first reason given is the one kept.
-    pub(crate) fn stop(&self, reason: StopReason) {
+    pub fn stop(&self, reason: StopReason) {
         let _ = self.stopped.compare_exchange(0, reason as u8, Ordering::SeqCst, Ordering::SeqCst);
     }
 
     /// Why the calls must stop, if they must.
-    pub(crate) fn reason(&self) -> Option<StopReason> {
+    pub fn reason(&self) -> Option<StopReason> {
         if self.stopped.load(Ordering::SeqCst) == 0 && Instant::now() >= self.until {
             self.stop(StopReason::OutOfTime);
         }

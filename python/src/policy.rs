@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use runretry::{run_suite, Deployment, OnPolicyError, Sandbox, Strategy, SuiteChoice};
+use runretry::conformance::{run_suite, SuiteChoice};
+use runretry::{Deployment, OnPolicyError, Sandbox, Strategy};
 
 use crate::errors;
 use crate::json;

@@ -1,4 +1,4 @@
-//! Hostile test guest `many_tags` (see host/tests/all/sandbox.rs for what must come of it).
+//! Hostile test guest `many_tags` (see cli/tests/all/sandbox.rs for what must come of it).
 
 use guests::hostile_policy;
 use runretry_kit::{Decision, Run};

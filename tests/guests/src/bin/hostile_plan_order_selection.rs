@@ -2,7 +2,7 @@
 //! listed instead of in dependency order, so a step listed before its upstream misses the
 //! downstream closure. It answers exactly like the default policy on every plan listed in
 //! dependency order, which is how it passed the whole default suite before plans were also
-//! listed in reverse; both suites must catch it (host/tests/all/conformance_kit.rs).
+//! listed in reverse; both suites must catch it (cli/tests/all/conformance_kit.rs).
 
 use std::collections::HashSet;
 

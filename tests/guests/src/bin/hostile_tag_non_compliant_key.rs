@@ -1,4 +1,4 @@
-//! Hostile test guest `tag_non_compliant_key` (see host/tests/all/sandbox.rs for what must come of it).
+//! Hostile test guest `tag_non_compliant_key` (see cli/tests/all/sandbox.rs for what must come of it).
 
 use guests::hostile_policy;
 use runretry_kit::{Decision, Run};

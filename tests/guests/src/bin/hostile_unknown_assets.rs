@@ -1,4 +1,4 @@
-//! Hostile test guest `unknown_assets` (see host/tests/all/sandbox.rs for what must come of it):
+//! Hostile test guest `unknown_assets` (see cli/tests/all/sandbox.rs for what must come of it):
 //! an asset retry of an asset the plan does not have.
 
 use guests::hostile_policy;

@@ -1,4 +1,4 @@
-//! Hostile test guest `unknown_steps` (see host/tests/all/sandbox.rs for what must come of it).
+//! Hostile test guest `unknown_steps` (see cli/tests/all/sandbox.rs for what must come of it).
 
 use guests::hostile_policy;
 use runretry_kit::{Config, Decision, Failure, Run, Selection, Strategy};

@@ -1,5 +1,5 @@
 //! Deliberately wrong: drops the `dagster/max_retries` tag before deciding, so the deployment's
-//! config always wins. The conformance kit must catch it (host/tests/all/conformance_kit.rs).
+//! config always wins. The conformance kit must catch it (cli/tests/all/conformance_kit.rs).
 
 use runretry_kit::{export_policy, Config, Decision, Failure, Policy, Run, Selection, Strategy};
 

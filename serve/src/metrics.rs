@@ -61,11 +61,11 @@ impl Metrics {
         registry.register("policy_active_revision", "The revision of the active policy", active_revision.clone());
         // Every series a dashboard or an alert names exists from the start, at zero: `rate()`
         // over a series that appears only with its first failure misses that failure.
-        for kind in crate::error::Error::POLICY_FAILURE_KINDS {
+        for kind in runretry::Error::POLICY_FAILURE_KINDS {
             let _ = policy_errors.get_or_create(&vec![("kind", kind.to_string())]);
         }
-        for mode in crate::fallback::OnPolicyError::ALL {
-            if mode != crate::fallback::OnPolicyError::Fail {
+        for mode in runretry::OnPolicyError::ALL {
+            if mode != runretry::OnPolicyError::Fail {
                 let _ = fallbacks.get_or_create(&vec![("mode", mode.as_str().to_string())]);
             }
         }

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use runretry::{ServeConfig, Server};
+use runretry_serve::{ServeConfig, Server};
 use serde_json::Value;
 
 use crate::serve::{case_for, config, Client, ServeProcess};

@@ -1,7 +1,7 @@
 //! The guide's code is included from the example files, not copied: each
 //! `<!-- include: PATH#ANCHOR -->` marker in a doc must be followed by a code block equal to that
 //! region of the file (`ANCHOR: name` ... `ANCHOR_END: name`, any comment style; no `#ANCHOR`
-//! means the whole file). `RUNRETRY_BLESS=1 cargo test -p runretry --test all docs::` rewrites the
+//! means the whole file). `RUNRETRY_BLESS=1 cargo test -p runretry-cli --test all docs::` rewrites the
 //! blocks from the files.
 
 use crate::support::repo;
@@ -70,7 +70,7 @@ fn guide_code_matches_the_example_files() {
         }
         assert!(
             text == expanded,
-            "{doc} has drifted from the files it includes; run RUNRETRY_BLESS=1 cargo test -p runretry --test all docs::"
+            "{doc} has drifted from the files it includes; run RUNRETRY_BLESS=1 cargo test -p runretry-cli --test all docs::"
         );
         assert!(text.contains("<!-- include: "), "{doc} includes nothing");
     }
@@ -81,7 +81,7 @@ const RUN_BY: [(&str, &str); 4] = [
     ("build-wheels", "python/tests/wheels.rs"),
     ("install", "python/tests/wheels.rs"),
     ("tour", "python/tests/wheels.rs"),
-    ("cli-policy", "host/tests/all/docs.rs"),
+    ("cli-policy", "cli/tests/all/docs.rs"),
 ];
 
 /// The code block of `doc` after `<!-- run: NAME -->`.
@@ -113,7 +113,8 @@ fn every_shell_and_python_block_is_run_or_says_why_not() {
                 let (_, runner) =
                     RUN_BY.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("{at}: no test runs {name:?}"));
                 let source = std::fs::read_to_string(repo().join(runner)).unwrap();
-                let called = source.contains(&format!("block(\"{name}\")")) || source.contains(&format!("\", \"{name}\")"));
+                let called =
+                    source.contains(&format!("block(\"{name}\")")) || source.contains(&format!("\", \"{name}\")"));
                 assert!(called, "{at}: {runner} does not run {name:?}");
             } else {
                 assert!(

@@ -10,7 +10,8 @@
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
-use runretry::{Case, CompileCache, Sandbox, SandboxConfig, DEFAULT_POLICY_WASM};
+use runretry::cache::CompileCache;
+use runretry::{Case, Sandbox, SandboxConfig, DEFAULT_POLICY_WASM};
 use sha2::Sha256;
 
 use crate::support::example_text;

@@ -1,4 +1,4 @@
-//! `runretry serve`: the arguments, spelt for the command line, of [`runretry::ServeConfig`].
+//! `runretry serve`: the arguments, spelt for the command line, of [`runretry_serve::ServeConfig`].
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use runretry::{read_run_retries, DecisionLogConfig, Error, ServeConfig, Server};
+use runretry::dagster_yaml::read_run_retries;
+use runretry::Error;
+use runretry_serve::{DecisionLogConfig, ServeConfig, Server};
 
 use crate::{Failure, OnError, PolicyArgs};
 

@@ -1,7 +1,7 @@
 //! Every integration test in one binary (wasmtime's `tests/all` layout): wasmtime is linked once,
 //! not once per file, and the helpers the tests share live in `support`.
 //!
-//! Run one area with a filter: `cargo test -p runretry --test all sandbox::`.
+//! Run one area with a filter: `cargo test -p runretry-cli --test all sandbox::`.
 
 mod support;
 

@@ -15,6 +15,8 @@
 //! [`Server::start`] runs a server on its own threads and returns at once; dropping the
 //! [`Server`] stops it. The CLI's `runretry serve` is `Server::start` then [`Server::wait`].
 
+#![deny(missing_docs)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,11 +24,11 @@ use std::time::Duration;
 
 use runretry_kit::Config;
 
-use crate::conformance::{load_cases, ConformanceCase};
-use crate::error::Error;
-use crate::fallback::OnPolicyError;
-use crate::policy::{Sandbox, DEFAULT_POLICY_WASM};
-use crate::sandbox::SandboxConfig;
+use runretry::conformance::{load_cases, ConformanceCase};
+use runretry::Error;
+use runretry::OnPolicyError;
+use runretry::SandboxConfig;
+use runretry::{Sandbox, DEFAULT_POLICY_WASM};
 
 mod auth;
 mod body;
@@ -281,7 +283,7 @@ async fn run(
         // Not ready from now on: a load balancer stops sending while the last answers go out.
         stopping.set_ready(false);
         // A candidate being checked is given up: the server must stop within its drain.
-        stopping.versions.stop_pending(crate::sandbox::StopReason::Shutdown);
+        stopping.versions.stop_pending(runretry::StopReason::Shutdown);
         if signalled {
             tracing::info!("stopping: not ready, serving for {} ms more", drain.as_millis());
             tokio::time::sleep(drain).await;

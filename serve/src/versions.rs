@@ -12,10 +12,10 @@ use arc_swap::ArcSwapOption;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::conformance::{check_candidate, ConformanceCase, Verdict};
-use crate::error::{escape_untrusted, Error};
-use crate::policy::{Policy, Sandbox};
-use crate::sandbox::{Interrupt, StopReason};
+use runretry::conformance::{check_candidate, ConformanceCase, Verdict};
+use runretry::{escape_untrusted, Error};
+use runretry::{Interrupt, StopReason};
+use runretry::{Policy, Sandbox};
 
 use super::metrics::Metrics;
 
@@ -408,7 +408,7 @@ fn clean_name(name: &str) -> String {
 
 /// The first failing case, on a line's worth (a failure lists every difference, and a trap
 /// repeats the guest's stderr).
-fn summarise(suite: &str, failure: &crate::conformance::CaseFailure) -> String {
+fn summarise(suite: &str, failure: &runretry::conformance::CaseFailure) -> String {
     const LONGEST: usize = 240;
     let text = failure.to_string();
     let shown = match text.char_indices().nth(LONGEST) {

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use runretry::{DecisionLogConfig, ServeConfig, Server};
+use runretry_serve::{DecisionLogConfig, ServeConfig, Server};
 use serde_json::Value;
 
 use crate::serve::{case_for, config, log_lines, Client};

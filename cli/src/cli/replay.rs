@@ -5,10 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use runretry::{
-    read_replay_input, read_run_retries, render_replay, replay, Baseline, Deployment, Error, OnPolicyError,
-    ReplayFormat, ReplayReport, Sandbox,
-};
+use runretry::dagster_yaml::read_run_retries;
+use runretry::replay::{read_replay_input, render_replay, replay, Baseline, ReplayFormat, ReplayReport};
+use runretry::{Deployment, Error, OnPolicyError, Sandbox};
 
 use crate::{Failure, SandboxArgs};
 

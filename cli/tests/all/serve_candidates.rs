@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use runretry::{DecisionLogConfig, ServeConfig, Server};
+use runretry_serve::{DecisionLogConfig, ServeConfig, Server};
 use serde_json::Value;
 
 use crate::serve::{case_for, config, log_lines, Client, ServeProcess};

@@ -9,10 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use runretry::{
-    sha256_hex, Case, DecisionLogConfig, OnPolicyError, Sandbox, SandboxConfig, ServeConfig, Server,
-    DEFAULT_POLICY_WASM,
-};
+use runretry::{Case, OnPolicyError, Sandbox, SandboxConfig, DEFAULT_POLICY_WASM};
+use runretry_serve::{sha256_hex, DecisionLogConfig, ServeConfig, Server};
 use serde_json::{json, Value};
 
 use crate::support::{example_case, example_policy, example_text, repo, wait_for};

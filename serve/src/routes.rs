@@ -19,9 +19,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use runretry_kit::{Case, CaseError, Config, Decision, SelectionAnswer, Strategy};
 
-use crate::error::Error;
-use crate::fallback::{fall_back, OnPolicyError};
-use crate::policy::Policy;
+use runretry::Error;
+use runretry::Policy;
+use runretry::{fall_back, OnPolicyError};
 
 use super::auth::{require_token, Token};
 use super::body::{BodyLimits, ReadBody, Unread};
@@ -29,8 +29,8 @@ use super::decision_log::DecisionLog;
 use super::metrics::{Metrics, CONTENT_TYPE};
 use super::versions::{Origin, Version, Versions};
 use super::ServeConfig;
-use crate::decision_record::{DecisionRecord, RecordedAnswer, RecordedError, RecordedFallback, RecordedPolicy};
-use crate::sandbox::{Interrupt, StopReason};
+use runretry::decision_record::{DecisionRecord, RecordedAnswer, RecordedError, RecordedFallback, RecordedPolicy};
+use runretry::{Interrupt, StopReason};
 
 /// Largest policy component `PUT /v1/policy` accepts: interpreted guests (Python, JavaScript)
 /// are tens of MiB.

@@ -1,4 +1,4 @@
-//! `cargo bench -p runretry --bench serve`: decisions over loopback HTTP (`POST /v1/decide`,
+//! `cargo bench -p runretry-serve --bench serve`: decisions over loopback HTTP (`POST /v1/decide`,
 //! keep-alive clients) next to the same decision made in-process, measured in one run: requests
 //! per second, p50 and p99 latency, and their ratios. A load benchmark rather than criterion:
 //! what matters is latency under concurrency, which criterion's one-closure loop does not model.
@@ -8,7 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use runretry::{Case, Sandbox, SandboxConfig, ServeConfig, Server};
+use runretry::{Case, Sandbox, SandboxConfig};
+use runretry_serve::{ServeConfig, Server};
 
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

@@ -13,9 +13,11 @@ mod cli {
     pub(crate) mod replay;
     pub(crate) mod serve;
 }
+use runretry::conformance::{run_suite, SuiteChoice};
+use runretry::dagster_yaml::read_run_retries;
+use runretry::inspect::inspect;
 use runretry::{
-    inspect, read_run_retries, run_suite, Case, Config, Deployment, Error, LimitOverrides, OnPolicyError, Sandbox,
-    SandboxConfig, SelectionAnswer, Strategy, SuiteChoice,
+    Case, Config, Deployment, Error, LimitOverrides, OnPolicyError, Sandbox, SandboxConfig, SelectionAnswer, Strategy,
 };
 
 #[derive(Parser)]
@@ -297,7 +299,7 @@ fn decide_batch(path: &Path, loaded: &Loaded, jobs: usize) -> Result<u8, Failure
     };
     let mut worst = 0u8;
     let stdout = std::io::stdout();
-    runretry::decide_batch(reader, &source, &loaded.deployment, loaded.config, jobs, |answer| {
+    runretry::batch::decide_batch(reader, &source, &loaded.deployment, loaded.config, jobs, |answer| {
         let json = match answer.result {
             Ok(decision) => serde_json::to_string(&decision),
             Err(error) => {

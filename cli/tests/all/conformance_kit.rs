@@ -3,7 +3,8 @@
 //! generated from `examples/*/Cargo.toml` (`[package.metadata.runretry] suites`), so adding one
 //! adds its tests.
 
-use runretry::{run_suite, Policy, Sandbox, SandboxConfig, SuiteChoice, DEFAULT_SUITE};
+use runretry::conformance::{run_suite, SuiteChoice, DEFAULT_SUITE};
+use runretry::{Policy, Sandbox, SandboxConfig};
 
 /// A compile cache under the target dir: the Python and JavaScript examples take 10-20 s each
 /// to compile, once.
@@ -33,7 +34,7 @@ fn default_policy_passes_the_contract_suite() {
 
 #[test]
 fn the_contract_suite_generates_valid_asset_plans() {
-    let cases = runretry::contract_cases();
+    let cases = runretry::conformance::contract_cases();
     for (name, case) in &cases {
         case.validate().unwrap_or_else(|(path, why)| panic!("contract case {name}: {path}: {why}"));
     }

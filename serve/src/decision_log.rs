@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde_json::Value;
 
-use crate::error::Error;
+use runretry::Error;
 
 /// Where and how decisions are logged.
 #[derive(Clone, Debug, PartialEq)]
