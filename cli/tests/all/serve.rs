@@ -404,15 +404,21 @@ fn replace(file: &Path, bytes: &[u8]) {
     std::fs::rename(&next, file).unwrap();
 }
 
+/// A server logging decisions to `dir/decisions.jsonl`, masking tags named like `*token*`.
+pub(crate) fn server_logging_masked(dir: &Path) -> (Server, PathBuf) {
+    let log = dir.join("decisions.jsonl");
+    let server = Server::start(ServeConfig {
+        decision_log: Some(DecisionLogConfig { mask: vec!["*token*".into()], ..DecisionLogConfig::new(&log) }),
+        ..config(dir)
+    })
+    .unwrap();
+    (server, log)
+}
+
 #[test]
 fn the_decision_log_records_every_answer_with_tags_masked() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("decisions.jsonl");
-    let server = Server::start(ServeConfig {
-        decision_log: Some(DecisionLogConfig { mask: vec!["*token*".into()], ..DecisionLogConfig::new(&log) }),
-        ..config(dir.path())
-    })
-    .unwrap();
+    let (server, log) = server_logging_masked(dir.path());
     let client = Client::new(server.local_addr());
     let mut case: Value = serde_json::from_str(&example_text("01")).unwrap();
     case["run"]["tags"] = json!({"team/api_token": "hunter2", "owner": "data"});

@@ -6,10 +6,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use runretry_serve::{DecisionLogConfig, ServeConfig, Server};
+use runretry_serve::{ServeConfig, Server};
 use serde_json::Value;
 
-use crate::serve::{case_for, config, log_lines, Client, ServeProcess};
+use crate::serve::{case_for, config, log_lines, server_logging_masked, Client, ServeProcess};
 use crate::support::{example_policy, wait_for};
 
 fn uploads(dir: &std::path::Path) -> ServeConfig {
@@ -175,12 +175,7 @@ fn failure_metrics_are_exported_at_zero_from_the_start() {
 #[test]
 fn a_masked_tag_value_does_not_leak_through_an_error_in_the_decision_log() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("decisions.jsonl");
-    let server = Server::start(ServeConfig {
-        decision_log: Some(DecisionLogConfig { mask: vec!["*token*".into()], ..DecisionLogConfig::new(&log) }),
-        ..config(dir.path())
-    })
-    .unwrap();
+    let (server, log) = server_logging_masked(dir.path());
     let mut case: Value = serde_json::from_str(&case_for("masked")).unwrap();
     case["run"]["tags"]["api_token"] = serde_json::json!(987654321);
     let (status, body) = Client::new(server.local_addr()).post("/v1/decide", case.to_string().as_bytes());
