@@ -37,7 +37,7 @@ fn three_steps() -> Vec<Step> {
 }
 
 fn reason(r: FailureReason) -> Failure {
-    Failure { reason: Some(r), message: None }
+    Failure { reason: Some(r), ..Failure::default() }
 }
 
 #[test]

@@ -51,7 +51,7 @@ fn realistic_case() -> Case {
     Case {
         config: Config { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true },
         run,
-        failure: Failure { reason: Some(FailureReason::StepFailure), message: None },
+        failure: Failure { reason: Some(FailureReason::StepFailure), ..Failure::default() },
     }
 }
 

@@ -9,10 +9,10 @@ use crate::error::Error;
 use crate::sandbox::HostState;
 
 /// The version of the contract (the WIT package `runretry:policy`) this host implements.
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";
 
 /// The interface a policy must export.
-pub const POLICY_EXPORT: &str = "runretry:policy/policy@0.2.0";
+pub const POLICY_EXPORT: &str = "runretry:policy/policy@0.3.0";
 
 /// The export's name without its version: a policy exporting it under another version was built
 /// against another revision of the contract.
@@ -93,7 +93,7 @@ pub(crate) fn prepare(
         return Err(Error::invalid_component(format!(
             "{name}: is built against runretry:policy@{version}, but this runretry implements \
              runretry:policy@{CONTRACT_VERSION} (it exports {other}, not {POLICY_EXPORT}); rebuild the policy \
-             against wit/policy.wit of this release (0.2.0 added asset data: see docs/writing-a-policy.md)"
+             against wit/policy.wit of this release (0.2.0 added asset data, 0.3.0 the job's run history and the failure's time: see docs/writing-a-policy.md)"
         )));
     }
     if !exports.iter().any(|e| e == POLICY_EXPORT) {

@@ -6,7 +6,8 @@
 //! interrupt it: a guest sleeping an hour held the host for an hour. So the clock and random
 //! interfaces are replaced, for every policy:
 //!
-//! - **Wall clock**: a fixed instant, [`WALL_CLOCK_EPOCH_SECS`] (2000-01-01T00:00:00Z).
+//! - **Wall clock**: the failure's time (`failure.now`, the case's), or a fixed instant,
+//!   [`WALL_CLOCK_EPOCH_SECS`] (2000-01-01T00:00:00Z), when the case has none.
 //! - **Monotonic clock**: virtual nanoseconds since the call began: one per unit of fuel the
 //!   call has used, plus every nanosecond the guest has slept.
 //! - **Sleeps** return at once and advance the monotonic clock. A sleep that would end past the
@@ -22,6 +23,7 @@ use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Linker, Resource};
 use wasmtime::StoreContextMut;
+use wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime;
 use wasmtime_wasi::p2::{subscribe, DynPollable, Pollable};
 use wasmtime_wasi::HostWallClock;
 
@@ -47,6 +49,8 @@ pub(crate) struct CallEnv {
     /// The call's deadline in virtual nanoseconds.
     deadline_nanos: u64,
     rng: StdRng,
+    /// What the wall clock reads during the call, since the Unix epoch.
+    pub(crate) wall: Duration,
 }
 
 impl CallEnv {
@@ -57,8 +61,15 @@ impl CallEnv {
             slept_nanos: 0,
             deadline_nanos: u64::try_from(deadline.as_nanos()).unwrap_or(u64::MAX),
             rng: StdRng::from_seed(seed),
+            wall: Duration::from_secs(WALL_CLOCK_EPOCH_SECS),
         }
     }
+}
+
+/// The wall clock of a call deciding on a failure at `now` (seconds since the Unix epoch): that
+/// instant, or the fixed one when the case gives none. `now` is checked as input first.
+pub(crate) fn wall_clock_at(now: Option<f64>) -> Duration {
+    now.and_then(|secs| Duration::try_from_secs_f64(secs).ok()).unwrap_or(Duration::from_secs(WALL_CLOCK_EPOCH_SECS))
 }
 
 /// The random seed for a call about `run_id`: the same run id, the same random stream.
@@ -66,7 +77,8 @@ pub fn seed_for(run_id: &str) -> [u8; 32] {
     Sha256::new().chain_update(b"runretry random v1\0").chain_update(run_id.as_bytes()).finalize().into()
 }
 
-/// The fixed wall clock, for `WasiCtxBuilder::wall_clock`.
+/// The fixed wall clock, for `WasiCtxBuilder::wall_clock` (what WASI's own code reads, such as
+/// file times; a policy's `wall-clock` calls go to the call's clock, see `link`).
 pub(crate) struct FixedWallClock;
 
 impl HostWallClock for FixedWallClock {
@@ -152,6 +164,13 @@ pub(crate) fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         sleep_until(store, until)
     })?;
     clock.func_wrap("subscribe-instant", |store, (when,): (u64,)| sleep_until(store, when))?;
+
+    let mut wall = linker.instance(&format!("wasi:clocks/wall-clock@{WASI_VERSION}"))?;
+    wall.func_wrap("now", |store, (): ()| {
+        let at = store.data().call.wall;
+        Ok((Datetime { seconds: at.as_secs(), nanoseconds: at.subsec_nanos() },))
+    })?;
+    wall.func_wrap("resolution", |_, (): ()| Ok((Datetime { seconds: 0, nanoseconds: 1 },)))?;
 
     let mut random = linker.instance(&format!("wasi:random/random@{WASI_VERSION}"))?;
     random.func_wrap("get-random-bytes", |mut store, (len,): (u64,)| Ok((random_bytes(&mut store, len)?,)))?;

@@ -61,7 +61,7 @@ impl fmt::Display for Inspection {
         };
         writeln!(f, "kind:     {kind}")?;
         let world = if self.exports.iter().any(|e| e == POLICY_EXPORT) {
-            "runretry:policy/retry-policy@0.2.0"
+            "runretry:policy/retry-policy@0.3.0"
         } else {
             "unknown (no runretry policy export)"
         };

@@ -2,8 +2,8 @@
 //! mirror each other record for record, so this is naming, not logic.
 
 use runretry_kit::{
-    Action, BackfillStatus, CheckSeverity, Config, Decision, Failure, FailureReason, Run, RunStatus, Selection,
-    StepStatus, Strategy,
+    Action, BackfillStatus, CheckSeverity, Config, Decision, Failure, FailureReason, LaunchOrigin, Run, RunStatus,
+    Selection, StepStatus, Strategy,
 };
 
 use crate::bindings::runretry::policy::types as wit;
@@ -126,6 +126,26 @@ pub(crate) fn with_run<R>(run: &Run, call: impl FnOnce(wit::Run<'_>) -> R) -> R 
             }),
         })
         .collect();
+    let history: Vec<wit::HistoryRun<'_>> = run
+        .history
+        .iter()
+        .map(|h| wit::HistoryRun {
+            run_id: &h.run_id,
+            status: run_status(h.status),
+            root_run_id: h.root_run_id.as_deref(),
+            retry_number: h.retry_number,
+            launched_by: match h.launched_by {
+                LaunchOrigin::Schedule => wit::LaunchOrigin::Schedule,
+                LaunchOrigin::Sensor => wit::LaunchOrigin::Sensor,
+                LaunchOrigin::Backfill => wit::LaunchOrigin::Backfill,
+                LaunchOrigin::Manual => wit::LaunchOrigin::Manual,
+            },
+            start_time: h.start_time,
+            end_time: h.end_time,
+            failure_reason: h.failure_reason.as_ref().map(failure_reason),
+            failure_message: h.failure_message.as_deref(),
+        })
+        .collect();
     call(wit::Run {
         run_id: &run.run_id,
         status: run_status(run.status),
@@ -147,12 +167,21 @@ pub(crate) fn with_run<R>(run: &Run, call: impl FnOnce(wit::Run<'_>) -> R) -> R 
         asset_check_selection: asset_check_selection.as_deref(),
         materialized_assets: &materialized_assets,
         check_evaluations: &check_evaluations,
+        history: &history,
     })
 }
 
 /// The failure; a reason the contract does not know travels as `other`.
 pub(crate) fn failure_to_wit(failure: &Failure) -> wit::Failure<'_> {
-    let reason = failure.reason.as_ref().map(|r| match r {
+    wit::Failure {
+        reason: failure.reason.as_ref().map(failure_reason),
+        message: failure.message.as_deref(),
+        now: failure.now,
+    }
+}
+
+fn failure_reason(r: &FailureReason) -> wit::FailureReason<'_> {
+    match r {
         FailureReason::StepFailure => wit::FailureReason::StepFailure,
         FailureReason::RunException => wit::FailureReason::RunException,
         FailureReason::UnexpectedTermination => wit::FailureReason::UnexpectedTermination,
@@ -161,8 +190,7 @@ pub(crate) fn failure_to_wit(failure: &Failure) -> wit::Failure<'_> {
         FailureReason::RunWorkerRestart => wit::FailureReason::RunWorkerRestart,
         FailureReason::Unknown => wit::FailureReason::Unknown,
         FailureReason::Other(text) => wit::FailureReason::Other(text),
-    });
-    wit::Failure { reason, message: failure.message.as_deref() }
+    }
 }
 
 /// The `run_retries` config.

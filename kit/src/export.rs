@@ -4,7 +4,7 @@
 
 use crate::model::{
     Action, Backfill, BackfillStatus, CheckEvaluation, CheckSeverity, Config, Decision, Failure, FailureReason,
-    GroupMember, MappedInstance, Run, RunStatus, Selection, Step, StepStatus, Strategy,
+    GroupMember, HistoryRun, LaunchOrigin, MappedInstance, Run, RunStatus, Selection, Step, StepStatus, Strategy,
 };
 
 #[allow(missing_docs)]
@@ -119,12 +119,31 @@ pub fn run_from_wit(run: wit::Run) -> Run {
                 }),
             })
             .collect(),
+        history: run
+            .history
+            .into_iter()
+            .map(|h| HistoryRun {
+                run_id: h.run_id,
+                status: run_status(h.status),
+                root_run_id: h.root_run_id,
+                retry_number: h.retry_number,
+                launched_by: match h.launched_by {
+                    wit::LaunchOrigin::Schedule => LaunchOrigin::Schedule,
+                    wit::LaunchOrigin::Sensor => LaunchOrigin::Sensor,
+                    wit::LaunchOrigin::Backfill => LaunchOrigin::Backfill,
+                    wit::LaunchOrigin::Manual => LaunchOrigin::Manual,
+                },
+                start_time: h.start_time,
+                end_time: h.end_time,
+                failure_reason: h.failure_reason.map(failure_reason),
+                failure_message: h.failure_message,
+            })
+            .collect(),
     }
 }
 
-/// The failure, moved into the model.
-pub fn failure_from_wit(failure: wit::Failure) -> Failure {
-    let reason = failure.reason.map(|r| match r {
+fn failure_reason(r: wit::FailureReason) -> FailureReason {
+    match r {
         wit::FailureReason::StepFailure => FailureReason::StepFailure,
         wit::FailureReason::RunException => FailureReason::RunException,
         wit::FailureReason::UnexpectedTermination => FailureReason::UnexpectedTermination,
@@ -133,8 +152,12 @@ pub fn failure_from_wit(failure: wit::Failure) -> Failure {
         wit::FailureReason::RunWorkerRestart => FailureReason::RunWorkerRestart,
         wit::FailureReason::Unknown => FailureReason::Unknown,
         wit::FailureReason::Other(text) => FailureReason::Other(text),
-    });
-    Failure { reason, message: failure.message }
+    }
+}
+
+/// The failure, moved into the model.
+pub fn failure_from_wit(failure: wit::Failure) -> Failure {
+    Failure { reason: failure.reason.map(failure_reason), message: failure.message, now: failure.now }
 }
 
 /// The config, into the model.

@@ -245,6 +245,11 @@ impl<'de> Deserialize<'de> for FailureReason {
     }
 }
 
+/// `MANUAL`, the launch origin of a history entry that names none.
+pub(crate) fn manual() -> crate::model::LaunchOrigin {
+    crate::model::LaunchOrigin::Manual
+}
+
 /// `true`, for fields whose JSON default is true.
 pub(crate) fn yes() -> bool {
     true

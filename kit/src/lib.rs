@@ -48,8 +48,8 @@ mod export;
 
 pub use model::{
     set_tag, tag, Action, Backfill, BackfillStatus, CheckEvaluation, CheckSeverity, Config, Decision, Failure,
-    FailureReason, GroupMember, MappedInstance, Run, RunStatus, Selection, SelectionAnswer, Step, StepStatus, Strategy,
-    TagMerge, Tags,
+    FailureReason, GroupMember, HistoryRun, LaunchOrigin, MappedInstance, Run, RunStatus, Selection, SelectionAnswer,
+    Step, StepStatus, Strategy, TagMerge, Tags,
 };
 pub use policy::Policy;
 pub use step_key::StepKey;

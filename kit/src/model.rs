@@ -346,6 +346,51 @@ pub struct Backfill {
     pub status: BackfillStatus,
 }
 
+dagster_enum! {
+    /// Who or what launched a run, from Dagster's tags (a retry keeps its root's origin).
+    LaunchOrigin {
+        /// A schedule (`dagster/schedule_name`).
+        Schedule = "SCHEDULE",
+        /// A sensor (`dagster/sensor_name`).
+        Sensor = "SENSOR",
+        /// A backfill (`dagster/backfill`).
+        Backfill = "BACKFILL",
+        /// By hand, or anything else.
+        Manual = "MANUAL",
+    }
+}
+
+/// One earlier run of the same job in the same code location (`Run::history`).
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+pub struct HistoryRun {
+    /// Its run id.
+    pub run_id: String,
+    /// Its status when the case was built.
+    pub status: RunStatus,
+    /// The root of its re-execution group; `None` for an original run.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub root_run_id: Option<String>,
+    /// Its `dagster/retry_number`; `None` for a first attempt.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub retry_number: Option<u32>,
+    /// Who or what launched it.
+    #[cfg_attr(feature = "serde", serde(default = "crate::json::manual"))]
+    pub launched_by: LaunchOrigin,
+    /// When it started, seconds since the Unix epoch; `None` if it never started.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub start_time: Option<f64>,
+    /// When it ended, seconds since the Unix epoch; `None` while it has not.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub end_time: Option<f64>,
+    /// For a failure: its reason, when recorded.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub failure_reason: Option<FailureReason>,
+    /// For a failure: the first 1 KiB of its error (class name and message, as Dagster shows it).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub failure_message: Option<String>,
+}
+
 /// The failed (parent) run.
 // `remote = "Self"`: the derive makes inherent `Run::serialize`/`Run::deserialize`, which the
 // trait impls in `json` call, the second then filling an absent group with the run alone.
@@ -400,6 +445,10 @@ pub struct Run {
     /// Every asset-check evaluation of this run, in log order.
     #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
     pub check_evaluations: Vec<CheckEvaluation>,
+    /// The job's most recent runs before this one in the same code location, newest first
+    /// (the orchestrator bounds it); empty when unknown.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    pub history: Vec<HistoryRun>,
 }
 
 impl Run {
@@ -428,6 +477,7 @@ impl Run {
             asset_check_selection: None,
             materialized_assets: Vec::new(),
             check_evaluations: Vec::new(),
+            history: Vec::new(),
         }
     }
 }
@@ -500,6 +550,10 @@ pub struct Failure {
     /// Free text from the orchestrator, for custom policies (e.g. an OOM message).
     #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
     pub message: Option<String>,
+    /// When the run failed (the failure event's time), seconds since the Unix epoch: what the
+    /// policy's wall clock reads. `None`: the fixed instant of 2000-01-01.
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    pub now: Option<f64>,
 }
 
 /// The deployment's `run_retries` block. In JSON a misspelt key is an error (`max_retry` must

@@ -206,7 +206,7 @@ fn component_of_another_world_is_refused_naming_the_export() {
     let bytes = std::fs::read(runretry_test_guests::OTHER_WORLD).unwrap();
     match sandbox.load_bytes("other-world.wasm", &bytes) {
         Err(Error::InvalidComponent { reason, .. }) => {
-            assert!(reason.contains("does not export runretry:policy/policy@0.2.0"), "{reason}")
+            assert!(reason.contains("does not export runretry:policy/policy@0.3.0"), "{reason}")
         }
         other => panic!("expected InvalidComponent, got {:?}", other.map(|p| p.name().to_string())),
     }
@@ -219,7 +219,7 @@ fn a_policy_built_against_the_previous_contract_is_refused_naming_both_versions(
     match sandbox.load_bytes("old.wasm", &bytes) {
         Err(Error::InvalidComponent { reason, .. }) => {
             assert!(reason.starts_with("old.wasm: is built against runretry:policy@0.1.0"), "{reason}");
-            assert!(reason.contains("implements runretry:policy@0.2.0"), "{reason}");
+            assert!(reason.contains("implements runretry:policy@0.3.0"), "{reason}");
             assert!(reason.contains("rebuild the policy"), "{reason}");
         }
         other => panic!("expected InvalidComponent, got {:?}", other.map(|p| p.name().to_string())),
@@ -368,4 +368,23 @@ fn errors_keep_their_cause_chain() {
         source = cause.source();
     }
     assert!(chain >= 1, "the cause is reachable through source()");
+}
+
+/// The wall clock reads the case's `failure.now` (contract 0.3.0): decisions stay a function of
+/// the case, and a policy can reason about time of day or age. Without it, the fixed instant.
+#[test]
+fn the_wall_clock_reads_the_failures_time() {
+    let sandbox = Sandbox::new(config()).unwrap();
+    let policy = sandbox.load_file(std::path::Path::new(runretry_test_guests::hostile("read_clocks"))).unwrap();
+    let mut case = case();
+    case.failure.now = Some(1_764_803_600.25);
+    let reason = policy.decide(&case).unwrap().reason;
+    assert!(reason.starts_with("wall 1764803600.250000000 elapsed "), "{reason}");
+    let mut warm = policy.warm().unwrap();
+    assert!(warm.decide(&case).unwrap().reason.starts_with("wall 1764803600.250000000 "));
+    case.failure.now = None;
+    assert!(warm.decide(&case).unwrap().reason.starts_with("wall 946684800.000000000 "), "the next call is reset");
+    case.failure.now = Some(-1.0);
+    let refused = policy.decide(&case).unwrap_err();
+    assert!(refused.is_bad_input() && refused.to_string().contains("failure.now"), "{refused}");
 }

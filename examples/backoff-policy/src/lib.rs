@@ -104,7 +104,7 @@ mod tests {
     #[test]
     fn a_retry_waits_and_says_why() {
         let config = Config { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true };
-        let failure = Failure { reason: Some(FailureReason::StepFailure), message: None };
+        let failure = Failure { reason: Some(FailureReason::StepFailure), ..Failure::default() };
         let decision = BackoffPolicy::should_retry(&failed_run(2), &failure, &config);
         assert_eq!((decision.action, decision.retry_number), (Action::LaunchNew, Some(2)));
         assert_eq!(decision.delay_seconds, 60.0);

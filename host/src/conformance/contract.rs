@@ -238,7 +238,7 @@ fn edge_cases() -> Vec<(String, Case)> {
 
 fn base_case(steps: Vec<Step>, config: Config) -> Case {
     let run = Run { steps, job: Some("contract_job".into()), ..Run::new("run-A", RunStatus::Failure) };
-    Case { config, run, failure: Failure { reason: Some(FailureReason::StepFailure), message: None } }
+    Case { config, run, failure: Failure { reason: Some(FailureReason::StepFailure), ..Failure::default() } }
 }
 
 fn step(key: &str, upstream: Vec<String>, status: StepStatus) -> Step {

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from dagster import AssetCheckKey, AssetKey, DagsterEventType, DagsterInstance, DagsterRun, EventLogEntry
+from dagster import AssetCheckKey, AssetKey, DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, EventLogEntry
 from dagster._core.errors import DagsterRunNotFoundError
+from dagster._core.event_api import RunStatusChangeRecordsFilter
 from dagster._core.storage.dagster_run import RunsFilter
 
 # What Dagster reads to derive step state for re-execution (plan/state.py).
@@ -25,6 +27,14 @@ STEP_EVENTS = {
     DagsterEventType.STEP_SKIPPED,
     DagsterEventType.RESOURCE_INIT_FAILURE,
 }
+
+# `run.history`'s bounds by default: the job's last 100 runs, none older than 7 days.
+HISTORY_RUNS = 100
+HISTORY_SECONDS = 7 * 24 * 3600
+# A history entry keeps the first 1 KiB of a failure's error.
+FAILURE_MESSAGE_BYTES = 1024
+# Who launched a run, from the tags Dagster puts on it (a retry inherits its root's).
+LAUNCH_ORIGIN_TAGS = (("dagster/schedule_name", "SCHEDULE"), ("dagster/sensor_name", "SENSOR"), ("dagster/backfill", "BACKFILL"))
 
 # Tags that record a retry decision on the failed run: absent before the failure was handled.
 DECISION_TAGS = ("dagster/will_retry", "dagster/auto_retry_run_id")
@@ -71,6 +81,8 @@ def build_case(
     config: Mapping[str, Any] | None = None,
     repository_def: Any = None,
     before_retry: bool = False,
+    history_runs: int = HISTORY_RUNS,
+    history_seconds: float = HISTORY_SECONDS,
 ) -> dict[str, Any]:
     """The case for ``run``'s failure, from the instance.
 
@@ -79,7 +91,8 @@ def build_case(
     sensor has it), adds what the plan snapshot lacks: which checks are blocking and whether a
     multi-asset can be subset. ``before_retry`` gives the case as it stood when the failure was
     stored: without the retry-decision tags and without runs created after the failure (what a
-    shadow comparison needs, since Dagster's daemon may already have acted).
+    shadow comparison needs, since Dagster's daemon may already have acted). ``history_runs``
+    and ``history_seconds`` bound ``run.history``, the job's earlier runs (0 runs: none).
     """
     if failure_event is None:
         failure_event = last_failure_event(instance, run.run_id)
@@ -112,6 +125,7 @@ def build_case(
             for k in instance.get_asset_keys_for_run(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
         ),
         "check_evaluations": check_evaluations(instance, run.run_id),
+        "history": history(instance, run, limit=history_runs, window_seconds=history_seconds),
     }
     if before_retry:
         for member in case_run["group"]:
@@ -124,6 +138,93 @@ def build_case(
     }
 
 
+def history(
+    instance: DagsterInstance, run: DagsterRun, *, limit: int = HISTORY_RUNS, window_seconds: float = HISTORY_SECONDS
+) -> list[dict[str, Any]]:
+    """``run.history``: the job's most recent runs created before ``run`` in its code location,
+    newest first, at most ``limit`` and none created more than ``window_seconds`` earlier. Two
+    queries whatever the instance holds: the runs, then the failure events of those that failed."""
+    if limit <= 0:
+        return []
+    record = instance.get_run_record_by_id(run.run_id)
+    created = record.create_timestamp if record is not None else datetime.now(timezone.utc)
+    filters = RunsFilter(
+        job_name=run.job_name, created_before=created, created_after=created - timedelta(seconds=window_seconds)
+    )
+    # The code location is compared here, not in the query: a tag filter made the query four
+    # times slower on SQLite. Runs of a job of the same name in another location are rare; twice
+    # the limit leaves room for them.
+    location = run.tags.get("dagster/code_location")
+    records = [
+        r
+        for r in instance.get_run_records(filters, limit=2 * limit + 1)
+        if r.dagster_run.run_id != run.run_id
+        and (location is None or r.dagster_run.tags.get("dagster/code_location", location) == location)
+    ][:limit]
+    failures = failure_events(instance, run.job_name, [r for r in records if r.dagster_run.status == DagsterRunStatus.FAILURE])
+    entries = []
+    for r in records:
+        past = r.dagster_run
+        entry: dict[str, Any] = {"run_id": past.run_id, "status": past.status.value, "launched_by": launch_origin(past)}
+        if past.root_run_id:
+            entry["root_run_id"] = past.root_run_id
+        retry_number = past.tags.get("dagster/retry_number")
+        if retry_number is not None and retry_number.isdigit():
+            entry["retry_number"] = int(retry_number)
+        if r.start_time is not None:
+            entry["start_time"] = r.start_time
+        if r.end_time is not None:
+            entry["end_time"] = r.end_time
+        if past.run_id in failures:
+            reason, message = failures[past.run_id]
+            entry["failure_reason"] = reason or past.tags.get("dagster/failure_reason") or None
+            if message:
+                entry["failure_message"] = message
+        elif past.status == DagsterRunStatus.FAILURE and past.tags.get("dagster/failure_reason"):
+            entry["failure_reason"] = past.tags["dagster/failure_reason"]
+        entries.append({k: v for k, v in entry.items() if v is not None})
+    return entries
+
+
+def launch_origin(run: DagsterRun) -> str:
+    """Who or what launched ``run``: a schedule, a sensor, a backfill, or by hand."""
+    return next((origin for tag, origin in LAUNCH_ORIGIN_TAGS if run.tags.get(tag)), "MANUAL")
+
+
+def failure_events(instance: DagsterInstance, job_name: str, failed: list[Any]) -> dict[str, tuple[str | None, str]]:
+    """Per failed run of ``failed`` (run records): its failure reason and the start of its error,
+    from the job's RUN_FAILURE events, newest first, in one query."""
+    if not failed:
+        return {}
+    wanted = {r.dagster_run.run_id for r in failed}
+    oldest = min(r.create_timestamp.timestamp() for r in failed)
+    records = instance.fetch_run_status_changes(
+        RunStatusChangeRecordsFilter(event_type=DagsterEventType.RUN_FAILURE, job_names=[job_name], after_timestamp=oldest - 1),
+        limit=2 * len(failed) + 20,
+    ).records
+    found: dict[str, tuple[str | None, str]] = {}
+    for record in records:
+        entry = record.event_log_entry
+        if entry.run_id in wanted and entry.run_id not in found and entry.dagster_event is not None:
+            data = entry.dagster_event.event_specific_data
+            reason = getattr(getattr(data, "failure_reason", None), "value", None)
+            found[entry.run_id] = (reason, error_text(data) or entry.dagster_event.message or "")
+    return found
+
+
+def error_text(data: Any) -> str:
+    """A failure's error as Dagster shows it (the error's message, then each cause's), cut to
+    1 KiB: the step's error for a step failure, else the run's."""
+    step = getattr(data, "first_step_failure_event", None)
+    error = getattr(getattr(step, "event_specific_data", None), "error", None) or getattr(data, "error", None)
+    parts = []
+    while error is not None:
+        parts.append((error.message or "").strip())
+        error = error.cause
+    text = "\nThe above exception was caused by: ".join(p for p in parts if p)
+    return text.encode("utf-8")[:FAILURE_MESSAGE_BYTES].decode("utf-8", "ignore")
+
+
 def last_failure_event(instance: DagsterInstance, run_id: str) -> EventLogEntry | None:
     """The run's last RUN_FAILURE entry, if any."""
     records = instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE)
@@ -132,7 +233,7 @@ def last_failure_event(instance: DagsterInstance, run_id: str) -> EventLogEntry 
 
 def failure(run: DagsterRun, entry: EventLogEntry | None) -> dict[str, Any]:
     """``failure``: the reason from the event's ``JobFailureData`` (null when none was recorded,
-    as for monitoring kills), and its message."""
+    as for monitoring kills), its message, and its time (``now``)."""
     reason = None
     message = None
     if entry is not None and entry.dagster_event is not None:
@@ -143,6 +244,8 @@ def failure(run: DagsterRun, entry: EventLogEntry | None) -> dict[str, Any]:
     out: dict[str, Any] = {"reason": reason}
     if message:
         out["message"] = message
+    if entry is not None:
+        out["now"] = entry.timestamp  # when it failed: what the policy's wall clock reads
     return out
 
 

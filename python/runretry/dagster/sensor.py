@@ -38,7 +38,7 @@ from dagster._core.storage.dagster_run import RunsFilter
 
 import runretry
 from runretry.dagster import launch
-from runretry.dagster.case import build_case, run_retries_config
+from runretry.dagster.case import HISTORY_RUNS, HISTORY_SECONDS, build_case, run_retries_config
 from runretry.dagster.shadow import DECISION_TAG, SHADOW_TAG, compare
 
 STATE_TAG = "runretry/state"  # pending | launched | resubmitted | none | error
@@ -132,6 +132,8 @@ def runretry_sensor(
     default_status: DefaultSensorStatus = DefaultSensorStatus.STOPPED,
     shadow_wait_seconds: float = 120.0,
     policy_limits: dict[str, Any] | None = None,
+    history_runs: int = HISTORY_RUNS,
+    history_seconds: float = HISTORY_SECONDS,
 ) -> SensorDefinition:
     """A sensor for ``Definitions`` that decides run retries with a runretry policy.
 
@@ -143,6 +145,8 @@ def runretry_sensor(
     names (None: every job of this code location). ``shadow_wait_seconds`` bounds how long a
     shadow judgement waits for the daemon (past it, the daemon is taken not to retry).
     ``policy_limits`` are ``Policy.load``'s sandbox limits (``fuel``, ``deadline_ms``, ...).
+    ``history_runs`` and ``history_seconds`` bound the job's earlier runs each case carries
+    (``run.history``: 100 runs, 7 days by default; 0 runs for none).
     """
     if mode not in ("shadow", "enforce"):
         raise ValueError(f"runretry_sensor: mode: {mode!r} is not a mode (\"shadow\" or \"enforce\")")
@@ -153,6 +157,7 @@ def runretry_sensor(
     policy_path = os.fspath(policy) if policy is not None else None
     job_names = None if monitored_jobs is None else {_job_name(j) for j in monitored_jobs}
     limits = dict(policy_limits or {})
+    bounds = {"history_runs": history_runs, "history_seconds": history_seconds}
 
     @sensor(name=name, minimum_interval_seconds=minimum_interval_seconds, default_status=default_status)
     def _sensor(context: SensorEvaluationContext) -> SkipReason:
@@ -171,9 +176,9 @@ def runretry_sensor(
         if mode == "shadow":
             for run, entry in failures:
                 cursor.waiting.setdefault(run.run_id, entry.timestamp)
-            summary = _shadow_tick(context, engine, cursor, shadow_wait_seconds)
+            summary = _shadow_tick(context, engine, cursor, shadow_wait_seconds, bounds)
         else:
-            summary = _enforce_tick(context, engine, failures)
+            summary = _enforce_tick(context, engine, failures, bounds)
         context.update_cursor(cursor.dump())
         return SkipReason(summary)
 
@@ -197,7 +202,9 @@ def _daemon_outcome(instance: DagsterInstance, run: DagsterRun, waited: float, w
     return waited >= wait_limit, None
 
 
-def _shadow_tick(context: SensorEvaluationContext, engine: runretry.Policy, cursor: _Cursor, wait: float) -> str:
+def _shadow_tick(
+    context: SensorEvaluationContext, engine: runretry.Policy, cursor: _Cursor, wait: float, bounds: dict[str, Any]
+) -> str:
     instance = context.instance
     judged = []
     for run_id, failed_at in list(cursor.waiting.items()):
@@ -211,7 +218,7 @@ def _shadow_tick(context: SensorEvaluationContext, engine: runretry.Policy, curs
         del cursor.waiting[run_id]
         if run.tags.get(SHADOW_TAG):
             continue  # judged by an earlier tick whose cursor was not saved
-        case = build_case(instance, run, repository_def=context.repository_def, before_retry=True)
+        case = build_case(instance, run, repository_def=context.repository_def, before_retry=True, **bounds)
         try:
             decision = engine.decide(case)
         except runretry.RunretryError as error:
@@ -240,12 +247,15 @@ def _shadow_tick(context: SensorEvaluationContext, engine: runretry.Policy, curs
 
 
 def _enforce_tick(
-    context: SensorEvaluationContext, engine: runretry.Policy, failures: list[tuple[DagsterRun, EventLogEntry]]
+    context: SensorEvaluationContext,
+    engine: runretry.Policy,
+    failures: list[tuple[DagsterRun, EventLogEntry]],
+    bounds: dict[str, Any],
 ) -> str:
     instance = context.instance
     done = []
     for run, entry in failures:
-        outcome = _decide(context, engine, run, entry)
+        outcome = _decide(context, engine, run, entry, bounds)
         if outcome:
             done.append(outcome)
     # Retries decided earlier and due now, found from tags: they survive any restart.
@@ -258,7 +268,9 @@ def _enforce_tick(
     return "runretry enforce (retries are launched by runretry, not by this tick's run requests): " + "; ".join(done)
 
 
-def _decide(context: SensorEvaluationContext, engine: runretry.Policy, run: DagsterRun, entry: EventLogEntry) -> str | None:
+def _decide(
+    context: SensorEvaluationContext, engine: runretry.Policy, run: DagsterRun, entry: EventLogEntry, bounds: dict[str, Any]
+) -> str | None:
     instance = context.instance
     run = instance.get_run_by_id(run.run_id) or run  # the freshest tags
     if run.tags.get(STATE_TAG):
@@ -268,7 +280,7 @@ def _decide(context: SensorEvaluationContext, engine: runretry.Policy, run: Dags
     # RESUBMIT_EXISTING, one that started is no retry.
     # `enabled: false` only keeps Dagster's daemon out of the way; the sensor retries.
     config = {**run_retries_config(instance), "enabled": True}
-    case = build_case(instance, run, entry, config=config, repository_def=context.repository_def)
+    case = build_case(instance, run, entry, config=config, repository_def=context.repository_def, **bounds)
     try:
         decision = engine.decide(case)
     except runretry.RunretryError as error:
