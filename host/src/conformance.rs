@@ -84,6 +84,25 @@ pub fn run_cases(policy: &Policy, cases: &[ConformanceCase], ignore: &[String]) 
     )
 }
 
+/// The suites [`check_candidate`] runs, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CandidateSuite {
+    /// The generated contract properties.
+    Contract,
+    /// The deployment's golden cases.
+    Golden,
+}
+
+impl CandidateSuite {
+    /// How a report names it: `contract suite`, `golden cases`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CandidateSuite::Contract => "contract suite",
+            CandidateSuite::Golden => "golden cases",
+        }
+    }
+}
+
 /// How a candidate fared (see [`check_candidate`]).
 #[derive(Debug)]
 pub enum Verdict {
@@ -91,8 +110,8 @@ pub enum Verdict {
     Passed,
     /// The first case that failed, in the suite named.
     Failed {
-        /// `contract suite` or `golden cases`.
-        suite: &'static str,
+        /// The suite it failed in.
+        suite: CandidateSuite,
         /// The case that failed.
         failure: CaseFailure,
     },
@@ -116,7 +135,7 @@ pub fn check_candidate(
         }
         if !problems.is_empty() {
             let failure = CaseFailure { name, source: "contract".into(), differences: problems };
-            return Verdict::Failed { suite: "contract suite", failure };
+            return Verdict::Failed { suite: CandidateSuite::Contract, failure };
         }
     }
     for case in golden {
@@ -125,7 +144,7 @@ pub fn check_candidate(
             return Verdict::Stopped;
         }
         if let Some(failure) = report.failures.into_iter().next() {
-            return Verdict::Failed { suite: "golden cases", failure };
+            return Verdict::Failed { suite: CandidateSuite::Golden, failure };
         }
     }
     Verdict::Passed

@@ -234,3 +234,40 @@ pub fn escape_untrusted(text: &str) -> String {
 pub(crate) fn is_hidden_format_char(c: char) -> bool {
     matches!(c, '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    /// One error of every kind but bad input. The match below makes a new variant a compile
+    /// error here until it is listed, so `POLICY_FAILURE_KINDS` cannot miss it.
+    fn every_policy_failure() -> Vec<Error> {
+        let listed = |error: &Error| match error {
+            Error::BadInput { .. } => false,
+            Error::InvalidComponent { .. }
+            | Error::DeadlineExceeded { .. }
+            | Error::FuelExhausted { .. }
+            | Error::MemoryLimit { .. }
+            | Error::StackOverflow
+            | Error::GuestTrap { .. }
+            | Error::InvalidOutput { .. } => true,
+        };
+        let errors = vec![
+            Error::InvalidComponent { reason: String::new(), cause: None },
+            Error::DeadlineExceeded { deadline_ms: 1 },
+            Error::FuelExhausted { fuel: 1 },
+            Error::MemoryLimit { limit_bytes: 1 },
+            Error::StackOverflow,
+            Error::GuestTrap { message: String::new(), stderr: String::new(), cause: None },
+            Error::InvalidOutput { reason: String::new() },
+        ];
+        assert!(errors.iter().all(listed));
+        errors
+    }
+
+    #[test]
+    fn the_policy_failure_kinds_are_the_kinds_of_every_policy_failure() {
+        let kinds: Vec<&str> = every_policy_failure().iter().map(Error::kind).collect();
+        assert_eq!(kinds, Error::POLICY_FAILURE_KINDS);
+    }
+}

@@ -143,9 +143,7 @@ impl Policy {
 
     fn decide_in(&self, store: &mut Store<HostState>, bindings: &RetryPolicy, case: &Case) -> Result<Decision, Error> {
         self.check_input(&case.run)?;
-        if let Some(now) = case.failure.now.filter(|now| !now.is_finite() || *now < 0.0) {
-            return Err(Error::bad_input(format!("failure.now: {now} is not a time (seconds since the Unix epoch)")));
-        }
+        case.failure.validate().map_err(|(path, message)| Error::bad_input(format!("{path}: {message}")))?;
         store.data_mut().call.wall = crate::determinism::wall_clock_at(case.failure.now);
         let failure = marshal::failure_to_wit(&case.failure);
         let config = marshal::config_to_wit(&case.config);

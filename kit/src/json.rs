@@ -87,9 +87,24 @@ impl Case {
         Ok(case)
     }
 
-    /// Check what types cannot (see [`Run::validate`]). `Err((json_path, message))`.
+    /// Check what types cannot (see [`Run::validate`] and [`Failure::validate`]).
+    /// `Err((json_path, message))`.
     pub fn validate(&self) -> Result<(), (String, String)> {
-        self.run.validate()
+        self.run.validate()?;
+        self.failure.validate()
+    }
+}
+
+impl Failure {
+    /// Check what types cannot: `now` is a time, at or after the Unix epoch.
+    /// `Err((json_path, message))`, the path starting at `failure`.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        match self.now {
+            Some(now) if !now.is_finite() || now < 0.0 => {
+                Err(("failure.now".into(), format!("{now} is not a time (seconds since the Unix epoch)")))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -407,6 +422,10 @@ mod tests {
                 .unwrap_err();
         assert!(error.to_string().contains("run.backfill: status: an existing backfill needs a status"), "{error}");
         assert!(Case::from_json("c.json", "[1]").unwrap_err().to_string().contains("one JSON object"));
+        let error =
+            Case::from_json("c.json", r#"{"run": {"run_id": "r", "status": "FAILURE"}, "failure": {"now": -1.0}}"#)
+                .unwrap_err();
+        assert_eq!(error.path.as_deref(), Some("failure.now"), "{error}");
         let error = Case::from_json("c.json", "{broken").unwrap_err();
         assert_eq!(error.path, None, "text that is not JSON names no field: {error}");
         assert!(error.to_string().starts_with("c.json: not valid JSON: key must be a string"), "{error}");

@@ -117,6 +117,15 @@ impl WriteTimeout {
         WriteTimeout { stream, limit, stalled: None }
     }
 
+    /// A write's outcome: one that went through ends a stall; a pending one is timed.
+    fn track(&mut self, cx: &mut Context<'_>, written: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        if written.is_pending() {
+            return self.check_stall(cx);
+        }
+        self.stalled = None;
+        written
+    }
+
     /// After a write that is pending: fail once the stall has lasted `limit`.
     fn check_stall(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let limit = self.limit;
@@ -139,13 +148,8 @@ impl AsyncRead for WriteTimeout {
 
 impl AsyncWrite for WriteTimeout {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.stream).poll_write(cx, buf) {
-            Poll::Pending => self.check_stall(cx),
-            ready => {
-                self.stalled = None;
-                ready
-            }
-        }
+        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.track(cx, written)
     }
 
     fn poll_write_vectored(
@@ -153,13 +157,8 @@ impl AsyncWrite for WriteTimeout {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.stream).poll_write_vectored(cx, bufs) {
-            Poll::Pending => self.check_stall(cx),
-            ready => {
-                self.stalled = None;
-                ready
-            }
-        }
+        let written = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.track(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -139,17 +139,26 @@ impl AppState {
         work: impl FnOnce(&AppState, &Case) -> Result<T, Failure> + Send + 'static,
     ) -> Result<(Case, T), Failure> {
         let body = self.read_body(headers, body, self.max_request_bytes).await?.bytes;
-        let shared = self.clone();
-        let job = self.blocking(move || {
-            let case = shared.parse("request body", &body)?;
-            let answer = work(&shared, &case)?;
-            Ok::<_, Failure>((case, answer))
-        });
-        match tokio::time::timeout(self.deadline, job).await {
+        match tokio::time::timeout(self.deadline, self.on_case("request body".into(), body, work)).await {
             Ok(Ok(result)) => result,
             Ok(Err(failure)) => Err(failure),
             Err(_) => Err(Failure::deadline(self.deadline)),
         }
+    }
+
+    /// Parse `body` as a case (named `source` in errors) and run `work` on it, on a worker.
+    fn on_case<T: Send + 'static>(
+        self: &Arc<Self>,
+        source: String,
+        body: Bytes,
+        work: impl FnOnce(&AppState, &Case) -> Result<T, Failure> + Send + 'static,
+    ) -> impl std::future::Future<Output = Result<Result<(Case, T), Failure>, Failure>> + Send + 'static {
+        let shared = self.clone();
+        self.blocking(move || {
+            let case = shared.parse(&source, &body)?;
+            let answer = work(&shared, &case)?;
+            Ok((case, answer))
+        })
     }
 
     /// Read a request body of at most `max_bytes` (see `body`).
@@ -294,11 +303,15 @@ fn answer_decision(
     id: String,
     at: SystemTime,
     version: &Version,
-    case: Option<Case>,
-    outcome: Result<Decided, Failure>,
+    outcome: Result<(Case, Decided), Failure>,
     started: Instant,
 ) -> Answered {
     let latency = started.elapsed();
+    // The case is logged whenever it parsed, the policy's failure included.
+    let (case, outcome) = match outcome {
+        Ok((case, decided)) => (Some(case), Ok(decided)),
+        Err(failure) => (None, Err(failure)),
+    };
     let (status, decision, error, fallback) = match outcome {
         Ok(Decided { result: Ok(decision), fell_back }) => {
             state.metrics.decided(decision.action.as_str(), version.revision, latency);
@@ -353,11 +366,7 @@ async fn decide(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
         let version = version.clone();
         state.on_worker(&headers, body, move |state, case| Ok(state.decide(&version, case))).await
     };
-    let (case, outcome) = match decided {
-        Ok((case, decided)) => (Some(case), Ok(decided)),
-        Err(failure) => (None, Err(failure)),
-    };
-    let answered = answer_decision(&state, id, at, &version, case, outcome, started);
+    let answered = answer_decision(&state, id, at, &version, decided, started);
     state.log([answered.record]);
     (answered.status, Json(answered.body)).into_response()
 }
@@ -374,8 +383,7 @@ async fn decide_batch(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
     let body = match read {
         Ok(read) => read.bytes,
         Err(failure) => {
-            let failure = Err(failure);
-            let answered = answer_decision(&state, decision_id(), at, &version, None, failure, started);
+            let answered = answer_decision(&state, decision_id(), at, &version, Err(failure), started);
             state.log([answered.record]);
             return (answered.status, Json(answered.body)).into_response();
         }
@@ -391,27 +399,13 @@ async fn decide_batch(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
     let mut in_flight = std::collections::VecDeque::with_capacity(state.worker_count);
     let mut out = String::new();
     let mut records = Vec::new();
-    let mut answer = |number: usize, outcome: Result<(Case, Decided), Failure>| {
-        let (case, outcome) = match outcome {
-            Ok((case, decided)) => (Some(case), Ok(decided)),
-            Err(failure) => (None, Err(failure)),
-        };
-        let mut answered = answer_decision(&state, decision_id(), at, &version, case, outcome, started);
-        answered.body["line"] = json!(number);
-        answered.record.line = Some(number);
-        out.push_str(&serde_json::to_string(&answered.body).expect("answers serialise"));
-        out.push('\n');
-        records.push(answered.record);
-    };
     let mut lines = lines.into_iter().peekable();
     while lines.peek().is_some() || !in_flight.is_empty() {
         if in_flight.len() < state.worker_count {
             if let Some((number, line)) = lines.next() {
-                let (shared, version) = (state.clone(), version.clone());
-                let work = state.blocking(move || {
-                    let case = shared.parse(&format!("request body:{number}"), &line)?;
-                    let decided = shared.decide(&version, &case);
-                    Ok::<_, Failure>((case, decided))
+                let version = version.clone();
+                let work = state.on_case(format!("request body:{number}"), line, move |state, case| {
+                    Ok(state.decide(&version, case))
                 });
                 in_flight.push_back((number, tokio::spawn(work)));
                 continue;
@@ -427,7 +421,12 @@ async fn decide_batch(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
                 Err(Failure::deadline(state.deadline))
             }
         };
-        answer(number, outcome);
+        let mut answered = answer_decision(&state, decision_id(), at, &version, outcome, started);
+        answered.body["line"] = json!(number);
+        answered.record.line = Some(number);
+        out.push_str(&serde_json::to_string(&answered.body).expect("answers serialise"));
+        out.push('\n');
+        records.push(answered.record);
     }
     state.log(records);
     ([(header::CONTENT_TYPE, "application/x-ndjson")], out).into_response()

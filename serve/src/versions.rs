@@ -12,7 +12,7 @@ use arc_swap::ArcSwapOption;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use runretry::conformance::{check_candidate, ConformanceCase, Verdict};
+use runretry::conformance::{check_candidate, CandidateSuite, ConformanceCase, Verdict};
 use runretry::{escape_untrusted, Error};
 use runretry::{Interrupt, StopReason};
 use runretry::{Policy, Sandbox};
@@ -277,8 +277,11 @@ impl Versions {
                 }
                 Verdict::Failed { suite, failure } => {
                     self.forget_pending(&interrupt);
-                    let check = if suite == "golden cases" { "golden" } else { "contract" };
-                    return Err(reject(check, summarise(suite, &failure)));
+                    let check = match suite {
+                        CandidateSuite::Contract => "contract",
+                        CandidateSuite::Golden => "golden",
+                    };
+                    return Err(reject(check, summarise(suite.name(), &failure)));
                 }
             }
         }
@@ -399,10 +402,14 @@ const MAX_NAME_CHARS: usize = 200;
 /// A version's name as it is stored, shown and logged: a client chose it (`?name=`), so control
 /// and invisible characters are escaped (no forged log lines) and the length is bounded.
 fn clean_name(name: &str) -> String {
-    let escaped = escape_untrusted(name);
-    match escaped.char_indices().nth(MAX_NAME_CHARS) {
-        Some((cut, _)) => format!("{}...", &escaped[..cut]),
-        None => escaped,
+    clip(escape_untrusted(name), MAX_NAME_CHARS)
+}
+
+/// `text` cut to `max_chars` characters, `...` marking a cut.
+fn clip(text: String, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text,
     }
 }
 
@@ -410,10 +417,6 @@ fn clean_name(name: &str) -> String {
 /// repeats the guest's stderr).
 fn summarise(suite: &str, failure: &runretry::conformance::CaseFailure) -> String {
     const LONGEST: usize = 240;
-    let text = failure.to_string();
-    let shown = match text.char_indices().nth(LONGEST) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text,
-    };
+    let shown = clip(failure.to_string(), LONGEST);
     format!("the {suite} failed (checks stop at the first failing case): {shown}")
 }

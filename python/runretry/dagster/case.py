@@ -175,14 +175,11 @@ def history(
             entry["start_time"] = r.start_time
         if r.end_time is not None:
             entry["end_time"] = r.end_time
-        if past.run_id in failures:
-            reason, message = failures[past.run_id]
-            entry["failure_reason"] = reason or past.tags.get("dagster/failure_reason") or None
-            if message:
-                entry["failure_message"] = message
-        elif past.status == DagsterRunStatus.FAILURE and past.tags.get("dagster/failure_reason"):
-            entry["failure_reason"] = past.tags["dagster/failure_reason"]
-        entries.append({k: v for k, v in entry.items() if v is not None})
+        if past.status == DagsterRunStatus.FAILURE:
+            reason, message = failures.get(past.run_id, (None, ""))
+            entry["failure_reason"] = reason or past.tags.get("dagster/failure_reason")
+            entry["failure_message"] = message
+        entries.append({k: v for k, v in entry.items() if v not in (None, "")})
     return entries
 
 
@@ -207,9 +204,14 @@ def failure_events(instance: DagsterInstance, job_name: str, failed: list[Any]) 
         entry = record.event_log_entry
         if entry.run_id in wanted and entry.run_id not in found and entry.dagster_event is not None:
             data = entry.dagster_event.event_specific_data
-            reason = getattr(getattr(data, "failure_reason", None), "value", None)
-            found[entry.run_id] = (reason, error_text(data) or entry.dagster_event.message or "")
+            found[entry.run_id] = (reason_of(data), error_text(data) or entry.dagster_event.message or "")
     return found
+
+
+def reason_of(data: Any) -> str | None:
+    """The reason a RUN_FAILURE event's ``JobFailureData`` records, if any."""
+    reason = getattr(data, "failure_reason", None)
+    return reason.value if reason is not None else None
 
 
 def error_text(data: Any) -> str:
@@ -237,9 +239,7 @@ def failure(run: DagsterRun, entry: EventLogEntry | None) -> dict[str, Any]:
     reason = None
     message = None
     if entry is not None and entry.dagster_event is not None:
-        data = entry.dagster_event.event_specific_data
-        reason_enum = getattr(data, "failure_reason", None)
-        reason = reason_enum.value if reason_enum is not None else None
+        reason = reason_of(entry.dagster_event.event_specific_data)
         message = entry.dagster_event.message or entry.user_message
     out: dict[str, Any] = {"reason": reason}
     if message:
