@@ -1,7 +1,7 @@
 //! The complete retry decision (run-retries.md §6–§8): the failure-time check, the daemon's
 //! checks, idempotence, strategy and launch, folded into one answer.
 
-use crate::group::{existing_automatic_retry, existing_members, root_id};
+use crate::group::{existing_automatic_retry, existing_members};
 use crate::parse::{boolean_tag, python_int};
 use crate::select::select_steps;
 use crate::tags::{
@@ -68,7 +68,7 @@ fn launch(run: &Run, why: String, mut draft: Draft) -> Decision {
             "Could not find run group for {}. This is most likely because the root run was deleted",
             run.run_id
         ));
-        return draft.none(format!("the root run {} of the run group no longer exists", root_id(run)));
+        return draft.none(format!("the root run {} of the run group no longer exists", run.group_root()));
     };
     if let Some(child) = existing_automatic_retry(run, &members) {
         if tag(&run.tags, AUTO_RETRY_RUN_ID).is_none() {
@@ -176,7 +176,7 @@ fn failure_time_decision(
     if max_retries <= 0 {
         return (false, format!("max_retries is {max_retries}, so the run is not retried"));
     }
-    let root = root_id(run);
+    let root = run.group_root();
     let Some(members) = existing_members(run) else {
         return (false, format!("the root run {root} of the run group no longer exists"));
     };

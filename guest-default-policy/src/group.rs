@@ -5,11 +5,6 @@
 use crate::tags::{AUTO_RETRY_RUN_ID, RETRY_NUMBER};
 use runretry_kit::{tag, GroupMember, Run};
 
-/// The root of the run's group: `root_run_id or run_id`.
-pub fn root_id(run: &Run) -> &str {
-    run.root_run_id.as_deref().unwrap_or(&run.run_id)
-}
-
 /// A run that still exists, looked up by id.
 pub fn find_existing<'a>(run: &'a Run, run_id: &str) -> Option<&'a GroupMember> {
     run.group.iter().find(|m| m.run_id == run_id && m.exists)
@@ -18,7 +13,7 @@ pub fn find_existing<'a>(run: &'a Run, run_id: &str) -> Option<&'a GroupMember> 
 /// Dagster's `get_run_group`: the existing members, or `None` when the root cannot be loaded
 /// (`DagsterRunNotFoundError`).
 pub fn existing_members(run: &Run) -> Option<Vec<&GroupMember>> {
-    find_existing(run, root_id(run))?;
+    find_existing(run, run.group_root())?;
     Some(run.group.iter().filter(|m| m.exists).collect())
 }
 

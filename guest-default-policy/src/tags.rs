@@ -60,7 +60,7 @@ pub fn new_run_tags(run: &Run, retry_number: u32, strategy: Strategy) -> Tags {
     }
     tags.set(RETRY_NUMBER, &retry_number.to_string());
     tags.set(PARENT_RUN_ID, &run.run_id);
-    tags.set(ROOT_RUN_ID, crate::group::root_id(run));
+    tags.set(ROOT_RUN_ID, run.group_root());
     match strategy {
         Strategy::FromFailure => tags.set(IS_RESUME_RETRY, "true"),
         Strategy::FromAssetFailure => tags.set(IS_ASSET_RESUME_RETRY, "true"),

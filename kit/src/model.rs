@@ -391,6 +391,19 @@ pub struct HistoryRun {
     pub failure_message: Option<String>,
 }
 
+impl HistoryRun {
+    /// The root of its re-execution group: `root_run_id`, or its own id for an original run.
+    pub fn group_root(&self) -> &str {
+        self.root_run_id.as_deref().unwrap_or(&self.run_id)
+    }
+
+    /// When it ran: its start time, else its end time; `None` for a run that never started
+    /// (queued, or killed before its start was recorded).
+    pub fn time(&self) -> Option<f64> {
+        self.start_time.or(self.end_time)
+    }
+}
+
 /// The failed (parent) run.
 // `remote = "Self"`: the derive makes inherent `Run::serialize`/`Run::deserialize`, which the
 // trait impls in `json` call, the second then filling an absent group with the run alone.
@@ -452,6 +465,11 @@ pub struct Run {
 }
 
 impl Run {
+    /// The root of its re-execution group: `root_run_id`, or its own id for an original run.
+    pub fn group_root(&self) -> &str {
+        self.root_run_id.as_deref().unwrap_or(&self.run_id)
+    }
+
     /// An original run alone in its group, with no plan: a start for tests and examples.
     pub fn new(run_id: &str, status: RunStatus) -> Self {
         Run {

@@ -11,7 +11,8 @@ use std::process::Command;
 
 mod common;
 
-use common::{backoff_policy, crate_dir, run, venv};
+use common::{crate_dir, run, venv};
+use runretry_test_guests::example_policy;
 
 #[test]
 fn python_package_and_dagster_integration() {
@@ -35,7 +36,8 @@ fn python_package_and_dagster_integration() {
             .current_dir(crate_dir())
             .env("PATH", &path)
             .env("RUNRETRY_E2E_REPORT", &report)
-            .env("RUNRETRY_E2E_BACKOFF_POLICY", backoff_policy())
+            .env("RUNRETRY_E2E_BACKOFF_POLICY", example_policy("backoff_policy"))
+            .env("RUNRETRY_E2E_CIRCUIT_BREAKER_POLICY", example_policy("circuit_breaker_policy"))
             .env("RUNRETRY_E2E_HOSTILE_POLICY", runretry_test_guests::hostile("panic"))
             .env("RUNRETRY_E2E_LOOP_POLICY", runretry_test_guests::hostile("infinite_loop"))
             .env("RUNRETRY_E2E_CONTRACT_SUITE", crate_dir().join("../tests/conformance")),

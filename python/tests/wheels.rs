@@ -10,7 +10,8 @@ use std::time::Instant;
 
 mod common;
 
-use common::{backoff_policy, crate_dir, run, venv};
+use common::{crate_dir, run, venv};
+use runretry_test_guests::example_policy;
 
 fn repo() -> PathBuf {
     crate_dir().join("..")
@@ -101,7 +102,7 @@ print(json.dumps(runretry.Policy.default().decide(case)))
 print(runretry.Policy.load(sys.argv[2]).decide(case)["delay_seconds"])
 "#;
     let example = repo().join("tests/conformance/examples/01-failed-run-no-tags-instance-default-2.json");
-    let backoff = backoff_policy();
+    let backoff = example_policy("backoff_policy");
     let out = run(
         "deciding in Python",
         Command::new(bin.join("python"))

@@ -31,18 +31,7 @@ pub fn example_case(prefix: &str) -> Case {
     Case::from_json(prefix, &example_text(prefix)).unwrap()
 }
 
-/// The component of the example policy `wanted` (`backoff_policy`).
-pub fn example_policy(wanted: &str) -> &'static str {
-    macro_rules! pick {
-        ($name:ident, $path:expr, [$($suite:expr),*], [$($ignore:expr),*]) => {
-            if stringify!($name) == wanted {
-                return $path;
-            }
-        };
-    }
-    runretry_test_guests::foreach_example_policy!(pick);
-    panic!("no example policy {wanted:?}")
-}
+pub use runretry_test_guests::example_policy;
 
 /// Poll `check` until it holds, for at most 60 s (then fail, saying what never happened). For
 /// events that follow an action at their own pace (a file watcher, a signal), not for timing.

@@ -235,12 +235,14 @@ def last_failure_event(instance: DagsterInstance, run_id: str) -> EventLogEntry 
 
 def failure(run: DagsterRun, entry: EventLogEntry | None) -> dict[str, Any]:
     """``failure``: the reason from the event's ``JobFailureData`` (null when none was recorded,
-    as for monitoring kills), its message, and its time (``now``)."""
+    as for monitoring kills), its error as ``history`` holds it (else the event's message), and
+    its time (``now``)."""
     reason = None
     message = None
     if entry is not None and entry.dagster_event is not None:
-        reason = reason_of(entry.dagster_event.event_specific_data)
-        message = entry.dagster_event.message or entry.user_message
+        data = entry.dagster_event.event_specific_data
+        reason = reason_of(data)
+        message = error_text(data) or entry.dagster_event.message or entry.user_message
     out: dict[str, Any] = {"reason": reason}
     if message:
         out["message"] = message

@@ -39,16 +39,3 @@ pub fn venv() -> PathBuf {
     }
     venv
 }
-
-/// The backoff example policy, built from source by `runretry-test-guests`.
-pub fn backoff_policy() -> &'static str {
-    macro_rules! pick {
-        ($name:ident, $path:expr, [$($suite:expr),*], [$($ignored:expr),*]) => {
-            if stringify!($name) == "backoff_policy" {
-                return $path;
-            }
-        };
-    }
-    runretry_test_guests::foreach_example_policy!(pick);
-    panic!("no backoff_policy among the example policies")
-}

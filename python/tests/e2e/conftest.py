@@ -155,6 +155,11 @@ class Deployment:
                 if t.status != TickStatus.STARTED]
 
 
+def engine_messages(d: Deployment, run_id: str) -> list[str]:
+    """The messages of the run's engine events, in log order."""
+    return [e.message or "" for e in d.instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT)]
+
+
 def _write_home(home: Path, retries_enabled: bool) -> None:
     (home / "dagster.yaml").write_text(textwrap.dedent(f"""\
         run_retries:
@@ -179,18 +184,20 @@ def _write_home(home: Path, retries_enabled: bool) -> None:
 @pytest.fixture
 def deployment_factory(tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
     """Start a deployment: ``mode`` of the sensor, Dagster's own retries on or off, a policy
-    file and its ``on_policy_error``. Every daemon started is stopped at the end of the test."""
+    file and its ``on_policy_error``, and whether ``storm_ticks`` launches the ``storm`` job.
+    Every daemon started is stopped at the end of the test."""
     deployments: list[Deployment] = []
 
-    def start(mode: str, retries_enabled: bool, policy: str | None = None, on_policy_error: str = "fail") -> Deployment:
+    def start(mode: str, retries_enabled: bool, policy: str | None = None, on_policy_error: str = "fail",
+              storm: bool = False) -> Deployment:
         home = tmp_path / f"home-{len(deployments)}"
         home.mkdir()
         _write_home(home, retries_enabled)
         env = {**os.environ, "DAGSTER_HOME": str(home), "RUNRETRY_E2E_MODE": mode,
                "RUNRETRY_E2E_POLICY": policy or "", "RUNRETRY_E2E_ON_POLICY_ERROR": on_policy_error,
-               "DAGSTER_DISABLE_TELEMETRY": "1"}
+               "RUNRETRY_E2E_STORM": "1" if storm else "", "DAGSTER_DISABLE_TELEMETRY": "1"}
         os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "RUNRETRY_E2E_MODE", "RUNRETRY_E2E_POLICY",
-                                               "RUNRETRY_E2E_ON_POLICY_ERROR")})
+                                               "RUNRETRY_E2E_ON_POLICY_ERROR", "RUNRETRY_E2E_STORM")})
         # Create the SQLite storages before the daemon starts: two processes migrating the same
         # fresh databases at once fail.
         instance = DagsterInstance.from_config(str(home))

@@ -5,17 +5,23 @@ code server inherits them)."""
 import os
 import signal
 import time
+from pathlib import Path
 
 from dagster import (
+    DagsterRunStatus,
     DefaultSensorStatus,
     Definitions,
     DynamicOut,
     DynamicOutput,
+    RunRequest,
+    RunsFilter,
+    SkipReason,
     asset,
     define_asset_job,
     in_process_executor,
     job,
     op,
+    sensor,
 )
 
 from runretry.dagster import runretry_sensor
@@ -126,6 +132,52 @@ asset_from_asset_failure = define_asset_job(
     executor_def=in_process_executor,
 )
 
+@op
+def fetch():
+    # Fails the same way on every tick (only the count of tries differs) until the test writes
+    # `storm-fixed` into DAGSTER_HOME.
+    if (Path(os.environ["DAGSTER_HOME"]) / "storm-fixed").exists():
+        return 1
+    raise ConnectionError(f"upstream API unavailable after {3 + int(time.time()) % 5} tries")
+
+
+@job(
+    tags={"dagster/max_retries": "1", "runretry/circuit_threshold": "2"},
+    executor_def=in_process_executor,
+)
+def storm():
+    """A sensor's job that fails on every tick: Dagster retries each tick; the circuit breaker
+    stops retrying after 2 ticks failed the same way, until a run succeeds."""
+    after(fetch())
+
+
+def in_flight_or_undecided(run) -> bool:
+    """A run of the previous tick still running, or failed and not yet decided on."""
+    if run.status not in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+        return True
+    decided = (
+        run.tags.get("runretry/state") not in (None, "pending")
+        or run.tags.get("dagster/will_retry") == "false"
+        or "dagster/auto_retry_run_id" in run.tags
+    )
+    return run.status == DagsterRunStatus.FAILURE and not decided
+
+
+@sensor(
+    job=storm,
+    minimum_interval_seconds=1,
+    default_status=DefaultSensorStatus.RUNNING if os.environ.get("RUNRETRY_E2E_STORM") else DefaultSensorStatus.STOPPED,
+)
+def storm_ticks(context):
+    """One run of `storm` per tick, a tick being when the last one is done with (retries too),
+    until the test writes `storm-paused` into DAGSTER_HOME."""
+    if (Path(os.environ["DAGSTER_HOME"]) / "storm-paused").exists():
+        return SkipReason("paused by the test")
+    if any(in_flight_or_undecided(r) for r in context.instance.get_runs(RunsFilter(job_name="storm"), limit=10)):
+        return SkipReason("the last tick's runs are not done")
+    return RunRequest()
+
+
 runretry = runretry_sensor(
     policy=os.environ.get("RUNRETRY_E2E_POLICY") or None,
     mode=os.environ.get("RUNRETRY_E2E_MODE", "shadow"),
@@ -137,7 +189,7 @@ runretry = runretry_sensor(
 
 defs = Definitions(
     jobs=[op_raises, op_failure_not_retried, dynamic_fanout, dynamic_all_steps, killed_worker,
-          asset_from_asset_failure],
+          asset_from_asset_failure, storm],
     assets=[a_ok, b_fails, c_after],
-    sensors=[runretry],
+    sensors=[runretry, storm_ticks],
 )

@@ -27,7 +27,7 @@ from dagster._core.scheduler.instigation import TickStatus
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
-from conftest import FINISHED, Deployment
+from conftest import FINISHED, Deployment, engine_messages
 from runretry.dagster import launch
 
 # Scenario -> (job, what Dagster's daemon is expected to do with the group).
@@ -71,10 +71,6 @@ def shape(d: Deployment, root_id: str) -> list[dict[str, Any]]:
         }
         for r in runs
     ]
-
-
-def engine_messages(d: Deployment, run_id: str) -> list[str]:
-    return [e.message or "" for e in d.instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT)]
 
 
 def log_line(d: Deployment, text: str) -> str:

@@ -15,3 +15,16 @@ pub fn hostile(feature: &str) -> &'static str {
     foreach_hostile!(pick);
     panic!("no hostile guest {feature:?}: add the feature to tests/guests/hostile/Cargo.toml")
 }
+
+/// The component of the example policy `name` (`backoff_policy`: the crate name, `_` for `-`).
+pub fn example_policy(name: &str) -> &'static str {
+    macro_rules! pick {
+        ($name:ident, $path:expr, [$($suite:expr),*], [$($ignored:expr),*]) => {
+            if stringify!($name) == name {
+                return $path;
+            }
+        };
+    }
+    foreach_example_policy!(pick);
+    panic!("no example policy {name:?} in examples/")
+}
