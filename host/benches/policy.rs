@@ -6,8 +6,8 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use runretry::batch::decide_batch;
 use runretry::{
-    Case, Config, Deployment, Failure, FailureReason, GroupMember, OnPolicyError, Run, RunStatus, Sandbox,
-    SandboxConfig, Step, StepStatus, Strategy,
+    Case, Config, Deployment, Failure, FailureReason, GroupMember, HistoryRun, LaunchOrigin, OnPolicyError, Run,
+    RunStatus, Sandbox, SandboxConfig, Step, StepStatus, Strategy,
 };
 use runretry_default_policy as native;
 
@@ -121,6 +121,51 @@ fn bench_tags(c: &mut Criterion) {
     group.finish();
 }
 
+/// `n` earlier runs as the Dagster integration sends them: run groups of a root and 2 retries,
+/// uuid-long ids, times, and for each failure its reason and a two-part error of ~170 bytes.
+fn history(n: usize) -> Vec<HistoryRun> {
+    (0..n)
+        .map(|i| {
+            let root = format!("0f8c2b1e-5d4a-4c3b-9e2f-{:012}", i / 3 * 3);
+            let retry_number = (i % 3 != 0).then_some((i % 3) as u32);
+            HistoryRun {
+                run_id: format!("0f8c2b1e-5d4a-4c3b-9e2f-{i:012}"),
+                status: RunStatus::Failure,
+                root_run_id: retry_number.map(|_| root),
+                retry_number,
+                launched_by: LaunchOrigin::Schedule,
+                start_time: Some(1_764_800_000.0 - 60.0 * i as f64),
+                end_time: Some(1_764_800_030.0 - 60.0 * i as f64),
+                failure_reason: Some(FailureReason::StepFailure),
+                failure_message: Some(format!(
+                    "dagster._core.errors.DagsterExecutionStepExecutionError: Error occurred while executing op \
+                     \"fetch\":\nThe above exception was caused by: ConnectionError: upstream API unavailable after {i} tries"
+                )),
+            }
+        })
+        .collect()
+}
+
+/// A decision's cost in the job's history: the realistic case without history and with 100
+/// earlier runs (the Dagster integration's default bound), for the default policy (which
+/// ignores it: marshalling only) and the circuit-breaker example (which reads it).
+fn bench_history(c: &mut Criterion) {
+    let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
+    let default = sandbox.load_default().expect("default policy");
+    let breaker_path = runretry_test_guests::example_policy("circuit_breaker_policy");
+    let breaker = sandbox.load_file(breaker_path.as_ref()).expect("circuit breaker");
+    let mut group = c.benchmark_group("should_retry_history");
+    for n in [0, 100] {
+        let mut case = realistic_case();
+        case.run.history = history(n);
+        case.failure.now = Some(1_764_800_100.0);
+        for (name, policy) in [("default", &default), ("circuit_breaker", &breaker)] {
+            group.bench_function(BenchmarkId::new(name, n), |b| b.iter(|| policy.decide(black_box(&case)).unwrap()));
+        }
+    }
+    group.finish();
+}
+
 fn bench_select_steps(c: &mut Criterion) {
     let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
     let policy = sandbox.load_default().expect("default policy");
@@ -185,5 +230,5 @@ fn bench_batch(c: &mut Criterion) {
     let _ = std::fs::remove_file(file);
 }
 
-criterion_group!(benches, bench_should_retry, bench_tags, bench_select_steps, bench_batch);
+criterion_group!(benches, bench_should_retry, bench_tags, bench_history, bench_select_steps, bench_batch);
 criterion_main!(benches);

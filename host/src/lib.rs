@@ -50,8 +50,8 @@ mod validate;
 
 pub use runretry_kit::{
     Action, Backfill, BackfillStatus, Case, CaseError, CheckEvaluation, CheckSeverity, Config, Decision, Failure,
-    FailureReason, GroupMember, MappedInstance, Run, RunStatus, Selection, SelectionAnswer, Step, StepKey, StepStatus,
-    Strategy, Tags,
+    FailureReason, GroupMember, HistoryRun, LaunchOrigin, MappedInstance, Run, RunStatus, Selection, SelectionAnswer,
+    Step, StepKey, StepStatus, Strategy, Tags,
 };
 
 pub use component::CONTRACT_VERSION;

@@ -77,11 +77,12 @@ fn guide_code_matches_the_example_files() {
 }
 
 /// Which test runs each `<!-- run: NAME -->` block, by the file that holds the call.
-const RUN_BY: [(&str, &str); 4] = [
+const RUN_BY: [(&str, &str); 5] = [
     ("build-wheels", "python/tests/wheels.rs"),
     ("install", "python/tests/wheels.rs"),
     ("tour", "python/tests/wheels.rs"),
     ("cli-policy", "cli/tests/all/docs.rs"),
+    ("storm-replay", "cli/tests/all/docs.rs"),
 ];
 
 /// The code block of `doc` after `<!-- run: NAME -->`.
@@ -144,4 +145,30 @@ fn the_cli_guide_policy_commands_run_as_written() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("delay_seconds") && stdout.contains("contract"), "{stdout}");
+}
+
+/// README's replay of a retry storm, as written, with the circuit-breaker example policy.
+#[test]
+fn the_readme_storm_replay_runs_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        crate::support::example_policy("circuit_breaker_policy"),
+        dir.path().join("circuit_breaker_policy.wasm"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("tests/replay")).unwrap();
+    std::fs::copy(repo().join("tests/replay/storm-cases.jsonl"), dir.path().join("tests/replay/storm-cases.jsonl"))
+        .unwrap();
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_runretry")).parent().unwrap().to_path_buf();
+    let path = format!("{}:{}", binary.display(), std::env::var("PATH").unwrap_or_default());
+    let output = std::process::Command::new("bash")
+        .args(["-e", "-c", &doc_block("README.md", "storm-replay")])
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env("RUNRETRY_CACHE", "off")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("storm: 2 of 8 changed, 2 runs avoided"), "{stdout}");
 }

@@ -54,6 +54,39 @@ fn kinds(report: &Value) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// The cases exported from a job failing on every tick under Dagster's own retries (4 ticks, a
+/// root and a retry each; tests/replay/README.md): the circuit breaker avoids the retries of the
+/// ticks after its threshold (2), and nothing else changes.
+#[test]
+fn the_circuit_breaker_avoids_the_retries_of_a_storm() {
+    let storm = repo().join("tests/replay/storm-cases.jsonl");
+    let breaker = example_policy("circuit_breaker_policy");
+    let output = replay(&["--candidate", breaker, "--format", "json", storm.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report = report(&output);
+    assert_eq!((report["cases"].as_u64(), report["changed"].as_u64()), (Some(8), Some(2)), "{report:#}");
+    assert_eq!((report["avoided_runs"].as_u64(), report["extra_runs"].as_u64()), (Some(2), Some(0)));
+    let storm_job = &report["jobs"][0];
+    assert_eq!((storm_job["job"].as_str(), storm_job["avoided_runs"].as_u64()), (Some("storm"), Some(2)));
+    // The avoided retries are the first runs of ticks 3 and 4: the cases' 5th and 7th lines.
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&storm).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let mut avoided: Vec<&str> = report["kinds"].as_array().unwrap().iter().find(|k| k["kind"] == "retry").unwrap()
+        ["sample_run_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap())
+        .collect();
+    avoided.sort();
+    let mut expected = vec![lines[4]["run"]["run_id"].as_str().unwrap(), lines[6]["run"]["run_id"].as_str().unwrap()];
+    expected.sort();
+    assert_eq!(avoided, expected);
+
+    let text = String::from_utf8(replay(&["--candidate", breaker, storm.to_str().unwrap()]).stdout).unwrap();
+    assert!(text.contains("storm: 2 of 8 changed, 2 runs avoided"), "{text}");
+}
+
 #[test]
 fn a_policy_against_itself_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();

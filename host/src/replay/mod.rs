@@ -119,6 +119,10 @@ pub struct JobReport {
     pub cases: usize,
     /// Decisions changed.
     pub changed: usize,
+    /// Runs the candidate starts that the baseline did not.
+    pub extra_runs: usize,
+    /// Runs the baseline started that the candidate does not.
+    pub avoided_runs: usize,
     /// By kind, in report order; kinds with no change left out.
     pub kinds: Vec<KindCount>,
 }
@@ -217,6 +221,8 @@ pub fn replay(
         let job_name = entry.case.run.job.clone().unwrap_or_else(|| "(no job)".into());
         let job = jobs.entry(job_name.clone()).or_insert_with(|| JobReport { job: job_name, ..JobReport::default() });
         job.cases += 1;
+        job.extra_runs += usize::from(difference.extra_run);
+        job.avoided_runs += usize::from(difference.avoided_run);
         if difference.kinds.is_empty() {
             continue;
         }

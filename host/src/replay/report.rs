@@ -66,11 +66,24 @@ fn text(report: &ReplayReport) -> String {
     if !changed.is_empty() {
         let _ = writeln!(out, "jobs with changes:");
         for job in changed {
-            let _ = writeln!(out, "  {}: {} of {} changed", job.job, job.changed, job.cases);
+            let _ = writeln!(out, "  {}: {} of {} changed{}", job.job, job.changed, job.cases, runs(job));
             for kind in &job.kinds {
                 let _ = writeln!(out, "    {:<13} {:>7}  e.g. {}", kind.kind, kind.count, samples(kind));
             }
         }
+    }
+    out
+}
+
+/// ", 2 runs avoided, 1 extra run": the job's run counts that are not zero.
+fn runs(job: &JobReport) -> String {
+    let plural = |n: usize| if n == 1 { "run" } else { "runs" };
+    let mut out = String::new();
+    if job.avoided_runs > 0 {
+        let _ = write!(out, ", {} {} avoided", job.avoided_runs, plural(job.avoided_runs));
+    }
+    if job.extra_runs > 0 {
+        let _ = write!(out, ", {} extra {}", job.extra_runs, plural(job.extra_runs));
     }
     out
 }
@@ -99,22 +112,26 @@ fn markdown(report: &ReplayReport) -> String {
         }
     }
     if report.jobs.iter().any(|job| job.changed > 0) {
-        let _ = writeln!(out, "\n### Per job\n\n| job | cases | changed | kind | decisions | sample run ids |");
-        let _ = writeln!(out, "|---|---:|---:|---|---:|---|");
+        let _ = writeln!(
+            out,
+            "\n### Per job\n\n| job | cases | changed | avoided runs | extra runs | kind | decisions | sample run ids |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---|---:|---|");
         for job in report.jobs.iter().filter(|job| job.changed > 0) {
             for (i, kind) in job.kinds.iter().enumerate() {
-                let (name, cases, changed) = if i == 0 {
-                    (cell(&job.job), job.cases.to_string(), job.changed.to_string())
+                let counts = if i == 0 {
+                    format!(
+                        "{} | {} | {} | {} | {}",
+                        cell(&job.job),
+                        job.cases,
+                        job.changed,
+                        job.avoided_runs,
+                        job.extra_runs
+                    )
                 } else {
-                    (String::new(), String::new(), String::new())
+                    " | | | |".to_string()
                 };
-                let _ = writeln!(
-                    out,
-                    "| {name} | {cases} | {changed} | {} | {} | {} |",
-                    kind.kind,
-                    kind.count,
-                    cell(&samples(kind))
-                );
+                let _ = writeln!(out, "| {counts} | {} | {} | {} |", kind.kind, kind.count, cell(&samples(kind)));
             }
         }
     }
