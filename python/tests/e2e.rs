@@ -36,6 +36,7 @@ fn python_package_and_dagster_integration() {
             .current_dir(crate_dir())
             .env("PATH", &path)
             .env("RUNRETRY_E2E_REPORT", &report)
+            .env("RUNRETRY_E2E_EXPORT_DIR", report.parent().unwrap())
             .env("RUNRETRY_E2E_BACKOFF_POLICY", example_policy("backoff_policy"))
             .env("RUNRETRY_E2E_CIRCUIT_BREAKER_POLICY", example_policy("circuit_breaker_policy"))
             .env("RUNRETRY_E2E_HOSTILE_POLICY", runretry_test_guests::hostile("panic"))
