@@ -4,8 +4,8 @@
 use wasmtime::component::{types::ComponentItem, Component, Linker};
 use wasmtime::Engine;
 
-use crate::bindings::RetryPolicyPre;
 use crate::error::Error;
+use crate::exports::PolicyPre;
 use crate::sandbox::HostState;
 
 /// The version of the contract (the WIT package `runretry:policy`) this host implements.
@@ -85,7 +85,7 @@ pub(crate) fn prepare(
     linker: &Linker<HostState>,
     name: &str,
     component: &Component,
-) -> Result<RetryPolicyPre<HostState>, Error> {
+) -> Result<PolicyPre, Error> {
     let (imports, exports) = imports_and_exports(engine, component);
     check_imports(name, &imports)?;
     if let Some(other) = exports.iter().find(|e| e.starts_with(POLICY_EXPORT_UNVERSIONED) && *e != POLICY_EXPORT) {
@@ -117,7 +117,7 @@ pub(crate) fn prepare(
     let pre = linker
         .instantiate_pre(component)
         .map_err(|e| Error::invalid_component(format!("{name}: cannot be linked: {e:#}")))?;
-    RetryPolicyPre::new(pre).map_err(|e| {
+    PolicyPre::new(engine, pre).map_err(|e| {
         Error::invalid_component(format!("{name}: export {POLICY_EXPORT} does not match the contract: {e:#}"))
     })
 }

@@ -31,7 +31,6 @@
 //! `runretry-serve` crate; the command line, `runretry-cli`.
 
 pub mod batch;
-mod bindings;
 pub mod cache;
 mod component;
 pub mod conformance;
@@ -40,9 +39,9 @@ pub mod dagster_yaml;
 pub mod decision_record;
 mod determinism;
 mod error;
+mod exports;
 mod fallback;
 pub mod inspect;
-mod marshal;
 mod policy;
 pub mod replay;
 mod sandbox;

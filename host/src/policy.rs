@@ -6,14 +6,13 @@ use std::sync::Arc;
 use wasmtime::component::Linker;
 use wasmtime::{Engine, Store};
 
-use crate::bindings::{RetryPolicy, RetryPolicyPre};
+use crate::exports::{PolicyExports, PolicyPre};
 use runretry_kit::{Case, Decision, Run, SelectionAnswer, Strategy};
 
 use crate::cache::CompileCache;
 use crate::component;
 use crate::determinism::seed_for;
 use crate::error::Error;
-use crate::marshal;
 use crate::sandbox::{self, HostState, Interrupt, SandboxConfig};
 use crate::validate;
 
@@ -83,7 +82,7 @@ impl Sandbox {
 #[derive(Clone)]
 pub struct Policy {
     sandbox: Sandbox,
-    pre: RetryPolicyPre<HostState>,
+    pre: PolicyPre,
     name: String,
     /// Stops every call from outside (a candidate under check); `None` for a policy in service.
     interrupt: Option<Arc<Interrupt>>,
@@ -109,16 +108,16 @@ impl Policy {
     /// decision must never see another's state).
     pub fn decide(&self, case: &Case) -> Result<Decision, Error> {
         let mut store = self.new_store(&case.run);
-        let bindings = self.instantiate(&mut store)?;
-        self.decide_in(&mut store, &bindings, case)
+        let exports = self.instantiate(&mut store)?;
+        self.decide_in(&mut store, &exports, case)
     }
 
     /// What a re-execution with `strategy` runs (steps and, for asset jobs, asset and check
     /// selections), or the policy's refusal.
     pub fn select_steps(&self, run: &Run, strategy: Strategy) -> Result<SelectionAnswer, Error> {
         let mut store = self.new_store(run);
-        let bindings = self.instantiate(&mut store)?;
-        self.select_steps_in(&mut store, &bindings, run, strategy)
+        let exports = self.instantiate(&mut store)?;
+        self.select_steps_in(&mut store, &exports, run, strategy)
     }
 
     /// An instance kept for many calls: faster (no instantiation per call) but calls share the
@@ -128,8 +127,8 @@ impl Policy {
         // Seeded per call in `guarded`; instantiation itself sees a fixed seed.
         let mut store =
             sandbox::new_store(&self.sandbox.engine, &self.sandbox.config, seed_for(""), self.interrupt.clone());
-        let bindings = self.instantiate(&mut store)?;
-        Ok(WarmPolicy { policy: self.clone(), store, bindings, poisoned: None })
+        let exports = self.instantiate(&mut store)?;
+        Ok(WarmPolicy { policy: self.clone(), store, exports, poisoned: None })
     }
 
     /// A store whose clocks and randomness are a function of `run` (see `determinism`).
@@ -137,51 +136,35 @@ impl Policy {
         sandbox::new_store(&self.sandbox.engine, &self.sandbox.config, seed_for(&run.run_id), self.interrupt.clone())
     }
 
-    fn instantiate(&self, store: &mut Store<HostState>) -> Result<RetryPolicy, Error> {
+    fn instantiate(&self, store: &mut Store<HostState>) -> Result<PolicyExports, Error> {
         self.pre.instantiate(&mut *store).map_err(|e| sandbox::classify(e, store, &self.sandbox.config))
     }
 
-    fn decide_in(&self, store: &mut Store<HostState>, bindings: &RetryPolicy, case: &Case) -> Result<Decision, Error> {
+    fn decide_in(&self, store: &mut Store<HostState>, exports: &PolicyExports, case: &Case) -> Result<Decision, Error> {
         self.check_input(&case.run)?;
         case.failure.validate().map_err(|(path, message)| Error::bad_input(format!("{path}: {message}")))?;
         store.data_mut().call.wall = crate::determinism::wall_clock_at(case.failure.now);
-        let failure = marshal::failure_to_wit(&case.failure);
-        let config = marshal::config_to_wit(&case.config);
-        let wit_decision = marshal::with_run(&case.run, |run| {
-            bindings.runretry_policy_policy().call_should_retry(&mut *store, run, failure, config)
-        })
-        .map_err(|e| sandbox::classify(e, store, &self.sandbox.config))?;
-        validate::check_decision(
-            &case.run,
-            marshal::decision_from_wit(wit_decision),
-            self.sandbox.config.max_output_bytes,
-        )
+        let decision = exports
+            .should_retry(&mut *store, &case.run, &case.failure, &case.config)
+            .map_err(|e| sandbox::classify(e, store, &self.sandbox.config))?;
+        validate::check_decision(&case.run, decision, self.sandbox.config.max_output_bytes)
     }
 
     fn select_steps_in(
         &self,
         store: &mut Store<HostState>,
-        bindings: &RetryPolicy,
+        exports: &PolicyExports,
         run: &Run,
         strategy: Strategy,
     ) -> Result<SelectionAnswer, Error> {
         self.check_input(run)?;
-        let answer = marshal::with_run(run, |wit_run| {
-            bindings.runretry_policy_policy().call_select_steps(
-                &mut *store,
-                wit_run,
-                marshal::strategy_to_wit(strategy),
-            )
-        })
-        .map_err(|e| sandbox::classify(e, store, &self.sandbox.config))?;
+        let answer = exports
+            .select_steps(&mut *store, run, strategy)
+            .map_err(|e| sandbox::classify(e, store, &self.sandbox.config))?;
         match answer {
             Ok(selection) => {
-                let selection = validate::check_selection(
-                    run,
-                    strategy,
-                    marshal::selection_from_wit(selection),
-                    self.sandbox.config.max_output_bytes,
-                )?;
+                let selection =
+                    validate::check_selection(run, strategy, selection, self.sandbox.config.max_output_bytes)?;
                 Ok(SelectionAnswer::Selected { strategy, selection })
             }
             Err(error) => Ok(SelectionAnswer::Refused { strategy, error }),
@@ -191,7 +174,8 @@ impl Policy {
     /// The guarantees the contract gives a policy about its input (a case read from JSON was
     /// checked already; one built in code is checked here), and the input cap.
     fn check_input(&self, run: &Run) -> Result<(), Error> {
-        let size = marshal::input_size(run);
+        // Bytes of text in the run, found by walking the model.
+        let size = runretry_kit::text_bytes(run);
         let cap = self.sandbox.config.max_input_bytes;
         if size > cap {
             return Err(Error::bad_input(format!("the run is {size} bytes of text, over the {cap} byte input cap")));
@@ -204,31 +188,31 @@ impl Policy {
 pub struct WarmPolicy {
     policy: Policy,
     store: Store<HostState>,
-    bindings: RetryPolicy,
+    exports: PolicyExports,
     poisoned: Option<Error>,
 }
 
 impl WarmPolicy {
     /// Decide with the kept instance; fuel and deadline are reset for every call.
     pub fn decide(&mut self, case: &Case) -> Result<Decision, Error> {
-        self.guarded(&case.run, |policy, store, bindings| policy.decide_in(store, bindings, case))
+        self.guarded(&case.run, |policy, store, exports| policy.decide_in(store, exports, case))
     }
 
     /// Select steps with the kept instance.
     pub fn select_steps(&mut self, run: &Run, strategy: Strategy) -> Result<SelectionAnswer, Error> {
-        self.guarded(run, |policy, store, bindings| policy.select_steps_in(store, bindings, run, strategy))
+        self.guarded(run, |policy, store, exports| policy.select_steps_in(store, exports, run, strategy))
     }
 
     fn guarded<R>(
         &mut self,
         run: &Run,
-        call: impl FnOnce(&Policy, &mut Store<HostState>, &RetryPolicy) -> Result<R, Error>,
+        call: impl FnOnce(&Policy, &mut Store<HostState>, &PolicyExports) -> Result<R, Error>,
     ) -> Result<R, Error> {
         if let Some(error) = &self.poisoned {
             return Err(error.clone());
         }
         sandbox::begin_call(&mut self.store, &self.policy.sandbox.config, seed_for(&run.run_id));
-        let result = call(&self.policy, &mut self.store, &self.bindings);
+        let result = call(&self.policy, &mut self.store, &self.exports);
         // Bad input never reached the guest; anything else may have left it half-way.
         if let Err(error) = &result {
             if !error.is_bad_input() {

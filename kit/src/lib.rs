@@ -3,7 +3,9 @@
 //! - Policy authors implement [`Policy`] over the model types, unit-test it natively with
 //!   `cargo test`, and export it from a `wasm32-wasip2` component with [`export_policy!`].
 //! - The host, the default policy, the examples and the test guests all use these types: a
-//!   field added to the WIT is added here, once.
+//!   field added to the WIT is added here, once. Nothing converts them: in a guest wit-bindgen
+//!   lifts and lowers the model itself, and with the `wasmtime` feature so does the host (a
+//!   model out of step with the WIT fails to compile in the guest, and to load in the host).
 //! - With the `serde` feature the model reads and writes the JSON case format
 //!   (`docs/case-format.md`): [`Case::from_json`], and `serde` for every type.
 //!
@@ -65,9 +67,7 @@ pub use text_size::text_bytes;
 #[doc(hidden)]
 #[cfg(target_arch = "wasm32")]
 pub mod __private {
-    pub use crate::export::{
-        bindings, config_from_wit, decision_to_wit, failure_from_wit, run_from_wit, selection_to_wit, strategy_from_wit,
-    };
+    pub use crate::export::bindings;
 }
 
 /// Export a type implementing [`Policy`] as this component's `policy` interface. On targets

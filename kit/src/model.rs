@@ -1,9 +1,13 @@
 //! The contract's data, field for field as `wit/policy.wit` declares it (kebab-case there,
 //! snake_case here). With the `serde` feature these types also read and write the JSON case
-//! format (`docs/case-format.md`, module `json`).
+//! format (`docs/case-format.md`, module `json`). With the `wasmtime` feature they are the
+//! host's component-model values (`ComponentType`, `Lift`, `Lower`: the multi-word names carry
+//! their WIT spelling); in a guest, wit-bindgen lifts and lowers them directly (`export`).
 
 #[cfg(feature = "serde")]
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "wasmtime")]
+use wasmtime::component::{ComponentType, Lift, Lower};
 
 /// An ordered tag map: `(key, value)` pairs, in order, exactly as received or returned.
 /// Duplicates are kept, so whoever checks a decision sees what the policy really returned.
@@ -76,17 +80,31 @@ impl TagMerge {
 /// Declares a fieldless enum with Dagster's spelling of each variant (`as_str`, `parse`, `ALL`);
 /// the spelling is also its JSON form.
 macro_rules! dagster_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)* }) => {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal / $wit:literal,)* }) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+        #[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(enum))]
+        #[repr(u8)]
         pub enum $name {
-            $($(#[$vmeta])* #[cfg_attr(feature = "serde", serde(rename = $text))] $variant,)*
+            $(
+                $(#[$vmeta])*
+                #[cfg_attr(feature = "serde", serde(rename = $text))]
+                #[cfg_attr(feature = "wasmtime", component(name = $wit))]
+                $variant,
+            )*
         }
 
         impl $name {
             /// Every variant, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$variant),*];
+
+            /// wit-bindgen's lifting of the WIT enum, whose cases are declared in this order.
+            #[doc(hidden)]
+            #[cfg(target_arch = "wasm32")]
+            pub unsafe fn _lift(val: u8) -> Self {
+                Self::ALL[usize::from(val)]
+            }
 
             /// Dagster's spelling, e.g. `NOT_STARTED`.
             pub fn as_str(self) -> &'static str {
@@ -116,23 +134,23 @@ dagster_enum! {
     /// A run's lifecycle status (Dagster's `DagsterRunStatus`).
     RunStatus {
         /// Waiting in the run queue.
-        Queued = "QUEUED",
+        Queued = "QUEUED" / "queued",
         /// Created but never submitted.
-        NotStarted = "NOT_STARTED",
+        NotStarted = "NOT_STARTED" / "not-started",
         /// Managed outside the orchestrator.
-        Managed = "MANAGED",
+        Managed = "MANAGED" / "managed",
         /// Launched, worker not yet up.
-        Starting = "STARTING",
+        Starting = "STARTING" / "starting",
         /// Executing.
-        Started = "STARTED",
+        Started = "STARTED" / "started",
         /// Finished successfully.
-        Success = "SUCCESS",
+        Success = "SUCCESS" / "success",
         /// Finished with a failure: the only status Dagster retries.
-        Failure = "FAILURE",
+        Failure = "FAILURE" / "failure",
         /// Termination requested.
-        Canceling = "CANCELING",
+        Canceling = "CANCELING" / "canceling",
         /// Terminated.
-        Canceled = "CANCELED",
+        Canceled = "CANCELED" / "canceled",
     }
 }
 
@@ -140,19 +158,19 @@ dagster_enum! {
     /// What the parent run's event log says about a step or a mapped instance.
     StepStatus {
         /// A STEP_SUCCESS was logged.
-        Success = "SUCCESS",
+        Success = "SUCCESS" / "success",
         /// A STEP_FAILURE was logged.
-        Failure = "FAILURE",
+        Failure = "FAILURE" / "failure",
         /// A STEP_SKIPPED was logged.
-        Skipped = "SKIPPED",
+        Skipped = "SKIPPED" / "skipped",
         /// Some event was logged, but none of success, failure or skipped: interrupted.
-        InProgress = "IN_PROGRESS",
+        InProgress = "IN_PROGRESS" / "in-progress",
         /// No event at all.
-        NotStarted = "NOT_STARTED",
+        NotStarted = "NOT_STARTED" / "not-started",
         /// A step-scoped RESOURCE_INIT_FAILURE was logged; counts as a failure.
-        ResourceInitFailure = "RESOURCE_INIT_FAILURE",
+        ResourceInitFailure = "RESOURCE_INIT_FAILURE" / "resource-init-failure",
         /// An unresolved dynamic step `name[?]`; its instances carry the status.
-        Mapped = "MAPPED",
+        Mapped = "MAPPED" / "mapped",
     }
 }
 
@@ -160,21 +178,21 @@ dagster_enum! {
     /// A backfill's status (Dagster's `BulkActionStatus`).
     BackfillStatus {
         /// Still launching runs.
-        Requested = "REQUESTED",
+        Requested = "REQUESTED" / "requested",
         /// Being cancelled.
-        Canceling = "CANCELING",
+        Canceling = "CANCELING" / "canceling",
         /// Failing.
-        Failing = "FAILING",
+        Failing = "FAILING" / "failing",
         /// Finished (terminal).
-        Completed = "COMPLETED",
+        Completed = "COMPLETED" / "completed",
         /// Failed (terminal).
-        Failed = "FAILED",
+        Failed = "FAILED" / "failed",
         /// Cancelled (terminal).
-        Canceled = "CANCELED",
+        Canceled = "CANCELED" / "canceled",
         /// Finished with every partition successful (terminal).
-        CompletedSuccess = "COMPLETED_SUCCESS",
+        CompletedSuccess = "COMPLETED_SUCCESS" / "completed-success",
         /// Finished with some partition failed (terminal).
-        CompletedFailed = "COMPLETED_FAILED",
+        CompletedFailed = "COMPLETED_FAILED" / "completed-failed",
     }
 }
 
@@ -189,11 +207,11 @@ dagster_enum! {
     /// Which steps a retry re-runs (Dagster's `ReexecutionStrategy`).
     Strategy {
         /// Every step of the job.
-        AllSteps = "ALL_STEPS",
+        AllSteps = "ALL_STEPS" / "all-steps",
         /// Failed, interrupted and never-run steps plus everything downstream.
-        FromFailure = "FROM_FAILURE",
+        FromFailure = "FROM_FAILURE" / "from-failure",
         /// Assets and checks that did not complete (asset jobs only).
-        FromAssetFailure = "FROM_ASSET_FAILURE",
+        FromAssetFailure = "FROM_ASSET_FAILURE" / "from-asset-failure",
     }
 }
 
@@ -201,9 +219,9 @@ dagster_enum! {
     /// The severity of an asset-check evaluation (Dagster's `AssetCheckSeverity`).
     CheckSeverity {
         /// A failure fails the step when the check is blocking.
-        Error = "ERROR",
+        Error = "ERROR" / "error",
         /// A failure is a warning.
-        Warn = "WARN",
+        Warn = "WARN" / "warn",
     }
 }
 
@@ -211,18 +229,20 @@ dagster_enum! {
     /// What the orchestrator does.
     Action {
         /// Create and launch a retry run.
-        LaunchNew = "LAUNCH_NEW",
+        LaunchNew = "LAUNCH_NEW" / "launch-new",
         /// An automatic retry already exists and never started: submit it again.
-        ResubmitExisting = "RESUBMIT_EXISTING",
+        ResubmitExisting = "RESUBMIT_EXISTING" / "resubmit-existing",
         /// Nothing.
-        None = "NONE",
+        None = "NONE" / "none",
     }
 }
 
 /// The status of one resolved instance `name[mapping_key]` of a mapped step.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
 pub struct MappedInstance {
     /// The mapping key `k` of the instance `name[k]`.
+    #[cfg_attr(feature = "wasmtime", component(name = "mapping-key"))]
     pub mapping_key: String,
     /// What the event log says about it; never `Mapped`.
     pub status: StepStatus,
@@ -231,6 +251,7 @@ pub struct MappedInstance {
 /// One step of the parent run's execution plan.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
 pub struct Step {
     /// `name` (plain), `name[?]` (unresolved mapped) or `name[k]` (resolved); see [`crate::StepKey`].
     pub key: String,
@@ -247,9 +268,11 @@ pub struct Step {
     pub instances: Vec<MappedInstance>,
     /// Informational: this step produces a dynamic output.
     #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "crate::json::is_false"))]
+    #[cfg_attr(feature = "wasmtime", component(name = "dynamic-output"))]
     pub dynamic_output: bool,
     /// Informational: the mapping keys this producer yielded.
     #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    #[cfg_attr(feature = "wasmtime", component(name = "mapping-keys"))]
     pub mapping_keys: Vec<String>,
     /// Asset keys this step materialises in this run's plan (opaque strings, compared by equality).
     #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
@@ -259,12 +282,15 @@ pub struct Step {
     pub checks: Vec<String>,
     /// Entity keys on required outputs: re-running any key of the step re-runs these.
     #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    #[cfg_attr(feature = "wasmtime", component(name = "required-keys"))]
     pub required_keys: Vec<String>,
     /// Checks of `checks` whose spec is blocking (informational).
     #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    #[cfg_attr(feature = "wasmtime", component(name = "blocking-checks"))]
     pub blocking_checks: Vec<String>,
     /// False when the step's assets and checks must execute together; `None` when unknown.
     #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(feature = "wasmtime", component(name = "can-subset"))]
     pub can_subset: Option<bool>,
 }
 
@@ -295,6 +321,7 @@ impl Step {
 /// One asset-check evaluation the run logged.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize), serde(deny_unknown_fields))]
+#[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
 pub struct CheckEvaluation {
     /// The check key, `"<asset key>:<check name>"`.
     pub check: String,
@@ -318,11 +345,14 @@ impl CheckEvaluation {
 /// One run of the failed run's re-execution group (same root run).
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
 pub struct GroupMember {
     /// Its run id.
+    #[cfg_attr(feature = "wasmtime", component(name = "run-id"))]
     pub run_id: String,
     /// The run it re-executes; `None` for the root.
     #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(feature = "wasmtime", component(name = "parent-run-id"))]
     pub parent_run_id: Option<String>,
     /// Its tags.
     #[cfg_attr(feature = "serde", serde(default, with = "crate::json::tags"))]
@@ -337,6 +367,7 @@ pub struct GroupMember {
 
 /// The backfill named by the run's `dagster/backfill` tag.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
 pub struct Backfill {
     /// Its id.
     pub id: String,
@@ -350,44 +381,53 @@ dagster_enum! {
     /// Who or what launched a run, from Dagster's tags (a retry keeps its root's origin).
     LaunchOrigin {
         /// A schedule (`dagster/schedule_name`).
-        Schedule = "SCHEDULE",
+        Schedule = "SCHEDULE" / "schedule",
         /// A sensor (`dagster/sensor_name`).
-        Sensor = "SENSOR",
+        Sensor = "SENSOR" / "sensor",
         /// A backfill (`dagster/backfill`).
-        Backfill = "BACKFILL",
+        Backfill = "BACKFILL" / "backfill",
         /// By hand, or anything else.
-        Manual = "MANUAL",
+        Manual = "MANUAL" / "manual",
     }
 }
 
 /// One earlier run of the same job in the same code location (`Run::history`).
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
 pub struct HistoryRun {
     /// Its run id.
+    #[cfg_attr(feature = "wasmtime", component(name = "run-id"))]
     pub run_id: String,
     /// Its status when the case was built.
     pub status: RunStatus,
     /// The root of its re-execution group; `None` for an original run.
     #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(feature = "wasmtime", component(name = "root-run-id"))]
     pub root_run_id: Option<String>,
     /// Its `dagster/retry_number`; `None` for a first attempt.
     #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(feature = "wasmtime", component(name = "retry-number"))]
     pub retry_number: Option<u32>,
     /// Who or what launched it.
     #[cfg_attr(feature = "serde", serde(default = "crate::json::manual"))]
+    #[cfg_attr(feature = "wasmtime", component(name = "launched-by"))]
     pub launched_by: LaunchOrigin,
     /// When it started, seconds since the Unix epoch; `None` if it never started.
     #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(feature = "wasmtime", component(name = "start-time"))]
     pub start_time: Option<f64>,
     /// When it ended, seconds since the Unix epoch; `None` while it has not.
     #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(feature = "wasmtime", component(name = "end-time"))]
     pub end_time: Option<f64>,
     /// For a failure: its reason, when recorded.
     #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(feature = "wasmtime", component(name = "failure-reason"))]
     pub failure_reason: Option<FailureReason>,
     /// For a failure: the first 1 KiB of its error (class name and message, as Dagster shows it).
     #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(feature = "wasmtime", component(name = "failure-message"))]
     pub failure_message: Option<String>,
 }
 
@@ -409,8 +449,10 @@ impl HistoryRun {
 // trait impls in `json` call, the second then filling an absent group with the run alone.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize), serde(remote = "Self"))]
+#[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
 pub struct Run {
     /// Its id.
+    #[cfg_attr(feature = "wasmtime", component(name = "run-id"))]
     pub run_id: String,
     /// Its status: normally `Failure` when a policy is asked.
     pub status: RunStatus,
@@ -419,9 +461,11 @@ pub struct Run {
     pub tags: Tags,
     /// The root of its re-execution group; `None` for an original run.
     #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(feature = "wasmtime", component(name = "root-run-id"))]
     pub root_run_id: Option<String>,
     /// The run it re-executes; `None` for an original run.
     #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(feature = "wasmtime", component(name = "parent-run-id"))]
     pub parent_run_id: Option<String>,
     /// The run group, root and this run included, in creation order (JSON: absent or empty is
     /// the run alone).
@@ -432,12 +476,15 @@ pub struct Run {
     pub steps: Vec<Step>,
     /// The run's own step selection; `None` is the whole job.
     #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(feature = "wasmtime", component(name = "step-keys-to-execute"))]
     pub step_keys_to_execute: Option<Vec<String>>,
     /// The run's op selection, copied to a retry.
     #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(feature = "wasmtime", component(name = "op-selection"))]
     pub op_selection: Option<Vec<String>>,
     /// The job definition's tags.
     #[cfg_attr(feature = "serde", serde(default, with = "crate::json::tags"))]
+    #[cfg_attr(feature = "wasmtime", component(name = "job-tags"))]
     pub job_tags: Tags,
     /// The backfill named by `dagster/backfill`, when the run has one.
     #[cfg_attr(feature = "serde", serde(default))]
@@ -447,16 +494,20 @@ pub struct Run {
     pub job: Option<String>,
     /// The run's asset selection; `None` is the job's own.
     #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(feature = "wasmtime", component(name = "asset-selection"))]
     pub asset_selection: Option<Vec<String>>,
     /// The run's asset-check selection; `None` is every check of the selected assets, an
     /// empty list none.
     #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(feature = "wasmtime", component(name = "asset-check-selection"))]
     pub asset_check_selection: Option<Vec<String>>,
     /// Asset keys materialised at least once in this run.
     #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    #[cfg_attr(feature = "wasmtime", component(name = "materialized-assets"))]
     pub materialized_assets: Vec<String>,
     /// Every asset-check evaluation of this run, in log order.
     #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    #[cfg_attr(feature = "wasmtime", component(name = "check-evaluations"))]
     pub check_evaluations: Vec<CheckEvaluation>,
     /// The job's most recent runs before this one in the same code location, newest first
     /// (the orchestrator bounds it); empty when unknown.
@@ -502,22 +553,31 @@ impl Run {
 
 /// Dagster's `RunFailureReason`; a value this contract does not know travels as `Other`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(variant))]
 pub enum FailureReason {
     /// At least one step failed.
+    #[cfg_attr(feature = "wasmtime", component(name = "step-failure"))]
     StepFailure,
     /// An exception escaped plan execution.
+    #[cfg_attr(feature = "wasmtime", component(name = "run-exception"))]
     RunException,
     /// The run process was interrupted without a termination request.
+    #[cfg_attr(feature = "wasmtime", component(name = "unexpected-termination"))]
     UnexpectedTermination,
     /// Executor, logger or resource setup failed before execution.
+    #[cfg_attr(feature = "wasmtime", component(name = "job-initialization-failure"))]
     JobInitializationFailure,
     /// The run stayed starting longer than the start timeout.
+    #[cfg_attr(feature = "wasmtime", component(name = "start-timeout"))]
     StartTimeout,
     /// A second run worker started for a run already started.
+    #[cfg_attr(feature = "wasmtime", component(name = "run-worker-restart"))]
     RunWorkerRestart,
     /// Dagster's deserialisation fallback.
+    #[cfg_attr(feature = "wasmtime", component(name = "unknown"))]
     Unknown,
     /// A reason this version of the contract does not know, verbatim.
+    #[cfg_attr(feature = "wasmtime", component(name = "other"))]
     Other(String),
 }
 
@@ -560,6 +620,7 @@ impl FailureReason {
 /// The failure being handled.
 #[derive(Clone, Debug, Default, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
 pub struct Failure {
     /// The recorded reason; `None` when the failure carried none (a crash detected by
     /// monitoring, a max-runtime kill, a launch failure, ...).
@@ -578,15 +639,18 @@ pub struct Failure {
 /// not silently mean 0).
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize), serde(deny_unknown_fields))]
+#[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
 pub struct Config {
     /// Run retries are on.
     #[cfg_attr(feature = "serde", serde(default))]
     pub enabled: bool,
     /// Default retry budget per run group; the `dagster/max_retries` tag overrides it.
     #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(feature = "wasmtime", component(name = "max-retries"))]
     pub max_retries: i64,
     /// Retry runs that failed because a step failed.
     #[cfg_attr(feature = "serde", serde(default = "crate::json::yes"))]
+    #[cfg_attr(feature = "wasmtime", component(name = "retry-on-asset-or-op-failure"))]
     pub retry_on_asset_or_op_failure: bool,
 }
 
@@ -601,10 +665,12 @@ impl Default for Config {
 /// exactly for `LAUNCH_NEW` (`json` writes it and checks it on reading).
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Deserialize), serde(remote = "Self"))]
+#[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
 pub struct Decision {
     /// What to do.
     pub action: Action,
     /// The new run's `dagster/retry_number`, when launching.
+    #[cfg_attr(feature = "wasmtime", component(name = "retry-number"))]
     pub retry_number: Option<u32>,
     /// The strategy used; `None` when the policy never got that far.
     pub strategy: Option<Strategy>,
@@ -612,13 +678,17 @@ pub struct Decision {
     pub steps: Option<Vec<String>>,
     /// The new run's full tag map (the orchestrator adds `dagster/code_location`).
     #[cfg_attr(feature = "serde", serde(with = "crate::json::tags"))]
+    #[cfg_attr(feature = "wasmtime", component(name = "new-run-tags"))]
     pub new_run_tags: Tags,
     /// Tags to write on the failed run.
     #[cfg_attr(feature = "serde", serde(with = "crate::json::tags"))]
+    #[cfg_attr(feature = "wasmtime", component(name = "failed-run-tags"))]
     pub failed_run_tags: Tags,
     /// The run to submit again, for `ResubmitExisting`.
+    #[cfg_attr(feature = "wasmtime", component(name = "resubmit-run-id"))]
     pub resubmit_run_id: Option<String>,
     /// Seconds to wait before launching: finite and at least 0.
+    #[cfg_attr(feature = "wasmtime", component(name = "delay-seconds"))]
     pub delay_seconds: f64,
     /// Engine events and warnings to log, in order.
     pub events: Vec<String>,
@@ -627,9 +697,11 @@ pub struct Decision {
     /// The new run's asset selection, when launching: for `FromAssetFailure` the assets to
     /// re-execute, otherwise the failed run's own, carried over.
     #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(feature = "wasmtime", component(name = "asset-selection"))]
     pub asset_selection: Option<Vec<String>>,
     /// The new run's asset-check selection, when launching (as `asset_selection`, for checks).
     #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(feature = "wasmtime", component(name = "asset-check-selection"))]
     pub asset_check_selection: Option<Vec<String>>,
 }
 
@@ -662,15 +734,18 @@ impl Decision {
 /// asset and check selections.
 #[derive(Clone, Debug, Default, PartialEq)]
 #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
 pub struct Selection {
     /// Step keys. For `FromAssetFailure`, the planned steps owning a selected entity
     /// (informational: the orchestrator plans the new run from the selections).
     pub steps: Vec<String>,
     /// The new run's asset selection (`None`: the job's own).
     #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(feature = "wasmtime", component(name = "asset-selection"))]
     pub asset_selection: Option<Vec<String>>,
     /// The new run's asset-check selection (`None`: every check of the selected assets).
     #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(feature = "wasmtime", component(name = "asset-check-selection"))]
     pub asset_check_selection: Option<Vec<String>>,
 }
 
@@ -728,6 +803,54 @@ mod tag_merge_tests {
                 super::set_tag(&mut expected, key, value);
             }
             assert_eq!(merge.into_tags(), expected, "size {size}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod wit_order_tests {
+    use super::*;
+
+    /// The cases of `enum NAME { ... }` in `wit/policy.wit`, in order.
+    fn wit_enum(name: &str) -> Vec<String> {
+        let wit = include_str!("../../wit/policy.wit");
+        let body = wit.split(&format!("enum {name} {{")).nth(1).unwrap_or_else(|| panic!("no enum {name} in the WIT"));
+        let body = body.split('}').next().unwrap();
+        body.lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with("//"))
+            .map(|line| line.trim_end_matches(',').to_string())
+            .collect()
+    }
+
+    /// `NotStarted` as the WIT spells it: `not-started`.
+    fn kebab(variant: impl std::fmt::Debug) -> String {
+        let mut out = String::new();
+        for (i, c) in format!("{variant:?}").chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push('-');
+            }
+            out.push(c.to_ascii_lowercase());
+        }
+        out
+    }
+
+    /// The guest lowers an enum as its declaration index (wit-bindgen's `as i32` on the model's
+    /// own type) and lifts it by `ALL[index]`: the model must list every case in the WIT's order.
+    #[test]
+    fn every_enum_lists_the_wit_cases_in_their_order() {
+        fn cases<T: Copy + std::fmt::Debug>(all: &[T]) -> Vec<String> {
+            all.iter().map(|v| kebab(*v)).collect()
+        }
+        assert_eq!(cases(RunStatus::ALL), wit_enum("run-status"));
+        assert_eq!(cases(StepStatus::ALL), wit_enum("step-status"));
+        assert_eq!(cases(CheckSeverity::ALL), wit_enum("check-severity"));
+        assert_eq!(cases(BackfillStatus::ALL), wit_enum("backfill-status"));
+        assert_eq!(cases(LaunchOrigin::ALL), wit_enum("launch-origin"));
+        assert_eq!(cases(Strategy::ALL), wit_enum("retry-strategy"));
+        assert_eq!(cases(Action::ALL), wit_enum("action"));
+        for (index, variant) in RunStatus::ALL.iter().enumerate() {
+            assert_eq!(*variant as usize, index, "declaration order is the discriminant");
         }
     }
 }
