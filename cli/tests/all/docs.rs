@@ -172,3 +172,12 @@ fn the_readme_storm_replay_runs_as_written() {
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("storm: 2 of 8 changed, 2 runs avoided"), "{stdout}");
 }
+
+/// README's count of the default suite is the suite's.
+#[test]
+fn the_readme_counts_the_default_suite_right() {
+    let cases = runretry_kit::conformance::load_cases(&repo().join("tests/conformance")).unwrap();
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let claim = format!("the default suite: {} cases", cases.len());
+    assert!(readme.contains(&claim), "README.md should say {claim:?}");
+}
