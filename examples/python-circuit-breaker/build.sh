@@ -1,18 +1,7 @@
 #!/usr/bin/env sh
-# Build the Python circuit breaker into a component: `OUT=policy.wasm sh build.sh`.
-# componentize-py comes from PyPI, pinned, into a virtualenv under target/tools.
+# Build the Python circuit breaker into a component: `OUT=policy.wasm sh build.sh`. The Python
+# policy's build script does it (the same pinned componentize-py), on this directory's app.py.
 set -eu
 cd "$(dirname "$0")"
-OUT="${OUT:-python-circuit-breaker.wasm}"
-TOOLS="${RUNRETRY_TOOLS_DIR:-$(pwd)/../../target/tools}"
-VENV="$TOOLS/componentize-py-0.25.1"
-if [ ! -x "$VENV/bin/componentize-py" ]; then
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet componentize-py==0.25.1
-fi
-# Build from a copy: importing app.py writes __pycache__, which must not land in the source tree.
-SRC=$(mktemp -d)
-trap 'rm -rf "$SRC"' EXIT
-cp app.py "$SRC/"
-# --stub-wasi: the policy needs no WASI at all, so the component imports nothing.
-"$VENV/bin/componentize-py" -d ../../wit -w retry-policy componentize -p "$SRC" app -o "$OUT" --stub-wasi
+OUT="$(realpath -m "${OUT:-python-circuit-breaker.wasm}")"
+APP="$(pwd)/app.py" OUT="$OUT" exec sh ../python-policy/build.sh

@@ -91,6 +91,14 @@ fn bench_should_retry(c: &mut Criterion) {
     group.bench_function("wasm_warm", |b| b.iter(|| warm.decide(black_box(&case)).unwrap()));
     // Where a fresh decision's time goes: a new instance alone, without a call.
     group.bench_function("instantiate", |b| b.iter(|| policy.warm().unwrap()));
+    // The same component through its typed interface, as Python and JavaScript policies are
+    // called: what the packed case saves.
+    assert!(policy.is_packed());
+    let typed = policy.typed_calls();
+    assert_eq!(typed.decide(&case).unwrap(), wasm);
+    group.bench_function("wasm_typed", |b| b.iter(|| typed.decide(black_box(&case)).unwrap()));
+    let mut warm_typed = typed.warm().unwrap();
+    group.bench_function("wasm_warm_typed", |b| b.iter(|| warm_typed.decide(black_box(&case)).unwrap()));
     group.bench_function("json_decide", |b| {
         let text = serde_json::to_string(&case).unwrap();
         b.iter(|| {
@@ -166,6 +174,27 @@ fn bench_history(c: &mut Criterion) {
     group.finish();
 }
 
+/// One decision of the realistic case by a policy in each language, a fresh instance each, as a
+/// deployed policy gets: the Rust backoff example (called packed), and the Python and
+/// JavaScript examples (called typed; their runtimes start in every instance). Compiled once
+/// into a cache under the target dir.
+fn bench_languages(c: &mut Criterion) {
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-compile-cache");
+    let sandbox = Sandbox::new(SandboxConfig { cache_dir: Some(cache), ..SandboxConfig::default() }).expect("sandbox");
+    let case = realistic_case();
+    let mut group = c.benchmark_group("should_retry_language");
+    group.sample_size(20);
+    for (label, name) in [("rust", "backoff_policy"), ("python", "python_policy"), ("javascript", "js_policy")] {
+        if std::env::var_os("RUNRETRY_SKIP_NON_RUST_EXAMPLES").is_some() && label != "rust" {
+            continue;
+        }
+        let policy = sandbox.load_file(runretry_test_guests::example_policy(name).as_ref()).expect(name);
+        policy.decide(&case).expect(name);
+        group.bench_function(BenchmarkId::from_parameter(label), |b| b.iter(|| policy.decide(black_box(&case)).unwrap()));
+    }
+    group.finish();
+}
+
 fn bench_select_steps(c: &mut Criterion) {
     let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
     let policy = sandbox.load_default().expect("default policy");
@@ -183,6 +212,10 @@ fn bench_select_steps(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::from_parameter("wasm"), |b| {
             b.iter(|| policy.select_steps(black_box(&case.run), Strategy::FromFailure).unwrap())
+        });
+        let typed = policy.typed_calls();
+        group.bench_function(BenchmarkId::from_parameter("wasm_typed"), |b| {
+            b.iter(|| typed.select_steps(black_box(&case.run), Strategy::FromFailure).unwrap())
         });
         // What the host's check of the input (part of `wasm` above) costs on its own.
         group
@@ -230,5 +263,13 @@ fn bench_batch(c: &mut Criterion) {
     let _ = std::fs::remove_file(file);
 }
 
-criterion_group!(benches, bench_should_retry, bench_tags, bench_history, bench_select_steps, bench_batch);
+criterion_group!(
+    benches,
+    bench_should_retry,
+    bench_tags,
+    bench_history,
+    bench_languages,
+    bench_select_steps,
+    bench_batch
+);
 criterion_main!(benches);

@@ -14,6 +14,11 @@ pub const CONTRACT_VERSION: &str = "0.3.0";
 /// The interface a policy must export.
 pub const POLICY_EXPORT: &str = "runretry:policy/policy@0.3.0";
 
+/// The optional interface with the same functions taking the case as one buffer (the kit's
+/// Rust guests export it; see `runretry_kit::packed`). Called instead of [`POLICY_EXPORT`]
+/// when present.
+pub const PACKED_EXPORT: &str = "runretry:policy/packed@0.3.0";
+
 /// The export's name without its version: a policy exporting it under another version was built
 /// against another revision of the contract.
 const POLICY_EXPORT_UNVERSIONED: &str = "runretry:policy/policy@";

@@ -1,25 +1,39 @@
-//! The policy's two functions, called with the model's own values: with `runretry-kit`'s
-//! `wasmtime` feature the canonical ABI lowers a [`Run`] and lifts a [`Decision`] directly, so
-//! there are no bindings types to convert to and from, and no field list here to keep in step
-//! with the WIT. The export is type-checked once, when the component is loaded.
+//! The policy's two functions, called with the model's own values. A component built with the
+//! kit also exports them as [`PACKED_EXPORT`], the case in one buffer (`runretry_kit::packed`),
+//! and that is what is called: lowering a typed case costs one guest `realloc` per string and
+//! list, a buffer one. Other components (Python, JavaScript, hand-written WIT) are called
+//! through [`POLICY_EXPORT`], whose values `runretry-kit`'s `wasmtime` feature lowers and lifts
+//! directly. Either way the exports are type-checked once, when the component is loaded.
 
-use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{ComponentExportIndex, Func, InstancePre, TypedFunc};
+use wasmtime::component::types::{ComponentFunc, ComponentItem};
+use wasmtime::component::{Component, ComponentExportIndex, Func, InstancePre, TypedFunc};
 use wasmtime::{AsContextMut, Engine};
 
+use runretry_kit::packed::{self, SelectionResult};
 use runretry_kit::{Config, Decision, Failure, Run, Selection, Strategy};
 
-use crate::component::POLICY_EXPORT;
+use crate::component::{PACKED_EXPORT, POLICY_EXPORT};
 use crate::sandbox::HostState;
 
 type ShouldRetry<'a> = TypedFunc<(&'a Run, &'a Failure, &'a Config), (Decision,)>;
 type SelectSteps<'a> = TypedFunc<(&'a Run, Strategy), (Result<Selection, String>,)>;
+type PackedShouldRetry<'a> = TypedFunc<(&'a [u8],), (Result<Vec<u8>, String>,)>;
+type PackedSelectSteps<'a> = TypedFunc<(&'a [u8], Strategy), (Result<Vec<u8>, String>,)>;
 
 /// A policy component linked and checked against the contract: instantiating it is all a call
 /// needs.
 #[derive(Clone)]
 pub(crate) struct PolicyPre {
     pre: InstancePre<HostState>,
+    /// `policy`'s functions, which every policy has.
+    typed: Functions,
+    /// `packed`'s, when the component has them: these are called instead.
+    packed: Option<Functions>,
+}
+
+/// Where an interface's two functions are.
+#[derive(Clone, Copy)]
+struct Functions {
     should_retry: ComponentExportIndex,
     select_steps: ComponentExportIndex,
 }
@@ -28,37 +42,48 @@ pub(crate) struct PolicyPre {
 pub(crate) struct PolicyExports {
     should_retry: Func,
     select_steps: Func,
+    packed: bool,
 }
 
 impl PolicyPre {
-    /// Find both functions of [`POLICY_EXPORT`] and check their types against the model.
+    /// Find both functions of [`POLICY_EXPORT`], and of [`PACKED_EXPORT`] when the component
+    /// has it, and check their types.
     pub(crate) fn new(engine: &Engine, pre: InstancePre<HostState>) -> wasmtime::Result<PolicyPre> {
-        let component = pre.component();
-        let interface = component
-            .get_export_index(None, POLICY_EXPORT)
-            .ok_or_else(|| wasmtime::format_err!("no exported instance named `{POLICY_EXPORT}`"))?;
+        let component = pre.component().clone();
         let instance_type = pre.instance_type();
-        let Some(ComponentItem::ComponentInstance(exported)) =
-            component.component_type().get_export(engine, POLICY_EXPORT).map(|export| export.ty)
-        else {
-            wasmtime::bail!("`{POLICY_EXPORT}` is not an instance");
-        };
-        let function = |name: &str| -> wasmtime::Result<_> {
-            let index = component
-                .get_export_index(Some(&interface), name)
-                .ok_or_else(|| wasmtime::format_err!("`{POLICY_EXPORT}` has no function `{name}`"))?;
-            match exported.get_export(engine, name).map(|export| export.ty) {
-                Some(ComponentItem::ComponentFunc(func)) => Ok((index, func)),
-                _ => wasmtime::bail!("`{POLICY_EXPORT}` export `{name}` is not a function"),
-            }
-        };
-        let (should_retry, func) = function("should-retry")?;
+        let (should_retry, func) = function(engine, &component, POLICY_EXPORT, "should-retry")?;
         func.typecheck::<(&Run, &Failure, &Config), (Decision,)>(&instance_type)
             .map_err(|e| e.context("type-checking export func `should-retry`"))?;
-        let (select_steps, func) = function("select-steps")?;
+        let (select_steps, func) = function(engine, &component, POLICY_EXPORT, "select-steps")?;
         func.typecheck::<(&Run, Strategy), (Result<Selection, String>,)>(&instance_type)
             .map_err(|e| e.context("type-checking export func `select-steps`"))?;
-        Ok(PolicyPre { pre, should_retry, select_steps })
+        let typed = Functions { should_retry, select_steps };
+        let packed = match component.get_export_index(None, PACKED_EXPORT) {
+            None => None,
+            Some(_) => {
+                let checked = |name: &str| -> wasmtime::Result<ComponentExportIndex> {
+                    let (index, func) = function(engine, &component, PACKED_EXPORT, name)?;
+                    let checked = match name {
+                        "should-retry" => func.typecheck::<(&[u8],), (Result<Vec<u8>, String>,)>(&instance_type),
+                        _ => func.typecheck::<(&[u8], Strategy), (Result<Vec<u8>, String>,)>(&instance_type),
+                    };
+                    checked.map_err(|e| e.context(format!("type-checking `{PACKED_EXPORT}` func `{name}`")))?;
+                    Ok(index)
+                };
+                Some(Functions { should_retry: checked("should-retry")?, select_steps: checked("select-steps")? })
+            }
+        };
+        Ok(PolicyPre { pre, typed, packed })
+    }
+
+    /// Whether calls go through [`PACKED_EXPORT`].
+    pub(crate) fn is_packed(&self) -> bool {
+        self.packed.is_some()
+    }
+
+    /// The same component called through [`POLICY_EXPORT`] only (to compare the two).
+    pub(crate) fn typed_only(&self) -> PolicyPre {
+        PolicyPre { packed: None, ..self.clone() }
     }
 
     /// A new instance in `store`.
@@ -67,12 +92,41 @@ impl PolicyPre {
         mut store: impl AsContextMut<Data = HostState>,
     ) -> wasmtime::Result<PolicyExports> {
         let instance = self.pre.instantiate(&mut store)?;
+        let functions = self.packed.unwrap_or(self.typed);
         let mut func = |index| {
             instance
                 .get_func(&mut store, index)
                 .ok_or_else(|| wasmtime::format_err!("an export checked at load is gone"))
         };
-        Ok(PolicyExports { should_retry: func(&self.should_retry)?, select_steps: func(&self.select_steps)? })
+        Ok(PolicyExports {
+            should_retry: func(&functions.should_retry)?,
+            select_steps: func(&functions.select_steps)?,
+            packed: self.packed.is_some(),
+        })
+    }
+}
+
+/// The export `name` of `interface`, and its type.
+fn function(
+    engine: &Engine,
+    component: &Component,
+    interface: &str,
+    name: &str,
+) -> wasmtime::Result<(ComponentExportIndex, ComponentFunc)> {
+    let instance = component
+        .get_export_index(None, interface)
+        .ok_or_else(|| wasmtime::format_err!("no exported instance named `{interface}`"))?;
+    let Some(ComponentItem::ComponentInstance(exported)) =
+        component.component_type().get_export(engine, interface).map(|export| export.ty)
+    else {
+        wasmtime::bail!("`{interface}` is not an instance");
+    };
+    let index = component
+        .get_export_index(Some(&instance), name)
+        .ok_or_else(|| wasmtime::format_err!("`{interface}` has no function `{name}`"))?;
+    match exported.get_export(engine, name).map(|export| export.ty) {
+        Some(ComponentItem::ComponentFunc(func)) => Ok((index, func)),
+        _ => wasmtime::bail!("`{interface}` export `{name}` is not a function"),
     }
 }
 
@@ -85,7 +139,14 @@ impl PolicyExports {
         failure: &Failure,
         config: &Config,
     ) -> wasmtime::Result<Decision> {
-        // SAFETY: `PolicyPre::new` checked this export's type against these parameters and result.
+        if self.packed {
+            let case = packed::pack(&(run, failure, config)).map_err(wasmtime::Error::msg)?;
+            // SAFETY: `PolicyPre::new` checked this export's type against these parameters and result.
+            let func: PackedShouldRetry<'_> = unsafe { TypedFunc::new_unchecked(self.should_retry) };
+            let (answer,) = func.call(&mut store, (&case,))?;
+            return unpacked(answer, "should-retry");
+        }
+        // SAFETY: as above.
         let func: ShouldRetry<'_> = unsafe { TypedFunc::new_unchecked(self.should_retry) };
         let (decision,) = func.call(&mut store, (run, failure, config))?;
         Ok(decision)
@@ -98,9 +159,23 @@ impl PolicyExports {
         run: &Run,
         strategy: Strategy,
     ) -> wasmtime::Result<Result<Selection, String>> {
-        // SAFETY: as above, checked in `PolicyPre::new`.
+        if self.packed {
+            let run = packed::pack(run).map_err(wasmtime::Error::msg)?;
+            // SAFETY: as above, checked in `PolicyPre::new`.
+            let func: PackedSelectSteps<'_> = unsafe { TypedFunc::new_unchecked(self.select_steps) };
+            let (answer,) = func.call(&mut store, (&run, strategy))?;
+            return unpacked::<SelectionResult>(answer, "select-steps");
+        }
+        // SAFETY: as above.
         let func: SelectSteps<'_> = unsafe { TypedFunc::new_unchecked(self.select_steps) };
         let (answer,) = func.call(&mut store, (run, strategy))?;
         Ok(answer)
     }
+}
+
+/// A packed answer decoded; a guest that could not read its case, or answered a buffer that
+/// does not decode, fails the call naming the function.
+fn unpacked<T: serde::de::DeserializeOwned>(answer: Result<Vec<u8>, String>, function: &str) -> wasmtime::Result<T> {
+    let bytes = answer.map_err(|e| wasmtime::format_err!("`{PACKED_EXPORT}` {function} failed: {e}"))?;
+    packed::unpack(&bytes).map_err(|e| wasmtime::format_err!("`{PACKED_EXPORT}` {function} answered: {e}"))
 }

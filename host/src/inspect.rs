@@ -3,7 +3,7 @@
 use std::fmt;
 
 pub use crate::component::WasmKind;
-use crate::component::{self, POLICY_EXPORT};
+use crate::component::{self, PACKED_EXPORT, POLICY_EXPORT};
 use crate::policy::Sandbox;
 
 /// What inspection found.
@@ -60,10 +60,11 @@ impl fmt::Display for Inspection {
             WasmKind::NotWasm => "not WebAssembly",
         };
         writeln!(f, "kind:     {kind}")?;
-        let world = if self.exports.iter().any(|e| e == POLICY_EXPORT) {
-            "runretry:policy/retry-policy@0.3.0"
-        } else {
-            "unknown (no runretry policy export)"
+        let exports = |name: &str| self.exports.iter().any(|e| e == name);
+        let world = match (exports(POLICY_EXPORT), exports(PACKED_EXPORT)) {
+            (true, true) => "runretry:policy/retry-policy-packed@0.3.0 (called with the case packed)",
+            (true, false) => "runretry:policy/retry-policy@0.3.0",
+            _ => "unknown (no runretry policy export)",
         };
         writeln!(f, "world:    {world}")?;
         writeln!(f, "exports:  {}", self.exports.len())?;

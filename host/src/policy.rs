@@ -104,6 +104,20 @@ impl Policy {
         Policy { interrupt: None, ..self }
     }
 
+    /// Whether calls hand the case over packed in one buffer (the component exports
+    /// `runretry:policy/packed`, as every policy built with `runretry-kit` does) rather than
+    /// as typed values.
+    pub fn is_packed(&self) -> bool {
+        self.pre.is_packed()
+    }
+
+    /// The same policy called through its typed `policy` interface even when it has `packed`:
+    /// for tests and benchmarks that compare the two.
+    #[doc(hidden)]
+    pub fn typed_calls(&self) -> Policy {
+        Policy { pre: self.pre.typed_only(), ..self.clone() }
+    }
+
     /// The complete decision for a case, from a fresh instance (a trap poisons a store, and one
     /// decision must never see another's state).
     pub fn decide(&self, case: &Case) -> Result<Decision, Error> {

@@ -162,6 +162,10 @@ pub(crate) fn build_engine(config: &SandboxConfig) -> Result<Engine, Error> {
         .memory_init_cow(true)
         // Policies are synchronous functions: no async stacks or concurrency machinery per call.
         .concurrency_support(false);
+    // For profiling (docs/performance.md): `perf` then names the guest's functions.
+    if std::env::var_os("RUNRETRY_PERFMAP").is_some() {
+        wasm.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     if config.pooling {
         let mut pooled = wasm.clone();
         pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(config)));

@@ -8,7 +8,7 @@
 #[allow(missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "retry-policy",
+        world: "retry-policy-packed",
         path: "../wit",
         pub_export_macro: true,
         default_bindings_module: "runretry_kit::__private::bindings",
@@ -36,7 +36,8 @@ pub mod bindings {
     });
 }
 
-/// Export a type implementing [`Policy`](crate::Policy) as this component's `policy` interface
+/// Export a type implementing [`Policy`](crate::Policy) as this component's `policy` interface,
+/// and as `packed`, the same functions with the case in one buffer, which the host prefers
 /// (wasm32 only: on other targets the policy is a plain Rust type, to test natively).
 #[macro_export]
 macro_rules! export_policy {
@@ -48,6 +49,14 @@ macro_rules! export_policy {
             }
             fn select_steps(run: $crate::Run, strategy: $crate::Strategy) -> Result<$crate::Selection, String> {
                 <$policy as $crate::Policy>::select_steps(&run, strategy)
+            }
+        }
+        impl $crate::__private::bindings::exports::runretry::policy::packed::Guest for __RunretryExport {
+            fn should_retry(case: Vec<u8>) -> Result<Vec<u8>, String> {
+                $crate::packed::should_retry::<$policy>(&case)
+            }
+            fn select_steps(run: Vec<u8>, strategy: $crate::Strategy) -> Result<Vec<u8>, String> {
+                $crate::packed::select_steps::<$policy>(&run, strategy)
             }
         }
         $crate::__private::bindings::export!(__RunretryExport with_types_in $crate::__private::bindings);

@@ -289,7 +289,8 @@ impl Serialize for Backfill {
         let mut out = serializer.serialize_struct("Backfill", 3)?;
         out.serialize_field("id", &self.id)?;
         out.serialize_field("exists", &self.exists)?;
-        out.serialize_field("status", &self.exists.then_some(self.status))?;
+        // Written even for a deleted backfill, so a case reads back as it was.
+        out.serialize_field("status", &self.status)?;
         out.end()
     }
 }

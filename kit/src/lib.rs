@@ -8,6 +8,9 @@
 //!   model out of step with the WIT fails to compile in the guest, and to load in the host).
 //! - With the `serde` feature the model reads and writes the JSON case format
 //!   (`docs/case-format.md`): [`Case::from_json`], and `serde` for every type.
+//! - A guest also exports the WIT's `packed` interface: the case in one buffer, decoded here
+//!   into the same model (the `packed` module), which the host calls instead of the typed one.
+//! - [`number_tag`] and [`duration_words`] are the small readers the examples share.
 //!
 //! ```
 //! use runretry_kit::{Action, Config, Decision, Failure, Policy, Run, RunStatus, Selection, Strategy};
@@ -34,14 +37,19 @@
 
 mod model;
 mod policy;
+mod reading;
 mod step_key;
 
 #[cfg(feature = "serde")]
 pub mod conformance;
 #[cfg(feature = "serde")]
 mod expect;
-#[cfg(feature = "serde")]
+// A guest built without the `serde` feature uses only the derives' helpers, not the JSON reader.
+#[cfg(model_serde)]
+#[cfg_attr(not(feature = "serde"), allow(dead_code))]
 mod json;
+#[cfg(model_serde)]
+pub mod packed;
 #[cfg(feature = "serde")]
 mod text_size;
 
@@ -54,6 +62,7 @@ pub use model::{
     Step, StepStatus, Strategy, TagMerge, Tags,
 };
 pub use policy::Policy;
+pub use reading::{duration_words, number_tag};
 pub use step_key::StepKey;
 
 #[cfg(feature = "serde")]

@@ -4,7 +4,7 @@
 //! host's component-model values (`ComponentType`, `Lift`, `Lower`: the multi-word names carry
 //! their WIT spelling); in a guest, wit-bindgen lifts and lowers them directly (`export`).
 
-#[cfg(feature = "serde")]
+#[cfg(model_serde)]
 use serde::{Deserialize, Serialize};
 #[cfg(feature = "wasmtime")]
 use wasmtime::component::{ComponentType, Lift, Lower};
@@ -83,13 +83,13 @@ macro_rules! dagster_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal / $wit:literal,)* }) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        #[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+        #[cfg_attr(model_serde, derive(Serialize, Deserialize))]
         #[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(enum))]
         #[repr(u8)]
         pub enum $name {
             $(
                 $(#[$vmeta])*
-                #[cfg_attr(feature = "serde", serde(rename = $text))]
+                #[cfg_attr(model_serde, serde(rename = $text))]
                 #[cfg_attr(feature = "wasmtime", component(name = $wit))]
                 $variant,
             )*
@@ -250,46 +250,46 @@ pub struct MappedInstance {
 
 /// One step of the parent run's execution plan.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(model_serde, derive(Serialize, Deserialize))]
 #[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
 pub struct Step {
     /// `name` (plain), `name[?]` (unresolved mapped) or `name[k]` (resolved); see [`crate::StepKey`].
     pub key: String,
     /// Plan keys this step depends on.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     pub upstream: Vec<String>,
     /// The step's status; `Mapped` for `name[?]` steps, whose instances carry their own.
     pub status: StepStatus,
     /// For a mapped step: every instance the event log mentions (JSON: `{mapping_key: status}`).
     #[cfg_attr(
-        feature = "serde",
+        model_serde,
         serde(default, with = "crate::json::instances", skip_serializing_if = "Vec::is_empty")
     )]
     pub instances: Vec<MappedInstance>,
     /// Informational: this step produces a dynamic output.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "crate::json::is_false"))]
+    #[cfg_attr(model_serde, serde(default, skip_serializing_if = "crate::json::is_false"))]
     #[cfg_attr(feature = "wasmtime", component(name = "dynamic-output"))]
     pub dynamic_output: bool,
     /// Informational: the mapping keys this producer yielded.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    #[cfg_attr(model_serde, serde(default, skip_serializing_if = "Vec::is_empty"))]
     #[cfg_attr(feature = "wasmtime", component(name = "mapping-keys"))]
     pub mapping_keys: Vec<String>,
     /// Asset keys this step materialises in this run's plan (opaque strings, compared by equality).
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    #[cfg_attr(model_serde, serde(default, skip_serializing_if = "Vec::is_empty"))]
     pub assets: Vec<String>,
     /// Asset-check keys this step evaluates (`"<asset key>:<check name>"`).
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    #[cfg_attr(model_serde, serde(default, skip_serializing_if = "Vec::is_empty"))]
     pub checks: Vec<String>,
     /// Entity keys on required outputs: re-running any key of the step re-runs these.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    #[cfg_attr(model_serde, serde(default, skip_serializing_if = "Vec::is_empty"))]
     #[cfg_attr(feature = "wasmtime", component(name = "required-keys"))]
     pub required_keys: Vec<String>,
     /// Checks of `checks` whose spec is blocking (informational).
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    #[cfg_attr(model_serde, serde(default, skip_serializing_if = "Vec::is_empty"))]
     #[cfg_attr(feature = "wasmtime", component(name = "blocking-checks"))]
     pub blocking_checks: Vec<String>,
     /// False when the step's assets and checks must execute together; `None` when unknown.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(model_serde, serde(default, skip_serializing_if = "Option::is_none"))]
     #[cfg_attr(feature = "wasmtime", component(name = "can-subset"))]
     pub can_subset: Option<bool>,
 }
@@ -320,7 +320,7 @@ impl Step {
 
 /// One asset-check evaluation the run logged.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(Serialize, Deserialize), serde(deny_unknown_fields))]
+#[cfg_attr(model_serde, derive(Serialize, Deserialize), serde(deny_unknown_fields))]
 #[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
 pub struct CheckEvaluation {
     /// The check key, `"<asset key>:<check name>"`.
@@ -328,10 +328,10 @@ pub struct CheckEvaluation {
     /// Whether it passed.
     pub passed: bool,
     /// The evaluation's blocking flag; `None` for events older than the flag.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     pub blocking: Option<bool>,
     /// Its severity, when known (informational).
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(model_serde, serde(default, skip_serializing_if = "Option::is_none"))]
     pub severity: Option<CheckSeverity>,
 }
 
@@ -344,24 +344,24 @@ impl CheckEvaluation {
 
 /// One run of the failed run's re-execution group (same root run).
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(model_serde, derive(Serialize, Deserialize))]
 #[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
 pub struct GroupMember {
     /// Its run id.
     #[cfg_attr(feature = "wasmtime", component(name = "run-id"))]
     pub run_id: String,
     /// The run it re-executes; `None` for the root.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     #[cfg_attr(feature = "wasmtime", component(name = "parent-run-id"))]
     pub parent_run_id: Option<String>,
     /// Its tags.
-    #[cfg_attr(feature = "serde", serde(default, with = "crate::json::tags"))]
+    #[cfg_attr(model_serde, serde(default, with = "crate::json::tags"))]
     pub tags: Tags,
     /// Its status, when known.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     pub status: Option<RunStatus>,
     /// False when the run was deleted: not counted, cannot be loaded.
-    #[cfg_attr(feature = "serde", serde(default = "crate::json::yes"))]
+    #[cfg_attr(model_serde, serde(default = "crate::json::yes"))]
     pub exists: bool,
 }
 
@@ -393,7 +393,7 @@ dagster_enum! {
 
 /// One earlier run of the same job in the same code location (`Run::history`).
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(model_serde, derive(Serialize, Deserialize))]
 #[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
 pub struct HistoryRun {
     /// Its run id.
@@ -402,31 +402,31 @@ pub struct HistoryRun {
     /// Its status when the case was built.
     pub status: RunStatus,
     /// The root of its re-execution group; `None` for an original run.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     #[cfg_attr(feature = "wasmtime", component(name = "root-run-id"))]
     pub root_run_id: Option<String>,
     /// Its `dagster/retry_number`; `None` for a first attempt.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     #[cfg_attr(feature = "wasmtime", component(name = "retry-number"))]
     pub retry_number: Option<u32>,
     /// Who or what launched it.
-    #[cfg_attr(feature = "serde", serde(default = "crate::json::manual"))]
+    #[cfg_attr(model_serde, serde(default = "crate::json::manual"))]
     #[cfg_attr(feature = "wasmtime", component(name = "launched-by"))]
     pub launched_by: LaunchOrigin,
     /// When it started, seconds since the Unix epoch; `None` if it never started.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     #[cfg_attr(feature = "wasmtime", component(name = "start-time"))]
     pub start_time: Option<f64>,
     /// When it ended, seconds since the Unix epoch; `None` while it has not.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     #[cfg_attr(feature = "wasmtime", component(name = "end-time"))]
     pub end_time: Option<f64>,
     /// For a failure: its reason, when recorded.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     #[cfg_attr(feature = "wasmtime", component(name = "failure-reason"))]
     pub failure_reason: Option<FailureReason>,
     /// For a failure: the first 1 KiB of its error (class name and message, as Dagster shows it).
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     #[cfg_attr(feature = "wasmtime", component(name = "failure-message"))]
     pub failure_message: Option<String>,
 }
@@ -448,7 +448,7 @@ impl HistoryRun {
 // `remote = "Self"`: the derive makes inherent `Run::serialize`/`Run::deserialize`, which the
 // trait impls in `json` call, the second then filling an absent group with the run alone.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(Serialize, Deserialize), serde(remote = "Self"))]
+#[cfg_attr(model_serde, derive(Serialize, Deserialize), serde(remote = "Self"))]
 #[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
 pub struct Run {
     /// Its id.
@@ -457,61 +457,61 @@ pub struct Run {
     /// Its status: normally `Failure` when a policy is asked.
     pub status: RunStatus,
     /// Its tags before the failure is processed.
-    #[cfg_attr(feature = "serde", serde(default, with = "crate::json::tags"))]
+    #[cfg_attr(model_serde, serde(default, with = "crate::json::tags"))]
     pub tags: Tags,
     /// The root of its re-execution group; `None` for an original run.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     #[cfg_attr(feature = "wasmtime", component(name = "root-run-id"))]
     pub root_run_id: Option<String>,
     /// The run it re-executes; `None` for an original run.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     #[cfg_attr(feature = "wasmtime", component(name = "parent-run-id"))]
     pub parent_run_id: Option<String>,
     /// The run group, root and this run included, in creation order (JSON: absent or empty is
     /// the run alone).
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     pub group: Vec<GroupMember>,
     /// The execution plan, with per-step status from the run's event log.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     pub steps: Vec<Step>,
     /// The run's own step selection; `None` is the whole job.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     #[cfg_attr(feature = "wasmtime", component(name = "step-keys-to-execute"))]
     pub step_keys_to_execute: Option<Vec<String>>,
     /// The run's op selection, copied to a retry.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     #[cfg_attr(feature = "wasmtime", component(name = "op-selection"))]
     pub op_selection: Option<Vec<String>>,
     /// The job definition's tags.
-    #[cfg_attr(feature = "serde", serde(default, with = "crate::json::tags"))]
+    #[cfg_attr(model_serde, serde(default, with = "crate::json::tags"))]
     #[cfg_attr(feature = "wasmtime", component(name = "job-tags"))]
     pub job_tags: Tags,
     /// The backfill named by `dagster/backfill`, when the run has one.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     pub backfill: Option<Backfill>,
     /// The job's name (informational).
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     pub job: Option<String>,
     /// The run's asset selection; `None` is the job's own.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(model_serde, serde(default, skip_serializing_if = "Option::is_none"))]
     #[cfg_attr(feature = "wasmtime", component(name = "asset-selection"))]
     pub asset_selection: Option<Vec<String>>,
     /// The run's asset-check selection; `None` is every check of the selected assets, an
     /// empty list none.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(model_serde, serde(default, skip_serializing_if = "Option::is_none"))]
     #[cfg_attr(feature = "wasmtime", component(name = "asset-check-selection"))]
     pub asset_check_selection: Option<Vec<String>>,
     /// Asset keys materialised at least once in this run.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    #[cfg_attr(model_serde, serde(default, skip_serializing_if = "Vec::is_empty"))]
     #[cfg_attr(feature = "wasmtime", component(name = "materialized-assets"))]
     pub materialized_assets: Vec<String>,
     /// Every asset-check evaluation of this run, in log order.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    #[cfg_attr(model_serde, serde(default, skip_serializing_if = "Vec::is_empty"))]
     #[cfg_attr(feature = "wasmtime", component(name = "check-evaluations"))]
     pub check_evaluations: Vec<CheckEvaluation>,
     /// The job's most recent runs before this one in the same code location, newest first
     /// (the orchestrator bounds it); empty when unknown.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Vec::is_empty"))]
+    #[cfg_attr(model_serde, serde(default, skip_serializing_if = "Vec::is_empty"))]
     pub history: Vec<HistoryRun>,
 }
 
@@ -619,37 +619,37 @@ impl FailureReason {
 
 /// The failure being handled.
 #[derive(Clone, Debug, Default, PartialEq)]
-#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(model_serde, derive(Serialize, Deserialize))]
 #[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
 pub struct Failure {
     /// The recorded reason; `None` when the failure carried none (a crash detected by
     /// monitoring, a max-runtime kill, a launch failure, ...).
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     pub reason: Option<FailureReason>,
     /// Free text from the orchestrator, for custom policies (e.g. an OOM message).
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(model_serde, serde(default, skip_serializing_if = "Option::is_none"))]
     pub message: Option<String>,
     /// When the run failed (the failure event's time), seconds since the Unix epoch: what the
     /// policy's wall clock reads. `None`: the fixed instant of 2000-01-01.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(model_serde, serde(default, skip_serializing_if = "Option::is_none"))]
     pub now: Option<f64>,
 }
 
 /// The deployment's `run_retries` block. In JSON a misspelt key is an error (`max_retry` must
 /// not silently mean 0).
 #[derive(Clone, Copy, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(Serialize, Deserialize), serde(deny_unknown_fields))]
+#[cfg_attr(model_serde, derive(Serialize, Deserialize), serde(deny_unknown_fields))]
 #[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
 pub struct Config {
     /// Run retries are on.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     pub enabled: bool,
     /// Default retry budget per run group; the `dagster/max_retries` tag overrides it.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     #[cfg_attr(feature = "wasmtime", component(name = "max-retries"))]
     pub max_retries: i64,
     /// Retry runs that failed because a step failed.
-    #[cfg_attr(feature = "serde", serde(default = "crate::json::yes"))]
+    #[cfg_attr(model_serde, serde(default = "crate::json::yes"))]
     #[cfg_attr(feature = "wasmtime", component(name = "retry-on-asset-or-op-failure"))]
     pub retry_on_asset_or_op_failure: bool,
 }
@@ -664,7 +664,7 @@ impl Default for Config {
 /// The complete answer to a failed run (case-format §2). In JSON it also carries `retry`, true
 /// exactly for `LAUNCH_NEW` (`json` writes it and checks it on reading).
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(Deserialize), serde(remote = "Self"))]
+#[cfg_attr(model_serde, derive(Deserialize), serde(remote = "Self"))]
 #[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
 pub struct Decision {
     /// What to do.
@@ -677,11 +677,11 @@ pub struct Decision {
     /// Step keys the new run executes, when launching.
     pub steps: Option<Vec<String>>,
     /// The new run's full tag map (the orchestrator adds `dagster/code_location`).
-    #[cfg_attr(feature = "serde", serde(with = "crate::json::tags"))]
+    #[cfg_attr(model_serde, serde(with = "crate::json::tags"))]
     #[cfg_attr(feature = "wasmtime", component(name = "new-run-tags"))]
     pub new_run_tags: Tags,
     /// Tags to write on the failed run.
-    #[cfg_attr(feature = "serde", serde(with = "crate::json::tags"))]
+    #[cfg_attr(model_serde, serde(with = "crate::json::tags"))]
     #[cfg_attr(feature = "wasmtime", component(name = "failed-run-tags"))]
     pub failed_run_tags: Tags,
     /// The run to submit again, for `ResubmitExisting`.
@@ -696,11 +696,11 @@ pub struct Decision {
     pub reason: String,
     /// The new run's asset selection, when launching: for `FromAssetFailure` the assets to
     /// re-execute, otherwise the failed run's own, carried over.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     #[cfg_attr(feature = "wasmtime", component(name = "asset-selection"))]
     pub asset_selection: Option<Vec<String>>,
     /// The new run's asset-check selection, when launching (as `asset_selection`, for checks).
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     #[cfg_attr(feature = "wasmtime", component(name = "asset-check-selection"))]
     pub asset_check_selection: Option<Vec<String>>,
 }
@@ -733,18 +733,18 @@ impl Decision {
 /// What a re-execution runs (`select-steps`' answer): its steps and, for asset jobs, its
 /// asset and check selections.
 #[derive(Clone, Debug, Default, PartialEq)]
-#[cfg_attr(feature = "serde", derive(Serialize, Deserialize))]
+#[cfg_attr(model_serde, derive(Serialize, Deserialize))]
 #[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
 pub struct Selection {
     /// Step keys. For `FromAssetFailure`, the planned steps owning a selected entity
     /// (informational: the orchestrator plans the new run from the selections).
     pub steps: Vec<String>,
     /// The new run's asset selection (`None`: the job's own).
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     #[cfg_attr(feature = "wasmtime", component(name = "asset-selection"))]
     pub asset_selection: Option<Vec<String>>,
     /// The new run's asset-check selection (`None`: every check of the selected assets).
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[cfg_attr(model_serde, serde(default))]
     #[cfg_attr(feature = "wasmtime", component(name = "asset-check-selection"))]
     pub asset_check_selection: Option<Vec<String>>,
 }
@@ -764,14 +764,14 @@ impl Selection {
 /// The answer of `select-steps` as the command line prints it: what a re-execution runs, or
 /// the policy's refusal.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(Serialize, Deserialize), serde(untagged))]
+#[cfg_attr(model_serde, derive(Serialize, Deserialize), serde(untagged))]
 pub enum SelectionAnswer {
     /// What a re-execution runs: `{"strategy": ..., "steps": [...], "asset_selection": ...}`.
     Selected {
         /// The strategy asked for.
         strategy: Strategy,
         /// The selection.
-        #[cfg_attr(feature = "serde", serde(flatten))]
+        #[cfg_attr(model_serde, serde(flatten))]
         selection: Selection,
     },
     /// Why the run cannot be re-executed that way.

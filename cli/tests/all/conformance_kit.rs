@@ -27,6 +27,18 @@ fn default_policy_passes_the_default_suite() {
     assert!(report.passed >= 92, "the default suite must hold the 12 examples and >= 80 cases: {}", report.passed);
 }
 
+/// The kit's guests are called through `packed`; their typed `policy` interface, which Python
+/// and JavaScript guests are called through, must give the same answers.
+#[test]
+fn default_policy_passes_both_suites_through_its_typed_interface_too() {
+    let packed = sandbox().load_default().unwrap();
+    assert!(packed.is_packed(), "a kit guest exports runretry:policy/packed");
+    let typed = packed.typed_calls();
+    assert!(!typed.is_packed());
+    assert_passes(&typed, SuiteChoice::Default, &[]);
+    assert_passes(&typed, SuiteChoice::Contract, &[]);
+}
+
 #[test]
 fn default_policy_passes_the_contract_suite() {
     assert_passes(&sandbox().load_default().unwrap(), SuiteChoice::Contract, &[]);

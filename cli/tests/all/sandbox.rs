@@ -226,6 +226,21 @@ fn a_policy_built_against_the_previous_contract_is_refused_naming_both_versions(
     }
 }
 
+/// The right names with the wrong types: the export's type check at load refuses it, naming
+/// the function, before any call could misread its memory.
+#[test]
+fn a_policy_with_the_contracts_names_but_other_types_is_refused_at_load() {
+    let sandbox = Sandbox::new(config()).unwrap();
+    let bytes = std::fs::read(runretry_test_guests::WRONG_TYPES).unwrap();
+    match sandbox.load_bytes("wrong-types.wasm", &bytes) {
+        Err(Error::InvalidComponent { reason, .. }) => {
+            assert!(reason.starts_with("wrong-types.wasm: export runretry:policy/policy@0.3.0 does not match"), "{reason}");
+            assert!(reason.contains("should-retry"), "{reason}");
+        }
+        other => panic!("expected InvalidComponent, got {:?}", other.map(|p| p.name().to_string())),
+    }
+}
+
 /// The contract promises a policy a consistent plan: a case built in code is checked as a
 /// case read from JSON is, before any guest sees it.
 #[test]

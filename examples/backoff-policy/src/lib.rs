@@ -11,24 +11,9 @@
 //! | `runretry/backoff_max_seconds` | 900 | cap on any delay |
 //! | `runretry/backoff_jitter` | 0.2 | spread, a fraction of the delay: 0.2 is ±10% |
 
-use runretry_kit::{Action, Config, Decision, Failure, Policy, Run, Selection, Strategy, export_policy, tag};
+use runretry_kit::{Action, Config, Decision, Failure, Policy, Run, Selection, Strategy, export_policy, number_tag};
 
 // ANCHOR: backoff
-/// Reads one numeric backoff tag: absent gives the default; a bad value gives the default and
-/// an event saying so, so a typo never blocks a retry.
-fn number_tag(run: &Run, key: &str, default: f64, events: &mut Vec<String>) -> f64 {
-    match tag(&run.tags, key) {
-        None => default,
-        Some(raw) => match raw.trim().parse::<f64>() {
-            Ok(value) if value.is_finite() && value >= 0.0 => value,
-            _ => {
-                events.push(format!("Ignoring tag {key}={raw:?}: not a number >= 0; using {default}"));
-                default
-            }
-        },
-    }
-}
-
 /// A number in [0, 1) fixed by the run id (FNV-1a): the same run always gets the same jitter.
 fn unit_hash(run_id: &str) -> f64 {
     let mut hash: u64 = 0xcbf29ce484222325;
@@ -40,9 +25,9 @@ fn unit_hash(run_id: &str) -> f64 {
 
 /// `base * 2^(n-1)`, capped, jittered by ±jitter/2, capped again.
 pub fn backoff_seconds(run: &Run, retry_number: u32, events: &mut Vec<String>) -> f64 {
-    let base = number_tag(run, "runretry/backoff_base_seconds", 30.0, events);
-    let max = number_tag(run, "runretry/backoff_max_seconds", 900.0, events);
-    let jitter = number_tag(run, "runretry/backoff_jitter", 0.2, events).min(1.0);
+    let base = number_tag(&run.tags, "runretry/backoff_base_seconds", 30.0, 0.0, events);
+    let max = number_tag(&run.tags, "runretry/backoff_max_seconds", 900.0, 0.0, events);
+    let jitter = number_tag(&run.tags, "runretry/backoff_jitter", 0.2, 0.0, events).min(1.0);
     let exponent = retry_number.saturating_sub(1).min(60) as i32;
     let delay = (base * 2f64.powi(exponent)).min(max);
     let spread = 1.0 + jitter * (unit_hash(&run.run_id) - 0.5);

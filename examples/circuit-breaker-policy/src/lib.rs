@@ -25,7 +25,7 @@
 //! history_seconds=7 days)`): K run groups of `1 + max_retries` runs must fit in it.
 
 use runretry_kit::{
-    export_policy, set_tag, tag, Action, Config, Decision, Failure, FailureReason, HistoryRun, Policy, Run, RunStatus,
+    duration_words, export_policy, number_tag, set_tag, Action, Config, Decision, Failure, FailureReason, HistoryRun, Policy, Run, RunStatus,
     Selection, Strategy,
 };
 
@@ -97,8 +97,8 @@ pub struct Settings {
 
 impl Settings {
     pub fn of(run: &Run, events: &mut Vec<String>) -> Self {
-        let threshold = read_tag(run, "runretry/circuit_threshold", 5.0, 1.0, events) as usize;
-        let window_seconds = read_tag(run, "runretry/circuit_window_seconds", 86_400.0, 0.0, events);
+        let threshold = number_tag(&run.tags, "runretry/circuit_threshold", 5.0, 1.0, events) as usize;
+        let window_seconds = number_tag(&run.tags, "runretry/circuit_window_seconds", 86_400.0, 0.0, events);
         Settings { threshold, window_seconds }
     }
 }
@@ -141,30 +141,6 @@ pub fn open_circuit(run: &Run, failure: &Failure, settings: Settings) -> Option<
 }
 // ANCHOR_END: breaker
 
-/// A numeric tag at least `min`: absent gives the default; a bad value gives the default and
-/// an event saying so, so a typo never changes the decision silently.
-fn read_tag(run: &Run, key: &str, default: f64, min: f64, events: &mut Vec<String>) -> f64 {
-    match tag(&run.tags, key) {
-        None => default,
-        Some(raw) => match raw.trim().parse::<f64>() {
-            Ok(value) if value.is_finite() && value >= min => value,
-            _ => {
-                events.push(format!("Ignoring tag {key}={raw:?}: not a number >= {min}; using {default}"));
-                default
-            }
-        },
-    }
-}
-
-/// "24 h", "90 min" or "45 s".
-fn duration(seconds: f64) -> String {
-    match seconds {
-        s if s >= 3600.0 && s % 3600.0 == 0.0 => format!("{} h", s / 3600.0),
-        s if s >= 60.0 && s % 60.0 == 0.0 => format!("{} min", s / 60.0),
-        s => format!("{s} s"),
-    }
-}
-
 struct CircuitBreakerPolicy;
 
 // ANCHOR: policy
@@ -186,7 +162,7 @@ impl Policy for CircuitBreakerPolicy {
             "circuit open: the last {} run groups of {job} within {} failed as this run did ({cause}); \
              no retry until a run of the job succeeds",
             settings.threshold,
-            duration(settings.window_seconds)
+            duration_words(settings.window_seconds)
         );
         let mut decision = runretry_default_policy::not_retried(decision, why.clone());
         decision.events.extend(notes);
@@ -207,7 +183,7 @@ export_policy!(CircuitBreakerPolicy);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runretry_kit::conformance;
+    use runretry_kit::{conformance, tag};
 
     const NOW: f64 = 1_764_800_000.0;
 

@@ -19,7 +19,7 @@
 //! has no `failure.now`.
 
 use runretry_kit::{
-    export_policy, set_tag, tag, Action, Config, Decision, Failure, HistoryRun, Policy, Run, Selection, Strategy,
+    duration_words, export_policy, number_tag, set_tag, Action, Config, Decision, Failure, HistoryRun, Policy, Run, Selection, Strategy,
 };
 
 /// The tag this policy writes on a run it did not retry because the budget is spent.
@@ -35,8 +35,8 @@ pub struct Budget {
 
 impl Budget {
     pub fn of(run: &Run, events: &mut Vec<String>) -> Self {
-        let retries = read_tag(run, "runretry/retry_budget", 10.0, events) as u64;
-        let window_seconds = read_tag(run, "runretry/retry_budget_window_seconds", 86_400.0, events);
+        let retries = number_tag(&run.tags, "runretry/retry_budget", 10.0, 0.0, events) as u64;
+        let window_seconds = number_tag(&run.tags, "runretry/retry_budget_window_seconds", 86_400.0, 0.0, events);
         Budget { retries, window_seconds }
     }
 }
@@ -52,30 +52,6 @@ pub fn retries_used(run: &Run, now: Option<f64>, window_seconds: f64) -> u64 {
 }
 // ANCHOR_END: budget
 
-/// A numeric tag at least 0: absent gives the default; a bad value gives the default and an
-/// event saying so, so a typo never changes the decision silently.
-fn read_tag(run: &Run, key: &str, default: f64, events: &mut Vec<String>) -> f64 {
-    match tag(&run.tags, key) {
-        None => default,
-        Some(raw) => match raw.trim().parse::<f64>() {
-            Ok(value) if value.is_finite() && value >= 0.0 => value,
-            _ => {
-                events.push(format!("Ignoring tag {key}={raw:?}: not a number >= 0; using {default}"));
-                default
-            }
-        },
-    }
-}
-
-/// "24 h", "90 min" or "45 s".
-fn duration(seconds: f64) -> String {
-    match seconds {
-        s if s >= 3600.0 && s % 3600.0 == 0.0 => format!("{} h", s / 3600.0),
-        s if s >= 60.0 && s % 60.0 == 0.0 => format!("{} min", s / 60.0),
-        s => format!("{s} s"),
-    }
-}
-
 struct RetryBudgetPolicy;
 
 // ANCHOR: policy
@@ -88,7 +64,7 @@ impl Policy for RetryBudgetPolicy {
         let mut notes = Vec::new();
         let budget = Budget::of(run, &mut notes);
         let used = retries_used(run, failure.now, budget.window_seconds);
-        let window = duration(budget.window_seconds);
+        let window = duration_words(budget.window_seconds);
         if used < budget.retries {
             decision.reason =
                 format!("{}; retry {} of the job's {} per {window}", decision.reason, used + 1, budget.retries);
@@ -117,7 +93,7 @@ export_policy!(RetryBudgetPolicy);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runretry_kit::{conformance, FailureReason, LaunchOrigin, RunStatus, Step, StepStatus};
+    use runretry_kit::{conformance, tag, FailureReason, LaunchOrigin, RunStatus, Step, StepStatus};
 
     const NOW: f64 = 1_764_800_000.0;
 

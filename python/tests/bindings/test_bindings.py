@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from pathlib import Path
@@ -102,3 +103,15 @@ def test_the_gil_is_released_while_deciding() -> None:
         threading.Event().wait(0.02)  # with the GIL held by the decision, this could not return
     worker.join()
     assert ticks >= 10, ticks  # ~100 when the GIL is released, at most 2 when it is held
+
+
+def test_the_librarys_warnings_reach_python_logging(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # A cache directory that is a file is refused with a warning, and the policy still works.
+    not_a_directory = tmp_path / "cache"
+    not_a_directory.write_text("a file, not a directory")
+    with caplog.at_level(logging.WARNING, logger="runretry"):
+        policy = runretry.Policy.default(cache_dir=str(not_a_directory))
+    warnings = [r for r in caplog.records if r.name.startswith("runretry.") and r.levelno == logging.WARNING]
+    assert warnings, caplog.records
+    assert str(not_a_directory) in warnings[0].getMessage(), warnings[0].getMessage()
+    assert policy.decide(json.loads(EXAMPLE.read_text()))["action"]
