@@ -190,7 +190,9 @@ fn bench_languages(c: &mut Criterion) {
         }
         let policy = sandbox.load_file(runretry_test_guests::example_policy(name).as_ref()).expect(name);
         policy.decide(&case).expect(name);
-        group.bench_function(BenchmarkId::from_parameter(label), |b| b.iter(|| policy.decide(black_box(&case)).unwrap()));
+        group.bench_function(BenchmarkId::from_parameter(label), |b| {
+            b.iter(|| policy.decide(black_box(&case)).unwrap())
+        });
     }
     group.finish();
 }

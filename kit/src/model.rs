@@ -261,10 +261,7 @@ pub struct Step {
     /// The step's status; `Mapped` for `name[?]` steps, whose instances carry their own.
     pub status: StepStatus,
     /// For a mapped step: every instance the event log mentions (JSON: `{mapping_key: status}`).
-    #[cfg_attr(
-        model_serde,
-        serde(default, with = "crate::json::instances", skip_serializing_if = "Vec::is_empty")
-    )]
+    #[cfg_attr(model_serde, serde(default, with = "crate::json::instances", skip_serializing_if = "Vec::is_empty"))]
     pub instances: Vec<MappedInstance>,
     /// Informational: this step produces a dynamic output.
     #[cfg_attr(model_serde, serde(default, skip_serializing_if = "crate::json::is_false"))]

@@ -234,7 +234,10 @@ fn a_policy_with_the_contracts_names_but_other_types_is_refused_at_load() {
     let bytes = std::fs::read(runretry_test_guests::WRONG_TYPES).unwrap();
     match sandbox.load_bytes("wrong-types.wasm", &bytes) {
         Err(Error::InvalidComponent { reason, .. }) => {
-            assert!(reason.starts_with("wrong-types.wasm: export runretry:policy/policy@0.3.0 does not match"), "{reason}");
+            assert!(
+                reason.starts_with("wrong-types.wasm: export runretry:policy/policy@0.3.0 does not match"),
+                "{reason}"
+            );
             assert!(reason.contains("should-retry"), "{reason}");
         }
         other => panic!("expected InvalidComponent, got {:?}", other.map(|p| p.name().to_string())),

@@ -11,7 +11,7 @@
 //! | `runretry/backoff_max_seconds` | 900 | cap on any delay |
 //! | `runretry/backoff_jitter` | 0.2 | spread, a fraction of the delay: 0.2 is ±10% |
 
-use runretry_kit::{Action, Config, Decision, Failure, Policy, Run, Selection, Strategy, export_policy, number_tag};
+use runretry_kit::{export_policy, number_tag, Action, Config, Decision, Failure, Policy, Run, Selection, Strategy};
 
 // ANCHOR: backoff
 /// A number in [0, 1) fixed by the run id (FNV-1a): the same run always gets the same jitter.

@@ -25,8 +25,8 @@
 //! history_seconds=7 days)`): K run groups of `1 + max_retries` runs must fit in it.
 
 use runretry_kit::{
-    duration_words, export_policy, number_tag, set_tag, Action, Config, Decision, Failure, FailureReason, HistoryRun, Policy, Run, RunStatus,
-    Selection, Strategy,
+    duration_words, export_policy, number_tag, set_tag, Action, Config, Decision, Failure, FailureReason, HistoryRun,
+    Policy, Run, RunStatus, Selection, Strategy,
 };
 
 /// The tag this policy writes on a run it did not retry because the circuit is open.

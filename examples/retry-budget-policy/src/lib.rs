@@ -19,7 +19,8 @@
 //! has no `failure.now`.
 
 use runretry_kit::{
-    duration_words, export_policy, number_tag, set_tag, Action, Config, Decision, Failure, HistoryRun, Policy, Run, Selection, Strategy,
+    duration_words, export_policy, number_tag, set_tag, Action, Config, Decision, Failure, HistoryRun, Policy, Run,
+    Selection, Strategy,
 };
 
 /// The tag this policy writes on a run it did not retry because the budget is spent.
