@@ -9,7 +9,7 @@ use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, ComponentExportIndex, Func, InstancePre, TypedFunc};
 use wasmtime::{AsContextMut, Engine};
 
-use runretry_kit::packed::{self, SelectionResult};
+use runretry_kit::packed::{self, CaseRef, SelectionResult};
 use runretry_kit::{Config, Decision, Failure, Run, Selection, Strategy};
 
 use crate::component::{PACKED_EXPORT, POLICY_EXPORT};
@@ -58,22 +58,16 @@ impl PolicyPre {
         func.typecheck::<(&Run, Strategy), (Result<Selection, String>,)>(&instance_type)
             .map_err(|e| e.context("type-checking export func `select-steps`"))?;
         let typed = Functions { should_retry, select_steps };
-        let packed = match component.get_export_index(None, PACKED_EXPORT) {
-            None => None,
-            Some(_) => {
-                let checked = |name: &str| -> wasmtime::Result<ComponentExportIndex> {
-                    let (index, func) = function(engine, &component, PACKED_EXPORT, name)?;
-                    let checked = match name {
-                        "should-retry" => func.typecheck::<(&[u8],), (Result<Vec<u8>, String>,)>(&instance_type),
-                        _ => func.typecheck::<(&[u8], Strategy), (Result<Vec<u8>, String>,)>(&instance_type),
-                    };
-                    checked.map_err(|e| e.context(format!("type-checking `{PACKED_EXPORT}` func `{name}`")))?;
-                    Ok(index)
-                };
-                Some(Functions { should_retry: checked("should-retry")?, select_steps: checked("select-steps")? })
-            }
-        };
-        Ok(PolicyPre { pre, typed, packed })
+        if component.get_export_index(None, PACKED_EXPORT).is_none() {
+            return Ok(PolicyPre { pre, typed, packed: None });
+        }
+        let (should_retry, func) = function(engine, &component, PACKED_EXPORT, "should-retry")?;
+        func.typecheck::<(&[u8],), (Result<Vec<u8>, String>,)>(&instance_type)
+            .map_err(|e| e.context(format!("type-checking `{PACKED_EXPORT}` func `should-retry`")))?;
+        let (select_steps, func) = function(engine, &component, PACKED_EXPORT, "select-steps")?;
+        func.typecheck::<(&[u8], Strategy), (Result<Vec<u8>, String>,)>(&instance_type)
+            .map_err(|e| e.context(format!("type-checking `{PACKED_EXPORT}` func `select-steps`")))?;
+        Ok(PolicyPre { pre, typed, packed: Some(Functions { should_retry, select_steps }) })
     }
 
     /// Whether calls go through [`PACKED_EXPORT`].
@@ -140,7 +134,8 @@ impl PolicyExports {
         config: &Config,
     ) -> wasmtime::Result<Decision> {
         if self.packed {
-            let case = packed::pack(&(run, failure, config)).map_err(wasmtime::Error::msg)?;
+            let case: CaseRef<'_> = (run, failure, config);
+            let case = packed::pack(&case).map_err(wasmtime::Error::msg)?;
             // SAFETY: `PolicyPre::new` checked this export's type against these parameters and result.
             let func: PackedShouldRetry<'_> = unsafe { TypedFunc::new_unchecked(self.should_retry) };
             let (answer,) = func.call(&mut store, (&case,))?;

@@ -2,15 +2,15 @@
 //! JSON model (docs/case-format.md, fields by name), for the WIT's `packed` interface.
 //!
 //! The canonical ABI lowers a typed case with one call of the guest's `realloc` per string and
-//! list: about 150 for a realistic case, 30,000 for a 10,000-step plan, and that, not the
-//! policy's logic, was most of a sandboxed decision's time. A buffer is one `realloc` and one
-//! copy; the guest then decodes it in its own memory. [`export_policy!`](crate::export_policy)
+//! list: about 150 for a realistic case, 30,000 for a 10,000-step plan. A buffer is one
+//! `realloc` and one copy; the guest then decodes it in its own memory (8% off a decision, 17%
+//! off a 10,000-step selection: docs/performance.md). [`export_policy!`](crate::export_policy)
 //! exports `packed` beside `policy`, and the host calls `packed` when a component has it, so a
 //! Rust author's code reads the same [`Run`] either way; Python and JavaScript guests export
 //! `policy` alone and are called as before.
 //!
 //! Because the buffer is the JSON model, a packed case reads as a JSON case does: an empty
-//! `group` is the run alone, a deleted backfill's status reads `CANCELED`.
+//! `group` is the run alone.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -17,7 +17,8 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _runretry(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // No caching of Python's logger levels: an application may configure logging at any time,
-    // and runretry logs rarely. `try_install`: a second import in one process keeps the first.
+    // and runretry logs rarely. A logger already installed (a second import in one process)
+    // is kept: the error of `install` is ignored.
     let _ = pyo3_log::Logger::new(m.py(), pyo3_log::Caching::Nothing)?.install();
     errors::register(m)?;
     m.add_class::<policy::PyPolicy>()?;
