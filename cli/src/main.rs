@@ -147,6 +147,9 @@ struct SandboxArgs {
     /// Do not read or write the compile cache.
     #[arg(long)]
     no_cache: bool,
+    /// The compile cache's size, in MiB; the entries used least recently are deleted past it.
+    #[arg(long, default_value_t = 256)]
+    max_cache_mib: u64,
 }
 
 impl SandboxArgs {
@@ -163,6 +166,7 @@ impl SandboxArgs {
         if self.no_cache {
             config.cache_dir = None;
         }
+        config.cache_max_bytes = self.max_cache_mib.saturating_mul(1 << 20);
         config
     }
 }

@@ -9,6 +9,11 @@
 //! component is compiled again and the entry rewritten. Writes go to a temporary file renamed
 //! into place, so a reader never sees half an entry.
 //!
+//! Size: the entries together stay under a cap ([`CompileCache::DEFAULT_MAX_BYTES`], or
+//! [`CompileCache::with_max_bytes`]). After an entry is written, the entries used least recently
+//! (by access time, which a load sets) are deleted until the rest fit: a server that accepts
+//! uploads compiles every distinct candidate, ~2 MB each for a Rust policy.
+//!
 //! Trust: the tag only means something if nobody but the current user can write the entries or
 //! read the key. So before the cache is used, [`CompileCache::open`] checks that the directory
 //! is owned by the effective user and writable by nobody else, that every directory above it is
@@ -25,6 +30,7 @@ use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -43,6 +49,8 @@ pub struct CompileCache {
     /// Canonical: resolved once, so a symbolic link changed later cannot redirect the cache.
     dir: PathBuf,
     key: [u8; KEY_LEN],
+    /// The entries' size together, in bytes (see the module's doc).
+    max_bytes: u64,
 }
 
 /// Why a cache directory is not used: the offending path (the directory, a directory above it,
@@ -81,13 +89,23 @@ impl CompileCache {
     /// The key's file name inside the cache directory.
     pub const KEY_FILE: &'static str = "hmac.key";
 
+    /// The default cap on the entries' size together: 256 MiB, a hundred Rust policies or ten
+    /// Python or JavaScript guests, while a stream of distinct uploads cannot fill the disk.
+    pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
+
     /// Open (creating if needed, mode 0700) the cache at `dir`, after checking that only the
-    /// current user can write it or read its key. On refusal callers compile without a cache;
-    /// the refusal says which path is wrong and why.
+    /// current user can write it or read its key, capped at [`Self::DEFAULT_MAX_BYTES`]. On
+    /// refusal callers compile without a cache; the refusal says which path is wrong and why.
     pub fn open(dir: &Path) -> Result<Self, CacheRefusal> {
         let dir = trusted_dir(dir)?;
         let key = load_key(&dir)?;
-        Ok(CompileCache { dir, key })
+        Ok(CompileCache { dir, key, max_bytes: Self::DEFAULT_MAX_BYTES })
+    }
+
+    /// The same cache, its entries kept under `max_bytes` together; an entry larger than that
+    /// is not written at all.
+    pub fn with_max_bytes(self, max_bytes: u64) -> Self {
+        CompileCache { max_bytes, ..self }
     }
 
     /// The compiled component for `bytes`: from the cache when a verified entry exists,
@@ -109,7 +127,9 @@ impl CompileCache {
         }
         let component = compile()?;
         if let Ok(serialized) = component.serialize() {
-            let _ = self.store(&path, &serialized);
+            if (serialized.len() + TAG_LEN) as u64 <= self.max_bytes && self.store(&path, &serialized).is_ok() {
+                self.evict_beyond_cap(&path);
+            }
         }
         Ok(component)
     }
@@ -141,12 +161,40 @@ impl CompileCache {
         if !verify(&self.key, body, tag) {
             return Ok(None);
         }
+        // Used now: the last to be evicted. The access time, not the modification time, so a
+        // verified entry is never rewritten (relatime mounts would not record reads by themselves).
+        let _ = file.set_times(std::fs::FileTimes::new().set_accessed(SystemTime::now()));
         // SAFETY: `body` is exactly what `Component::serialize` produced for this engine's
         // configuration: the tag verifies under this cache's key, which only the current user
         // can read and only `store` uses; the entry is a regular file of this user in a
         // directory only this user (or root) can write; and its name covers the engine's
         // compatibility hash.
         Ok(unsafe { Component::deserialize(engine, body) }.ok())
+    }
+
+    /// Delete the entries used least recently until the rest fit under the cap, never `keep`
+    /// (the entry just written). Another process may evict or write at the same time: a file
+    /// gone already is skipped, and the cap holds again after the next write.
+    fn evict_beyond_cap(&self, keep: &Path) {
+        let Ok(dir) = std::fs::read_dir(&self.dir) else { return };
+        let mut entries: Vec<(SystemTime, u64, PathBuf)> = dir
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".cwasm"))
+            .filter_map(|e| {
+                let meta = e.metadata().ok().filter(|m| m.is_file())?;
+                Some((meta.accessed().or_else(|_| meta.modified()).ok()?, meta.len(), e.path()))
+            })
+            .collect();
+        let mut total: u64 = entries.iter().map(|(_, len, _)| len).sum();
+        entries.sort();
+        for (_, len, path) in entries {
+            if total <= self.max_bytes {
+                break;
+            }
+            if path != keep && std::fs::remove_file(&path).is_ok() {
+                total -= len;
+            }
+        }
     }
 
     fn store(&self, path: &Path, serialized: &[u8]) -> std::io::Result<()> {

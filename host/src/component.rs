@@ -123,7 +123,8 @@ pub(crate) fn prepare(
         .instantiate_pre(component)
         .map_err(|e| Error::invalid_component(format!("{name}: cannot be linked: {e:#}")))?;
     PolicyPre::new(engine, pre).map_err(|e| {
-        Error::invalid_component(format!("{name}: export {POLICY_EXPORT} does not match the contract: {e:#}"))
+        // The error names the interface at fault (`policy` or `packed`).
+        Error::invalid_component(format!("{name}: an export does not match the contract: {e:#}"))
     })
 }
 

@@ -215,6 +215,24 @@ impl std::error::Error for Cause {
     }
 }
 
+/// Most bytes of a guest's own text (a refusal, its error, a trap's message) that an error or
+/// an answer carries: enough for any message meant for a person, and a 50 MiB one cannot flood
+/// a terminal, a log or a batch answer.
+pub const MAX_GUEST_TEXT_BYTES: usize = 4096;
+
+/// A guest's text cut to [`MAX_GUEST_TEXT_BYTES`] (at a character boundary), the cut marked with
+/// how much was left out. Not escaped: `escape_untrusted` does that where it is shown.
+pub fn clip_untrusted(text: &str) -> String {
+    if text.len() <= MAX_GUEST_TEXT_BYTES {
+        return text.to_string();
+    }
+    let mut end = MAX_GUEST_TEXT_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... [{} more bytes cut]", &text[..end], text.len() - end)
+}
+
 /// Text from a guest made safe for a terminal or a log: control characters, and the invisible
 /// characters that reorder or hide text, become visible escapes (`\u{1b}`).
 pub fn escape_untrusted(text: &str) -> String {

@@ -12,7 +12,9 @@ use wasmtime::{AsContextMut, Engine};
 use runretry_kit::packed::{self, CaseRef, SelectionResult};
 use runretry_kit::{Config, Decision, Failure, Run, Selection, Strategy};
 
+use crate::answer_budget::AnswerBudget;
 use crate::component::{PACKED_EXPORT, POLICY_EXPORT};
+use crate::error::{clip_untrusted, Error};
 use crate::sandbox::HostState;
 
 type ShouldRetry<'a> = TypedFunc<(&'a Run, &'a Failure, &'a Config), (Decision,)>;
@@ -53,10 +55,10 @@ impl PolicyPre {
         let instance_type = pre.instance_type();
         let (should_retry, func) = function(engine, &component, POLICY_EXPORT, "should-retry")?;
         func.typecheck::<(&Run, &Failure, &Config), (Decision,)>(&instance_type)
-            .map_err(|e| e.context("type-checking export func `should-retry`"))?;
+            .map_err(|e| e.context(format!("type-checking `{POLICY_EXPORT}` func `should-retry`")))?;
         let (select_steps, func) = function(engine, &component, POLICY_EXPORT, "select-steps")?;
         func.typecheck::<(&Run, Strategy), (Result<Selection, String>,)>(&instance_type)
-            .map_err(|e| e.context("type-checking export func `select-steps`"))?;
+            .map_err(|e| e.context(format!("type-checking `{POLICY_EXPORT}` func `select-steps`")))?;
         let typed = Functions { should_retry, select_steps };
         if component.get_export_index(None, PACKED_EXPORT).is_none() {
             return Ok(PolicyPre { pre, typed, packed: None });
@@ -125,52 +127,95 @@ fn function(
 }
 
 impl PolicyExports {
-    /// `should-retry`.
+    /// `should-retry`. The outer error is the call's (a trap, the deadline: `sandbox::classify`
+    /// names it); the inner one an answer the host will not take.
     pub(crate) fn should_retry(
         &self,
         mut store: impl AsContextMut<Data = HostState>,
         run: &Run,
         failure: &Failure,
         config: &Config,
-    ) -> wasmtime::Result<Decision> {
+        budget: AnswerBudget,
+    ) -> wasmtime::Result<Result<Decision, Error>> {
         if self.packed {
             let case: CaseRef<'_> = (run, failure, config);
             let case = packed::pack(&case).map_err(wasmtime::Error::msg)?;
             // SAFETY: `PolicyPre::new` checked this export's type against these parameters and result.
             let func: PackedShouldRetry<'_> = unsafe { TypedFunc::new_unchecked(self.should_retry) };
-            let (answer,) = func.call(&mut store, (&case,))?;
-            return unpacked(answer, "should-retry");
+            let answer = lifted(&mut store, budget.packed_bytes(), |store| func.call(store, (&case,)))?;
+            return Ok(answer.and_then(|(answer,)| unpacked(answer, "should-retry", budget)));
         }
         // SAFETY: as above.
         let func: ShouldRetry<'_> = unsafe { TypedFunc::new_unchecked(self.should_retry) };
-        let (decision,) = func.call(&mut store, (run, failure, config))?;
-        Ok(decision)
+        let answer = lifted(&mut store, budget.lift_bytes(), |store| func.call(store, (run, failure, config)))?;
+        Ok(answer.map(|(decision,)| decision))
     }
 
-    /// `select-steps`.
+    /// `select-steps`; errors as for `should_retry`.
     pub(crate) fn select_steps(
         &self,
         mut store: impl AsContextMut<Data = HostState>,
         run: &Run,
         strategy: Strategy,
-    ) -> wasmtime::Result<Result<Selection, String>> {
+        budget: AnswerBudget,
+    ) -> wasmtime::Result<Result<SelectionResult, Error>> {
         if self.packed {
             let run = packed::pack(run).map_err(wasmtime::Error::msg)?;
             // SAFETY: as above, checked in `PolicyPre::new`.
             let func: PackedSelectSteps<'_> = unsafe { TypedFunc::new_unchecked(self.select_steps) };
-            let (answer,) = func.call(&mut store, (&run, strategy))?;
-            return unpacked::<SelectionResult>(answer, "select-steps");
+            let answer = lifted(&mut store, budget.packed_bytes(), |store| func.call(store, (&run, strategy)))?;
+            return Ok(answer.and_then(|(answer,)| unpacked::<SelectionResult>(answer, "select-steps", budget)));
         }
         // SAFETY: as above.
         let func: SelectSteps<'_> = unsafe { TypedFunc::new_unchecked(self.select_steps) };
-        let (answer,) = func.call(&mut store, (run, strategy))?;
-        Ok(answer)
+        let answer = lifted(&mut store, budget.lift_bytes(), |store| func.call(store, (run, strategy)))?;
+        Ok(answer.map(|(answer,)| answer))
     }
 }
 
-/// A packed answer decoded; a guest that could not read its case, or answered a buffer that
-/// does not decode, fails the call naming the function.
-fn unpacked<T: serde::de::DeserializeOwned>(answer: Result<Vec<u8>, String>, function: &str) -> wasmtime::Result<T> {
-    let bytes = answer.map_err(|e| wasmtime::format_err!("`{PACKED_EXPORT}` {function} failed: {e}"))?;
-    packed::unpack(&bytes).map_err(|e| wasmtime::format_err!("`{PACKED_EXPORT}` {function} answered: {e}"))
+/// Make a call that may copy at most `bytes` out of the guest (wasmtime's hostcall fuel, charged
+/// before each string and list is copied, so nothing is allocated for a larger answer), and
+/// tell an answer over that apart from a failed call: the policy is at fault for what it
+/// answered, not for how it ran.
+fn lifted<S: AsContextMut<Data = HostState>, T>(
+    store: &mut S,
+    bytes: usize,
+    call: impl FnOnce(&mut S) -> wasmtime::Result<T>,
+) -> wasmtime::Result<Result<T, Error>> {
+    store.as_context_mut().set_hostcall_fuel(bytes);
+    match call(store) {
+        Ok(value) => Ok(Ok(value)),
+        // wasmtime's error type for this is private: its message, pinned by a test, tells it.
+        Err(e) if e.chain().any(|cause| cause.to_string().contains(HOSTCALL_FUEL_EXHAUSTED)) => {
+            Ok(Err(Error::invalid_output(format!(
+                "the answer is over the output cap: the policy handed the host more than {bytes} bytes at once \
+                 (an answer's budget, {BUDGET_RULE})"
+            ))))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// What wasmtime says when a guest hands over more than the store's hostcall fuel.
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
+/// How an answer's budget is set, for errors.
+const BUDGET_RULE: &str = "from --max-output-bytes and the tags the case holds, docs/sandbox.md";
+
+/// A packed answer decoded, strictly and within its budget (its length was capped as it was
+/// lifted). A guest that could not read its case, or answered a buffer that does not decode,
+/// broke the contract: the error names the function and what is wrong, with the guest's own
+/// text clipped.
+fn unpacked<T: serde::de::DeserializeOwned>(
+    answer: Result<Vec<u8>, String>,
+    function: &str,
+    budget: AnswerBudget,
+) -> Result<T, Error> {
+    let bytes = answer
+        .map_err(|e| Error::invalid_output(format!("`{PACKED_EXPORT}` {function} failed: {}", clip_untrusted(&e))))?;
+    packed::unpack_answer(&bytes, budget.lift_bytes()).map_err(|e| {
+        Error::invalid_output(format!(
+            "`{PACKED_EXPORT}` {function} answered a buffer the host does not take: {}",
+            clip_untrusted(&e)
+        ))
+    })
 }

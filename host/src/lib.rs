@@ -30,6 +30,7 @@
 //! compile cache) and [`limits`] (the caps on a policy's answer). The HTTP service is the
 //! `runretry-serve` crate; the command line, `runretry-cli`.
 
+mod answer_budget;
 pub mod batch;
 pub mod cache;
 mod component;
@@ -55,7 +56,7 @@ pub use runretry_kit::{
 
 pub use component::CONTRACT_VERSION;
 pub use determinism::WALL_CLOCK_EPOCH_SECS;
-pub use error::{escape_untrusted, Cause, Error};
+pub use error::{clip_untrusted, escape_untrusted, Cause, Error, MAX_GUEST_TEXT_BYTES};
 pub use fallback::{fall_back, Deployment, OnPolicyError};
 pub use policy::{Policy, Sandbox, WarmPolicy, DEFAULT_POLICY_WASM};
 pub use sandbox::{default_cache_dir, Interrupt, LimitOverrides, SandboxConfig, StopReason};

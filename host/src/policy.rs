@@ -9,10 +9,11 @@ use wasmtime::{Engine, Store};
 use crate::exports::{PolicyExports, PolicyPre};
 use runretry_kit::{Case, Decision, Run, SelectionAnswer, Strategy};
 
+use crate::answer_budget::AnswerBudget;
 use crate::cache::CompileCache;
 use crate::component;
 use crate::determinism::seed_for;
-use crate::error::Error;
+use crate::error::{clip_untrusted, Error};
 use crate::sandbox::{self, HostState, Interrupt, SandboxConfig};
 use crate::validate;
 
@@ -39,7 +40,8 @@ impl Sandbox {
         let cache = config
             .cache_dir
             .as_deref()
-            .and_then(|dir| CompileCache::open(dir).map_err(|refusal| tracing::warn!("{refusal}")).ok());
+            .and_then(|dir| CompileCache::open(dir).map_err(|refusal| tracing::warn!("{refusal}")).ok())
+            .map(|cache| cache.with_max_bytes(config.cache_max_bytes));
         Ok(Sandbox { engine, linker: Arc::new(linker), config: Arc::new(config), cache })
     }
 
@@ -158,9 +160,10 @@ impl Policy {
         self.check_input(&case.run)?;
         case.failure.validate().map_err(|(path, message)| Error::bad_input(format!("{path}: {message}")))?;
         store.data_mut().call.wall = crate::determinism::wall_clock_at(case.failure.now);
+        let budget = AnswerBudget::new(&case.run, self.sandbox.config.max_output_bytes);
         let decision = exports
-            .should_retry(&mut *store, &case.run, &case.failure, &case.config)
-            .map_err(|e| sandbox::classify(e, store, &self.sandbox.config))?;
+            .should_retry(&mut *store, &case.run, &case.failure, &case.config, budget)
+            .map_err(|e| sandbox::classify(e, store, &self.sandbox.config))??;
         validate::check_decision(&case.run, decision, self.sandbox.config.max_output_bytes)
     }
 
@@ -172,16 +175,18 @@ impl Policy {
         strategy: Strategy,
     ) -> Result<SelectionAnswer, Error> {
         self.check_input(run)?;
+        let budget = AnswerBudget::new(run, self.sandbox.config.max_output_bytes);
         let answer = exports
-            .select_steps(&mut *store, run, strategy)
-            .map_err(|e| sandbox::classify(e, store, &self.sandbox.config))?;
+            .select_steps(&mut *store, run, strategy, budget)
+            .map_err(|e| sandbox::classify(e, store, &self.sandbox.config))??;
         match answer {
             Ok(selection) => {
                 let selection =
                     validate::check_selection(run, strategy, selection, self.sandbox.config.max_output_bytes)?;
                 Ok(SelectionAnswer::Selected { strategy, selection })
             }
-            Err(error) => Ok(SelectionAnswer::Refused { strategy, error }),
+            // The refusal is the guest's text, shown and logged as is: clipped like any other.
+            Err(error) => Ok(SelectionAnswer::Refused { strategy, error: clip_untrusted(&error) }),
         }
     }
 

@@ -15,7 +15,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::determinism::{CallEnv, FixedWallClock, SleptPastDeadline};
-use crate::error::{Cause, Error};
+use crate::error::{clip_untrusted, Cause, Error};
 
 /// Limits a user sets (command-line flags, Python keyword arguments), in the units people
 /// write them in; `None` keeps [`SandboxConfig`]'s default.
@@ -106,6 +106,11 @@ pub struct SandboxConfig {
     /// `$RUNRETRY_CACHE_DIR`, else `$XDG_CACHE_HOME/runretry`, else `~/.cache/runretry`;
     /// `RUNRETRY_CACHE=off` disables it. Why: Python and JavaScript guests take 8-37 s to compile.
     pub cache_dir: Option<PathBuf>,
+    /// The compile cache's entries together, in bytes; past it the entries used least recently
+    /// are deleted. Default 256 MiB ([`CompileCache::DEFAULT_MAX_BYTES`](crate::cache::CompileCache::DEFAULT_MAX_BYTES)):
+    /// a hundred Rust policies (~2 MB each) or ten Python or JavaScript guests. Why: a server
+    /// that accepts uploads compiles every distinct candidate, and must not fill the disk.
+    pub cache_max_bytes: u64,
 }
 
 impl Default for SandboxConfig {
@@ -122,6 +127,7 @@ impl Default for SandboxConfig {
             max_stderr_bytes: 64 << 10,
             pooling: true,
             cache_dir: default_cache_dir(),
+            cache_max_bytes: crate::cache::CompileCache::DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -399,7 +405,8 @@ pub(crate) fn classify(err: wasmtime::Error, store: &Store<HostState>, config: &
         (None, None) => err.root_cause().to_string(),
     };
     Error::GuestTrap {
-        message: format!("{what}\n{err:?}"),
+        // The message may quote the guest (a WASI error, its function names): clipped.
+        message: format!("{}\n{}", clip_untrusted(&what), clip_untrusted(&format!("{err:?}"))),
         stderr: String::from_utf8_lossy(&state.stderr.contents()).into_owned(),
         cause: Some(Cause::from_wasmtime(&err)),
     }

@@ -177,6 +177,13 @@ impl Run {
     }
 }
 
+/// Room to reserve for a map whose header claims `hint` entries: a header is the sender's word
+/// (a packed answer's 5 bytes can claim 2^32 tags), so at most a page's worth is trusted and the
+/// rest grows as entries actually arrive (serde's own collections do the same).
+fn cautious(hint: Option<usize>) -> usize {
+    hint.unwrap_or(0).min(4096 / std::mem::size_of::<(String, String)>())
+}
+
 /// Tags as a JSON object, in order; duplicate keys are read as they come.
 pub(crate) mod tags {
     use super::*;
@@ -197,7 +204,7 @@ pub(crate) mod tags {
                 f.write_str("an object of string tags")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tags, A::Error> {
-                let mut tags = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                let mut tags = Vec::with_capacity(cautious(map.size_hint()));
                 while let Some(pair) = map.next_entry::<String, String>()? {
                     tags.push(pair);
                 }
@@ -237,7 +244,7 @@ pub(crate) mod instances {
                 deserializer.deserialize_map(self)
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut instances = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                let mut instances = Vec::with_capacity(cautious(map.size_hint()));
                 while let Some((mapping_key, status)) = map.next_entry::<String, StepStatus>()? {
                     instances.push(MappedInstance { mapping_key, status });
                 }
@@ -357,9 +364,58 @@ impl Serialize for Decision {
 }
 
 impl<'de> Deserialize<'de> for Decision {
-    /// The model's fields; `retry`, written for readers, is derived from `action` and not read.
+    /// The model's fields and nothing else (an unknown or repeated field is an error, by name);
+    /// `retry`, written for readers, is not a field of the model: when present it must agree
+    /// with `action`.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Decision::deserialize(deserializer)
+        struct DecisionMap;
+        impl<'de> Visitor<'de> for DecisionMap {
+            type Value = Decision;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a decision object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Decision, A::Error> {
+                let mut retry = None;
+                let fields = de::value::MapAccessDeserializer::new(WithoutRetry { map, retry: &mut retry });
+                let decision = Decision::deserialize(fields)?;
+                match retry {
+                    Some(retry) if retry != decision.retry() => Err(de::Error::custom(format!(
+                        "retry: {retry} disagrees with action {} (retry is true exactly for LAUNCH_NEW)",
+                        decision.action
+                    ))),
+                    _ => Ok(decision),
+                }
+            }
+        }
+        deserializer.deserialize_map(DecisionMap)
+    }
+}
+
+/// A decision's entries with `retry` taken out (into `retry`), so the model's own fields can be
+/// read strictly.
+struct WithoutRetry<'r, A> {
+    map: A,
+    retry: &'r mut Option<bool>,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for WithoutRetry<'_, A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
+        while let Some(key) = self.map.next_key::<String>()? {
+            if key != "retry" {
+                return seed.deserialize(de::value::StringDeserializer::<A::Error>::new(key)).map(Some);
+            }
+            if self.retry.is_some() {
+                return Err(de::Error::duplicate_field("retry"));
+            }
+            *self.retry = Some(self.map.next_value()?);
+        }
+        Ok(None)
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
     }
 }
 
@@ -430,6 +486,34 @@ mod tests {
         let error = Case::from_json("c.json", "{broken").unwrap_err();
         assert_eq!(error.path, None, "text that is not JSON names no field: {error}");
         assert!(error.to_string().starts_with("c.json: not valid JSON: key must be a string"), "{error}");
+    }
+
+    /// A number or null where a status belongs named no field ("expected value at line 22").
+    #[test]
+    fn a_wrongly_typed_enum_names_its_field() {
+        for wrong in ["5", "null", "true", "[]"] {
+            let text = format!(
+                r#"{{"run": {{"run_id": "r", "status": "FAILURE", "steps": [{{"key": "a", "status": {wrong}}}]}}}}"#
+            );
+            let error = Case::from_json("c.json", &text).unwrap_err();
+            assert_eq!(error.path.as_deref(), Some("run.steps[0].status"), "{wrong}: {error}");
+            assert!(error.message.contains("expected one of"), "{error}");
+        }
+        let error = Case::from_json("c.json", r#"{"run": {"run_id": "r", "status": 3}}"#).unwrap_err();
+        assert_eq!(error.to_string(), "c.json: run.status: invalid type: integer `3`, expected one of QUEUED, NOT_STARTED, MANAGED, STARTING, STARTED, SUCCESS, FAILURE, CANCELING, CANCELED at line 1 column 35");
+    }
+
+    /// The strict reading of a decision: the model's fields and `retry`, agreeing with `action`.
+    #[test]
+    fn a_decision_with_an_unknown_field_or_a_contrary_retry_is_refused() {
+        let mut json = serde_json::to_value(Decision::none("why")).unwrap();
+        json["retry"] = true.into();
+        let error = serde_json::from_value::<Decision>(json.clone()).unwrap_err().to_string();
+        assert!(error.contains("retry: true disagrees with action NONE"), "{error}");
+        json["retry"] = false.into();
+        json["bulk"] = "x".into();
+        let error = serde_json::from_value::<Decision>(json).unwrap_err().to_string();
+        assert!(error.contains("unknown field `bulk`"), "{error}");
     }
 
     const ASSET_CASE: &str = r#"{

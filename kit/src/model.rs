@@ -83,7 +83,7 @@ macro_rules! dagster_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal / $wit:literal,)* }) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        #[cfg_attr(model_serde, derive(Serialize, Deserialize))]
+        #[cfg_attr(model_serde, derive(Serialize))]
         #[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(enum))]
         #[repr(u8)]
         pub enum $name {
@@ -119,6 +119,26 @@ macro_rules! dagster_enum {
                     $($text => Some($name::$variant),)*
                     _ => None,
                 }
+            }
+        }
+
+        /// Only Dagster's spelling reads: serde's derive would also take a variant's index
+        /// (MessagePack's compact form), and JSON's `5` or `null` would fail as "expected value"
+        /// naming no field. Both are refused here as a wrong type, which the path names.
+        #[cfg(model_serde)]
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct Spelling;
+                impl serde::de::Visitor<'_> for Spelling {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        write!(f, "one of {}", [$($text),*].join(", "))
+                    }
+                    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<$name, E> {
+                        $name::parse(text).ok_or_else(|| E::unknown_variant(text, &[$($text),*]))
+                    }
+                }
+                deserializer.deserialize_str(Spelling)
             }
         }
 
@@ -661,7 +681,7 @@ impl Default for Config {
 /// The complete answer to a failed run (case-format §2). In JSON it also carries `retry`, true
 /// exactly for `LAUNCH_NEW` (`json` writes it and checks it on reading).
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(model_serde, derive(Deserialize), serde(remote = "Self"))]
+#[cfg_attr(model_serde, derive(Deserialize), serde(remote = "Self", deny_unknown_fields))]
 #[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
 pub struct Decision {
     /// What to do.
@@ -730,7 +750,7 @@ impl Decision {
 /// What a re-execution runs (`select-steps`' answer): its steps and, for asset jobs, its
 /// asset and check selections.
 #[derive(Clone, Debug, Default, PartialEq)]
-#[cfg_attr(model_serde, derive(Serialize, Deserialize))]
+#[cfg_attr(model_serde, derive(Serialize, Deserialize), serde(deny_unknown_fields))]
 #[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
 pub struct Selection {
     /// Step keys. For `FromAssetFailure`, the planned steps owning a selected entity

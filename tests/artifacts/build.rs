@@ -20,6 +20,7 @@ fn main() {
     // Rust sources are tracked through the builds' dep-info; these are not in it.
     println!("cargo:rerun-if-changed={}", guests.join("Cargo.toml").display());
     println!("cargo:rerun-if-changed={}", guests.join("src/bin").display());
+    println!("cargo:rerun-if-changed={}", guests.join("build.rs").display());
     println!("cargo:rerun-if-changed={}", root.join("examples").display());
 
     // Every test guest at once: one component per src/bin/*.rs.

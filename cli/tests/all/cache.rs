@@ -14,7 +14,7 @@ use runretry::cache::CompileCache;
 use runretry::{Case, Sandbox, SandboxConfig, DEFAULT_POLICY_WASM};
 use sha2::Sha256;
 
-use crate::support::example_text;
+use crate::support::{cache_entries, example_text, variant};
 
 fn sandbox(dir: &Path) -> Sandbox {
     Sandbox::new(SandboxConfig { cache_dir: Some(dir.to_path_buf()), ..SandboxConfig::default() }).unwrap()
@@ -323,4 +323,44 @@ fn an_entry_owned_by_another_user_is_not_loaded() {
     decides_correctly(&sandbox(dir.path()));
     let meta = std::fs::metadata(&path).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 0, "the foreign entry was replaced by the user's own");
+}
+
+/// Issue #31: every distinct component (a server's every upload) added an entry, without end.
+/// The cache keeps under its size cap, deleting the entries used least recently.
+#[test]
+fn the_cache_keeps_under_its_size_cap_dropping_the_least_recently_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies: Vec<Vec<u8>> = (0..4).map(|n| variant(DEFAULT_POLICY_WASM, n)).collect();
+    // One entry's size, then a cap with room for two and a half.
+    sandbox(dir.path()).load_bytes("v0", &policies[0]).unwrap();
+    let entry_bytes = std::fs::metadata(&cache_entries(dir.path())[0]).unwrap().len();
+    let cap = entry_bytes * 5 / 2;
+    let capped = Sandbox::new(SandboxConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        cache_max_bytes: cap,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let entry_of = |n: usize| CompileCache::open(dir.path()).unwrap().entry_path(capped.engine(), &policies[n]);
+    capped.load_bytes("v1", &policies[1]).unwrap();
+    let size: u64 = cache_entries(dir.path()).iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    assert!(size <= cap, "{size} bytes of entries, over the cap of {cap}");
+    assert!(entry_of(1).exists() && entry_of(0).exists());
+    // v0 is used again, so v1 is the least recently used when v2 needs room.
+    capped.load_bytes("v0", &policies[0]).unwrap();
+    capped.load_bytes("v2", &policies[2]).unwrap();
+    assert!(entry_of(2).exists(), "the newest entry is kept");
+    assert!(entry_of(0).exists(), "an entry just used is kept");
+    assert!(!entry_of(1).exists(), "the least recently used entry is deleted");
+    let size: u64 = cache_entries(dir.path()).iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    assert!(size <= cap, "{size} bytes of entries, over the cap of {cap}");
+    // An entry larger than the whole cap is not written (and evicts nothing).
+    let tiny = Sandbox::new(SandboxConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        cache_max_bytes: 1,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    tiny.load_bytes("v3", &policies[3]).unwrap();
+    assert!(!entry_of(3).exists() && entry_of(2).exists());
 }

@@ -340,3 +340,46 @@ fn batch_on_many_threads_answers_in_input_order() {
     let blank = (0..60).filter(|i| i % 7 == 5).count();
     assert_eq!(String::from_utf8_lossy(&one.stdout).lines().count(), 60 - blank);
 }
+
+/// Issue #31: a packed answer whose tag map header claims 2^32-1 entries made the host print
+/// "memory allocation of 206158430160 bytes failed" and abort (exit 134) through `decide` in
+/// every mode, `--batch` (no line answered) and `conformance`. Now it is invalid output, and
+/// every path goes on as documented.
+#[test]
+fn a_lying_packed_header_aborts_no_command() {
+    let liar = runretry_test_guests::hostile("packed_map_header");
+    let output = runretry(&["decide", "--policy", liar, &example("01")], None);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(stderr(&output).contains("invalid policy output"), "{}", stderr(&output));
+    let output = runretry(&["decide", "--policy", liar, "--on-policy-error", "give-up", &example("01")], None);
+    assert_eq!((output.status.code(), json(&output)["action"].as_str()), (Some(0), Some("NONE")));
+    let output = runretry(&["decide", "--policy", liar, "--on-policy-error", "default", &example("01")], None);
+    assert_eq!((output.status.code(), json(&output)["action"].as_str()), (Some(0), Some("LAUNCH_NEW")));
+    let batch = [one_line("01"), one_line("06"), one_line("01"), one_line("06"), one_line("01")].join("\n");
+    let output = runretry(&["decide", "--batch", "-", "--policy", liar], Some(&batch));
+    assert_eq!(output.status.code(), Some(3));
+    let answers = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(answers.lines().filter(|l| l.contains("invalid policy output")).count(), 5, "{answers}");
+    let output = runretry(&["conformance", "--policy", liar], None);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+}
+
+/// Issue #31: a guest's error, and its refusals, were printed whole (a 3-line batch wrote
+/// 157 MB). The guest's text is cut to 4 KiB wherever it goes (10 MiB here, under the cap).
+#[test]
+fn a_guests_huge_text_is_clipped_on_every_output() {
+    let shouter = runretry_test_guests::hostile("packed_huge_error");
+    let output = runretry(&["decide", "--policy", shouter, &example("01")], None);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(output.stderr.len() < 10_000, "{} bytes on stderr", output.stderr.len());
+    assert!(stderr(&output).contains("more bytes cut]"), "{}", stderr(&output));
+    let batch = [one_line("01"), one_line("06"), one_line("01")].join("\n");
+    let output = runretry(&["decide", "--batch", "-", "--policy", shouter], Some(&batch));
+    assert!(output.stdout.len() < 30_000, "{} bytes on stdout", output.stdout.len());
+    for refuser in [shouter, runretry_test_guests::hostile("huge_refusal")] {
+        let output = runretry(&["select-steps", "--strategy", "ALL_STEPS", "--policy", refuser, &example("01")], None);
+        assert_eq!(output.status.code(), Some(1), "{refuser}: {}", stderr(&output));
+        assert!(output.stdout.len() < 10_000, "{refuser}: {} bytes on stdout", output.stdout.len());
+        assert!(json(&output)["error"].as_str().unwrap().ends_with("more bytes cut]"), "{refuser}");
+    }
+}

@@ -98,12 +98,29 @@ fn expectation(feature: &str) -> (SandboxConfig, fn(Result<runretry::Decision, E
             (base, |r| assert_invalid(r, "resubmit_run_id: run \"no-such-run\" is not in the run group"))
         }
         "resubmit_started" => (base, |r| assert_invalid(r, "resubmit_run_id: run \"run-B\" has already started")),
-        "many_events" => (base, |r| assert_invalid(r, "events: 5000000 events, over the cap of 1000")),
+        // Five million empty strings cost the host 120 MB decoded: refused before decoding.
+        "many_events" => (base, |r| assert_invalid(r, "over the output cap: decoded, the answer would take more than")),
         "many_tags" => (base, |r| assert_invalid(r, "failed_run_tags: 1000000 tags, over the cap of 10000")),
         "tag_nul" => (base, |r| assert_invalid(r, "value holds the control or invisible character \\u{0}")),
         "tag_empty_key" => (base, |r| assert_invalid(r, "failed_run_tags: a tag key is empty")),
         "tag_huge_key" => (base, |r| assert_invalid(r, "key is 1048576 bytes, over the cap of 1024")),
         "tag_bom_key" => (base, |r| assert_invalid(r, "key holds the control or invisible character \\u{feff}")),
+        "huge_refusal" => (base, |r| assert_eq!(r.unwrap().action, Action::None)),
+        // Packed answers are read strictly, within a budget fixed before the call: each is
+        // invalid output naming what is wrong, never a trap, an abort or gigabytes of memory.
+        "packed_map_header" => (base, |r| assert_invalid(r, "map of 4294967295 entries, but only 0 bytes follow")),
+        "packed_empty_strings" => {
+            (base, |r| assert_invalid(r, "over the output cap: the policy handed the host more than"))
+        }
+        "packed_unknown_field" => (base, |r| assert_invalid(r, "unknown field `bulk`")),
+        "packed_trailing_bytes" => (base, |r| assert_invalid(r, "1 bytes after the answer")),
+        "packed_integer_enum" => (base, |r| assert_invalid(r, "invalid type: integer `2`, expected one of")),
+        "packed_duplicate_field" => (base, |r| assert_invalid(r, "duplicate field `reason`")),
+        "packed_garbage" => (base, |r| assert_invalid(r, "0xc1 is not a MessagePack marker")),
+        "packed_huge_error" => (base, |r| {
+            assert_invalid(r.clone(), "`runretry:policy/packed@0.3.0` should-retry failed: cannot read the case");
+            assert_invalid(r, "more bytes cut]");
+        }),
         // Wrong, not hostile: the conformance kit must catch it (tests/conformance_kit.rs).
         "plan_order_selection" => (base, |r| assert_eq!(r.unwrap().action, Action::LaunchNew)),
         "tag_non_compliant_key" => (base, |r| {
@@ -181,6 +198,15 @@ fn contain(feature: &str, path: &str) {
     let second = policy.decide(&hostile_case);
     assert_eq!(format!("{first:?}"), format!("{second:?}"), "{feature} answered differently on the same case");
     check(first);
+    // Whatever it answers to select-steps, through either interface, its text reaches the host
+    // clipped (a refusal or a guest's error was printed whole).
+    for policy in [policy.clone(), policy.typed_calls()] {
+        let shown = match policy.select_steps(&hostile_case.run, Strategy::FromFailure) {
+            Ok(answer) => serde_json::to_string(&answer).unwrap(),
+            Err(error) => error.to_string(),
+        };
+        assert!(shown.len() < 4 * runretry::MAX_GUEST_TEXT_BYTES, "{feature}: {} bytes shown", shown.len());
+    }
     // ...and the host goes on serving from the same sandbox.
     let default = sandbox.load_default().unwrap();
     assert_eq!(default.decide(&case()).unwrap().action, Action::LaunchNew);
@@ -234,11 +260,25 @@ fn a_policy_with_the_contracts_names_but_other_types_is_refused_at_load() {
     let bytes = std::fs::read(runretry_test_guests::WRONG_TYPES).unwrap();
     match sandbox.load_bytes("wrong-types.wasm", &bytes) {
         Err(Error::InvalidComponent { reason, .. }) => {
-            assert!(
-                reason.starts_with("wrong-types.wasm: export runretry:policy/policy@0.3.0 does not match"),
-                "{reason}"
-            );
-            assert!(reason.contains("should-retry"), "{reason}");
+            // The interface at fault is named (issue #31: a mistyped `packed` was reported as `policy`).
+            assert!(reason.starts_with("wrong-types.wasm: an export does not match the contract"), "{reason}");
+            assert!(reason.contains("type-checking `runretry:policy/policy@0.3.0` func `should-retry`"), "{reason}");
+        }
+        other => panic!("expected InvalidComponent, got {:?}", other.map(|p| p.name().to_string())),
+    }
+}
+
+/// A mistyped `packed` beside a sound `policy`: refused at load, naming the packed interface
+/// (issue #31: it was reported as `runretry:policy/policy@0.3.0`).
+#[test]
+fn a_mistyped_packed_export_is_refused_naming_the_packed_interface() {
+    let sandbox = Sandbox::new(config()).unwrap();
+    let bytes = std::fs::read(runretry_test_guests::WRONG_PACKED_TYPES).unwrap();
+    match sandbox.load_bytes("wrong-packed-types.wasm", &bytes) {
+        Err(Error::InvalidComponent { reason, .. }) => {
+            assert!(reason.starts_with("wrong-packed-types.wasm: an export does not match the contract"), "{reason}");
+            assert!(reason.contains("type-checking `runretry:policy/packed@0.3.0` func `should-retry`"), "{reason}");
+            assert!(!reason.contains("runretry:policy/policy@"), "{reason}");
         }
         other => panic!("expected InvalidComponent, got {:?}", other.map(|p| p.name().to_string())),
     }

@@ -17,6 +17,9 @@ use serde::Serialize;
 
 use crate::model::{Config, Decision, Failure, Run, Selection};
 
+#[cfg(feature = "serde")]
+pub mod shape;
+
 /// What `packed.should-retry` carries in: the three arguments of `policy.should-retry`.
 pub type CaseRef<'a> = (&'a Run, &'a Failure, &'a Config);
 /// The same, decoded.
@@ -32,6 +35,34 @@ pub fn pack<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
 /// Decode a value of the model; the error says what did not decode.
 pub fn unpack<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     rmp_serde::from_slice(bytes).map_err(|e| format!("unpacking: {e}"))
+}
+
+/// Decode an answer from an untrusted guest, strictly: its [`shape`] is checked first against
+/// `budget` (what decoding may cost, in bytes), so no length the buffer claims is trusted for an
+/// allocation; then it must decode as exactly one `T`. The model refuses unknown fields,
+/// duplicate fields, and enums given as numbers, each by name.
+#[cfg(feature = "serde")]
+pub fn unpack_answer<T: DeserializeOwned>(bytes: &[u8], budget: usize) -> Result<T, String> {
+    shape::check(bytes, budget)?;
+    unpack(bytes)
+}
+
+/// The packed decoder's fuzz target (`fuzz/packed`, and its bounded run in `cargo test`): any
+/// bytes, read as each answer the host reads, must be refused or decoded without a panic
+/// within `budget`, and what decodes must pack and decode back to itself.
+#[doc(hidden)]
+#[cfg(feature = "serde")]
+pub fn fuzz_answer(data: &[u8], budget: usize) {
+    fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(data: &[u8], budget: usize) {
+        if let Ok(value) = unpack_answer::<T>(data, budget) {
+            let again = pack(&value).expect("a decoded answer packs");
+            let back: T = unpack(&again).expect("a packed answer decodes");
+            // NaN is not equal to itself: compare the packed forms.
+            assert_eq!(pack(&back).unwrap(), again, "{value:?} did not round-trip");
+        }
+    }
+    round_trip::<Decision>(data, budget);
+    round_trip::<SelectionResult>(data, budget);
 }
 
 /// `packed.should-retry` in a guest: decode, decide, encode.
