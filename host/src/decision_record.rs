@@ -18,6 +18,10 @@ pub struct DecisionRecord {
     /// The batch line, from 1 (batch records only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
+    /// The batch's own id, the `decision_id` of its `decide-batch` record (batch line records
+    /// only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_id: Option<String>,
     /// The case as decided; `None` when the request did not parse.
     pub case: Option<Case>,
     /// What the endpoint answered.
@@ -60,6 +64,22 @@ pub enum RecordedAnswer {
         /// The selection or the policy's refusal; `None` when there is none (`error` says why).
         selection: Option<SelectionAnswer>,
         /// Why there is no selection.
+        error: Option<RecordedError>,
+    },
+    /// `/v1/decide/batch` as a whole, written once the batch ends: its lines have records of
+    /// their own (with `line` and `batch_id`) only within the batch's share of the log, so this
+    /// record counts them all. Nothing to replay.
+    #[serde(rename = "decide-batch")]
+    DecideBatch {
+        /// Lines in the request (blank lines not counted).
+        lines: usize,
+        /// Lines answered, with a decision or an error, in order from the first.
+        answered: usize,
+        /// Answered lines that have a record of their own; the rest went past the batch's share
+        /// of the log.
+        logged: usize,
+        /// Why the lines after the answered ones got no answer: `request deadline exceeded`,
+        /// or `client gone` (the connection closed); `None` when every line was answered.
         error: Option<RecordedError>,
     },
 }

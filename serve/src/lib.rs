@@ -5,7 +5,8 @@
 //! - `versions`: the active policy and the last N versions; a candidate is compiled and checked
 //!   (pin, contract suite, golden cases) before it is swapped in atomically;
 //! - `routes`: the HTTP endpoints, deciding on a blocking pool, one version per request;
-//! - `decision_log`: JSON Lines, one record per decision, rotated by size, never torn;
+//! - `decision_log`: JSON Lines, one record per decision, written off the request path from a
+//!   bounded queue, rotated by size, never torn;
 //! - `metrics`: the Prometheus registry;
 //! - `auth`: the optional bearer token;
 //! - `body`: request bodies read within the size, time and memory limits;
@@ -20,7 +21,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use runretry_kit::Config;
 
@@ -39,6 +40,7 @@ mod routes;
 mod versions;
 mod watch;
 
+pub use auth::validate_token;
 pub use decision_log::{repair_torn_tail, DecisionLogConfig};
 pub use versions::{sha256_hex, Origin, Rejection, VersionInfo};
 
@@ -70,7 +72,9 @@ pub struct ServeConfig {
     pub pin_sha256: Vec<String>,
     /// Accept new versions by `PUT /v1/policy`. Default off.
     pub allow_uploads: bool,
-    /// Require `Authorization: Bearer <token>` on every endpoint but `/health*`.
+    /// Require `Authorization: Bearer <token>` on every endpoint but `/health*`, and show the
+    /// active version in `/health/ready` only with it. Printable ASCII without spaces
+    /// ([`validate_token`]); [`Server::start`] refuses any other.
     pub token: Option<String>,
     /// Largest request body, in bytes. Default 16 MiB (a 10,000-step plan is under 1 MiB). A
     /// `Content-Length` over it is refused (413) before the body is read.
@@ -144,6 +148,9 @@ impl Default for ServeConfig {
     }
 }
 
+/// At exit, the decision log's queued records get at least this long to be written.
+const LOG_FLUSH_AT_LEAST: Duration = Duration::from_millis(200);
+
 /// A running server. Dropping it stops it (gracefully: requests in flight are answered).
 pub struct Server {
     addr: SocketAddr,
@@ -158,6 +165,10 @@ impl Server {
     /// the check), the golden cases do not parse, or the address or log cannot be opened.
     pub fn start(config: ServeConfig) -> Result<Server, Error> {
         return_large_blocks_to_the_system();
+        if let Some(token) = &config.token {
+            validate_token(token).map_err(|why| Error::bad_input(format!("the bearer token {why}")))?;
+        }
+        ignore_file_size_signal();
         let golden = load_golden(&config.golden)?;
         let sandbox = Sandbox::new(config.sandbox.clone())?;
         let metrics = Arc::new(metrics::Metrics::new());
@@ -182,7 +193,10 @@ impl Server {
             OnPolicyError::Default => Some(sandbox.load_default()?),
             OnPolicyError::Fail | OnPolicyError::GiveUp => None,
         };
-        let log = config.decision_log.as_ref().map(decision_log::DecisionLog::open).transpose()?.map(Arc::new);
+        let log = match &config.decision_log {
+            Some(log) => Some(Arc::new(decision_log::DecisionLog::open(log, metrics.clone())?)),
+            None => None,
+        };
         let listener = std::net::TcpListener::bind(config.listen)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| Error::bad_input_caused(format!("cannot listen on {}: {e}", config.listen), &e))?;
@@ -199,7 +213,20 @@ impl Server {
         let thread_state = state.clone();
         let thread = std::thread::Builder::new()
             .name("runretry-serve".into())
-            .spawn(move || runtime.block_on(run(listener, thread_state, config, seen, stop)))
+            .spawn(move || {
+                let deadline = config.request_deadline;
+                let stopped_at = Arc::new(std::sync::Mutex::new(None));
+                let served =
+                    runtime.block_on(run(listener, thread_state.clone(), config, seen, stop, stopped_at.clone()));
+                // The records still queued are written within what is left of the request
+                // deadline from the stop (at least a moment): a log that takes nothing, a
+                // stalled pipe, cannot hold up the exit.
+                if let Some(log) = &thread_state.log {
+                    let stopped = stopped_at.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or_else(Instant::now);
+                    log.close((stopped + deadline).max(Instant::now() + LOG_FLUSH_AT_LEAST));
+                }
+                served
+            })
             .map_err(|e| Error::bad_input_caused(format!("cannot start the server's thread: {e}"), &e))?;
         Ok(Server { addr, state, shutdown: Some(shutdown), thread: Some(thread) })
     }
@@ -264,6 +291,7 @@ async fn run(
     config: ServeConfig,
     seen: watch::Fingerprint,
     stop: tokio::sync::oneshot::Receiver<()>,
+    stopped_at: Arc<std::sync::Mutex<Option<Instant>>>,
 ) -> Result<(), Error> {
     let listener = tokio::net::TcpListener::from_std(listener)
         .map_err(|e| Error::bad_input_caused(format!("cannot listen: {e}"), &e))?;
@@ -288,6 +316,9 @@ async fn run(
             tracing::info!("stopping: not ready, serving for {} ms more", drain.as_millis());
             tokio::time::sleep(drain).await;
         }
+        // From here the requests in flight have the request deadline, and the log's flush what
+        // is left of it.
+        *stopped_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
     };
     let limits = listener::ConnectionLimits {
         max_connections: connection_cap(config.max_connections),
@@ -324,6 +355,15 @@ fn raise_file_limit() -> Option<libc::rlim_t> {
         }
     }
     Some(limit.rlim_cur)
+}
+
+/// A write past the file-size limit (`RLIMIT_FSIZE`) then fails with EFBIG, which the decision
+/// log reports and survives, instead of killing the process (SIGXFSZ's default action).
+fn ignore_file_size_signal() {
+    // SAFETY: SIG_IGN installs no handler; it only changes what the signal does to the process.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
 }
 
 /// Every few seconds, hand the allocator's free memory back to the system: after a burst of

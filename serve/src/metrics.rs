@@ -23,7 +23,15 @@ pub(crate) struct Metrics {
     fallbacks: Family<Labels, Counter>,
     swaps: Family<Labels, Counter>,
     active_revision: Gauge<i64, std::sync::atomic::AtomicI64>,
+    log_written: Counter,
+    log_lost: Family<Labels, Counter>,
+    log_queue_bytes: Gauge<i64, std::sync::atomic::AtomicI64>,
+    log_unlogged_batch_lines: Counter,
 }
+
+/// Why a decision-log record was lost: the queue in front of the log was full, or its write
+/// failed (a full disk, a file-size limit, a closed pipe).
+pub(crate) const LOST_REASONS: [&str; 2] = ["queue_full", "write_error"];
 
 impl Metrics {
     pub(crate) fn new() -> Self {
@@ -59,6 +67,30 @@ impl Metrics {
         );
         let active_revision = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
         registry.register("policy_active_revision", "The revision of the active policy", active_revision.clone());
+        let log_written = Counter::<u64, AtomicU64>::default();
+        registry.register("decision_log_written", "Decision-log records written", log_written.clone());
+        let log_lost = Family::<Labels, Counter>::default();
+        registry.register(
+            "decision_log_lost",
+            "Decision-log records lost, by reason: queue_full (the log is not keeping up), write_error",
+            log_lost.clone(),
+        );
+        let log_queue_bytes = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+        registry.register(
+            "decision_log_queue_bytes",
+            "Bytes of decision-log records waiting to be written",
+            log_queue_bytes.clone(),
+        );
+        let log_unlogged_batch_lines = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "decision_log_unlogged_batch_lines",
+            "Batch lines answered past their batch's share of the decision log: counted in the batch's \
+             decide-batch record, without a record of their own",
+            log_unlogged_batch_lines.clone(),
+        );
+        for reason in LOST_REASONS {
+            let _ = log_lost.get_or_create(&vec![("reason", reason.to_string())]);
+        }
         // Every series a dashboard or an alert names exists from the start, at zero: `rate()`
         // over a series that appears only with its first failure misses that failure.
         for kind in runretry::Error::POLICY_FAILURE_KINDS {
@@ -69,7 +101,20 @@ impl Metrics {
                 let _ = fallbacks.get_or_create(&vec![("mode", mode.as_str().to_string())]);
             }
         }
-        Metrics { registry, decisions, latency, policy_errors, bad_requests, fallbacks, swaps, active_revision }
+        Metrics {
+            registry,
+            decisions,
+            latency,
+            policy_errors,
+            bad_requests,
+            fallbacks,
+            swaps,
+            active_revision,
+            log_written,
+            log_lost,
+            log_queue_bytes,
+            log_unlogged_batch_lines,
+        }
     }
 
     pub(crate) fn decided(&self, action: &str, revision: u64, latency: Duration) {
@@ -97,6 +142,23 @@ impl Metrics {
         if outcome != "rejected" {
             self.active_revision.set(i64::try_from(revision).unwrap_or(i64::MAX));
         }
+    }
+
+    pub(crate) fn log_written(&self) {
+        self.log_written.inc();
+    }
+
+    /// A decision-log record lost, for one of [`LOST_REASONS`].
+    pub(crate) fn log_lost(&self, reason: &str) {
+        self.log_lost.get_or_create(&vec![("reason", reason.to_string())]).inc();
+    }
+
+    pub(crate) fn log_queue_bytes(&self, bytes: usize) {
+        self.log_queue_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    pub(crate) fn unlogged_batch_lines(&self, lines: usize) {
+        self.log_unlogged_batch_lines.inc_by(lines as u64);
     }
 
     /// The exposition, OpenMetrics text (Prometheus reads it).

@@ -2,9 +2,12 @@
 //! policy calls (and parsing, which is CPU work too) run on tokio's blocking pool, at most
 //! `workers` at once, never on the runtime's threads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::{Body, Bytes};
@@ -13,8 +16,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
+use hyper::body::Frame;
 use serde_json::{json, Value};
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use runretry_kit::{Case, CaseError, Config, Decision, SelectionAnswer, Strategy};
@@ -23,7 +27,7 @@ use runretry::Error;
 use runretry::Policy;
 use runretry::{fall_back, OnPolicyError};
 
-use super::auth::{require_token, Token};
+use super::auth::{presents, require_token, Token};
 use super::body::{BodyLimits, ReadBody, Unread};
 use super::decision_log::DecisionLog;
 use super::metrics::{Metrics, CONTENT_TYPE};
@@ -43,7 +47,7 @@ pub(crate) struct AppState {
     mode: OnPolicyError,
     config_override: Option<Config>,
     metrics: Arc<Metrics>,
-    log: Option<Arc<DecisionLog>>,
+    pub(crate) log: Option<Arc<DecisionLog>>,
     workers: Arc<Semaphore>,
     /// The number of workers, for a batch's share of them.
     worker_count: usize,
@@ -52,6 +56,8 @@ pub(crate) struct AppState {
     ready: AtomicBool,
     bodies: BodyLimits,
     max_request_bytes: usize,
+    /// The bearer token, when one is set: `/health/ready` names the version only with it.
+    token: Option<Token>,
 }
 
 impl AppState {
@@ -76,6 +82,7 @@ impl AppState {
             ready: AtomicBool::new(true),
             bodies: BodyLimits::new(config.body_timeout, config.max_buffered_bytes),
             max_request_bytes: config.max_request_bytes,
+            token: config.token.as_deref().map(|token| Token(token.into())),
         }
     }
 
@@ -166,11 +173,11 @@ impl AppState {
         self.bodies.read(headers, body, max_bytes).await.map_err(Failure::unreadable)
     }
 
-    fn log(&self, records: impl IntoIterator<Item = DecisionRecord>) {
-        // One append per record on a local file: microseconds, so done here rather than on
-        // another thread, which keeps "answered" and "logged" in step.
+    /// Log `record`: queued for the log's writer, and normally written before this returns
+    /// (see `decision_log` for when it is not).
+    async fn log(&self, record: DecisionRecord) {
         if let Some(log) = &self.log {
-            log.append(records);
+            log.append(log.line(&record)).await;
         }
     }
 }
@@ -340,6 +347,7 @@ fn answer_decision(
         timestamp: timestamp(at),
         policy,
         line: None,
+        batch_id: None,
         case,
         answer: RecordedAnswer::Decide { decision, error, fallback },
         latency_ms: latency.as_secs_f64() * 1000.0,
@@ -367,69 +375,291 @@ async fn decide(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
         state.on_worker(&headers, body, move |state, case| Ok(state.decide(&version, case))).await
     };
     let answered = answer_decision(&state, id, at, &version, decided, started);
-    state.log([answered.record]);
+    state.log(answered.record).await;
     (answered.status, Json(answered.body)).into_response()
 }
 
+/// Chunks of answer lines held between a batch and its connection: with hyper's buffer and the
+/// socket's, all that an answer nobody reads holds (the write timeout then closes it).
+const BATCH_CHUNKS: usize = 16;
+/// Answer lines go out in chunks of about this size: fewer, larger writes.
+const BATCH_CHUNK_BYTES: usize = 16 << 10;
+/// A batch line's error message and JSON path are cut to this many bytes in its answer (and the
+/// message in its record): a bad line quoting a huge value must not get a huge answer.
+const MAX_LINE_ERROR_BYTES: usize = 512;
+
 /// `POST /v1/decide/batch`: one case per line in (blank lines skipped), one answer per line
-/// out, in order, each with `line` (from 1). Every line is decided by the same version. The
-/// request deadline covers the batch: lines not decided by then answer with that error. A body
+/// out, in order, each with `line` (from 1). Every line is decided by the same version, at most
+/// `workers` lines at a time. The answer streams: lines go out as they are decided, so memory
+/// follows what is in flight, not the batch's size.
+///
+/// The request deadline covers the batch. With no line decided by then, the answer is a 503
+/// (`request deadline exceeded`), as for `/v1/decide`. Past it once lines have gone out (the
+/// status with them), the lines sent stand and one last line, without `line`, names the lines
+/// not decided: `{"error": {...}, "unanswered": {"first_line", "last_line", "lines"}}`. A body
 /// that cannot be read (over the size limit) gets one JSON error, as `/v1/decide` would.
 async fn decide_batch(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let (started, at) = (Instant::now(), SystemTime::now());
     let deadline = tokio::time::Instant::now() + state.deadline;
     let version = state.versions.active();
-    let read = state.read_body(&headers, body, state.max_request_bytes).await;
-    let body = match read {
-        Ok(read) => read.bytes,
+    let body = match state.read_body(&headers, body, state.max_request_bytes).await {
+        Ok(read) => read,
         Err(failure) => {
             let answered = answer_decision(&state, decision_id(), at, &version, Err(failure), started);
-            state.log([answered.record]);
+            state.log(answered.record).await;
             return (answered.status, Json(answered.body)).into_response();
         }
     };
-    // At most `workers` lines in flight: a batch takes its turn with the other requests for the
-    // workers instead of queueing all its lines ahead of them.
-    let lines = body
-        .split(|&b| b == b'\n')
-        .enumerate()
-        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
-        .map(|(index, line)| (index + 1, body.slice_ref(line)))
-        .collect::<Vec<_>>();
-    let mut in_flight = std::collections::VecDeque::with_capacity(state.worker_count);
-    let mut out = String::new();
-    let mut records = Vec::new();
-    let mut lines = lines.into_iter().peekable();
-    while lines.peek().is_some() || !in_flight.is_empty() {
-        if in_flight.len() < state.worker_count {
-            if let Some((number, line)) = lines.next() {
-                let version = version.clone();
+    let (pieces, mut answers) = mpsc::channel(BATCH_CHUNKS);
+    let batch = Batch { state: state.clone(), version, id: decision_id(), at, started, deadline };
+    let producer = tokio::spawn(batch.run(body, pieces));
+    match answers.recv().await {
+        Some(Piece::Refused(status, body)) => (status, Json(body)).into_response(),
+        Some(Piece::Answers(first)) => {
+            let answers = AnswerStream { first: Some(first), rest: answers };
+            ([(header::CONTENT_TYPE, "application/x-ndjson")], Body::new(answers)).into_response()
+        }
+        // No line at all, or the batch's task failed.
+        None => match producer.await {
+            Ok(()) => ([(header::CONTENT_TYPE, "application/x-ndjson")], "").into_response(),
+            Err(e) => {
+                let failure = Failure::internal(format!("the batch's task failed: {e}"));
+                (failure.status, Json(json!({"error": failure.json()}))).into_response()
+            }
+        },
+    }
+}
+
+/// What a batch hands its connection.
+enum Piece {
+    /// Answer lines, whole.
+    Answers(Bytes),
+    /// The batch's one answer instead of lines: no line was decided by the deadline.
+    Refused(StatusCode, Value),
+}
+
+/// A batch's answer lines as a response body, as they come.
+struct AnswerStream {
+    first: Option<Bytes>,
+    rest: mpsc::Receiver<Piece>,
+}
+
+impl axum::body::HttpBody for AnswerStream {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        match self.rest.poll_recv(cx) {
+            Poll::Ready(Some(Piece::Answers(lines))) => Poll::Ready(Some(Ok(Frame::data(lines)))),
+            Poll::Ready(Some(Piece::Refused(..)) | None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// One batch request, deciding its lines on a task of its own.
+struct Batch {
+    state: Arc<AppState>,
+    version: Arc<Version>,
+    /// The batch's id: its `decide-batch` record's `decision_id`, its lines' `batch_id`.
+    id: String,
+    at: SystemTime,
+    started: Instant,
+    deadline: tokio::time::Instant,
+}
+
+impl Batch {
+    /// Decide the lines of `body` in order, `workers` at a time, and send their answers to
+    /// `out` in chunks; log each line's record within the batch's share of the log, then the
+    /// batch's own record. Stops at the deadline, or when the client is gone (`out` closed).
+    async fn run(self, body: ReadBody, out: mpsc::Sender<Piece>) {
+        let state = &self.state;
+        // `body` is held to the end: its share of the body budget with it.
+        let mut lines = BatchLines { body: body.bytes.clone(), at: 0, number: 0 }.peekable();
+        let mut in_flight = VecDeque::with_capacity(state.worker_count);
+        let mut chunk = Vec::new();
+        let (mut answered, mut logged) = (0, 0);
+        // What is left of the batch's share of the log; `None` once a record went past it.
+        let mut log_budget = state.log.as_ref().map(|log| log.batch_budget());
+        // The line taken for an answer that it did not get.
+        let mut cut_at = None;
+        let error = loop {
+            while in_flight.len() < state.worker_count {
+                let Some((number, line)) = lines.next() else { break };
+                let version = self.version.clone();
                 let work = state.on_case(format!("request body:{number}"), line, move |state, case| {
                     Ok(state.decide(&version, case))
                 });
                 in_flight.push_back((number, tokio::spawn(work)));
-                continue;
             }
-        }
-        let Some((number, mut task)) = in_flight.pop_front() else { break };
-        let outcome = match tokio::time::timeout_at(deadline, &mut task).await {
-            Ok(Ok(Ok(result))) => result,
-            Ok(Ok(Err(failure))) => Err(failure),
-            Ok(Err(join)) => Err(Failure::internal(format!("the decision's task failed: {join}"))),
-            Err(_) => {
+            let Some((number, mut task)) = in_flight.pop_front() else { break None };
+            // What is decided goes out before waiting for more.
+            if !task.is_finished() && !chunk.is_empty() && !send(&out, &mut chunk).await {
                 task.abort();
-                Err(Failure::deadline(state.deadline))
+                cut_at = Some(number);
+                break Some(client_gone(answered));
+            }
+            let outcome = match tokio::time::timeout_at(self.deadline, &mut task).await {
+                Ok(Ok(Ok(result))) => result,
+                Ok(Ok(Err(failure))) => Err(failure),
+                Ok(Err(join)) => Err(Failure::internal(format!("the decision's task failed: {join}"))),
+                Err(_) => {
+                    task.abort();
+                    cut_at = Some(number);
+                    break Some(Failure::deadline(state.deadline).recorded());
+                }
+            };
+            let mut line = answer_decision(state, decision_id(), self.at, &self.version, outcome, self.started);
+            line.body["line"] = json!(number);
+            line.record.line = Some(number);
+            line.record.batch_id = Some(self.id.clone());
+            bound_error(&mut line.body, &mut line.record);
+            if let (Some(log), Some(left)) = (&state.log, log_budget) {
+                let record = log.line(&line.record);
+                match left.checked_sub(record.len() as u64) {
+                    Some(left) => {
+                        log.append(record).await;
+                        log_budget = Some(left);
+                        logged += 1;
+                    }
+                    None => log_budget = None,
+                }
+            }
+            serde_json::to_writer(&mut chunk, &line.body).expect("answers serialise");
+            chunk.push(b'\n');
+            answered += 1;
+            if chunk.len() >= BATCH_CHUNK_BYTES && !send(&out, &mut chunk).await {
+                break Some(client_gone(answered));
             }
         };
-        let mut answered = answer_decision(&state, decision_id(), at, &version, outcome, started);
-        answered.body["line"] = json!(number);
-        answered.record.line = Some(number);
-        out.push_str(&serde_json::to_string(&answered.body).expect("answers serialise"));
-        out.push('\n');
-        records.push(answered.record);
+        for (_, task) in &in_flight {
+            task.abort();
+        }
+        // The lines without an answer: the one cut off, those in flight, those not started.
+        let first_unanswered = cut_at.or(in_flight.front().map(|(number, _)| *number)).or(lines.peek().map(|l| l.0));
+        let (mut unanswered, mut last_line) = (usize::from(cut_at.is_some()), cut_at.unwrap_or(0));
+        for number in in_flight.iter().map(|(number, _)| *number).chain(lines.map(|(number, _)| number)) {
+            unanswered += 1;
+            last_line = number;
+        }
+        if let Some(log) = &state.log {
+            state.metrics.unlogged_batch_lines(answered - logged);
+            let record = DecisionRecord {
+                decision_id: self.id.clone(),
+                timestamp: timestamp(self.at),
+                policy: recorded_policy(&self.version),
+                line: None,
+                batch_id: None,
+                case: None,
+                answer: RecordedAnswer::DecideBatch {
+                    lines: answered + unanswered,
+                    answered,
+                    logged,
+                    error: error.clone(),
+                },
+                latency_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+            };
+            log.append(log.line(&record)).await;
+        }
+        let Some(mut error) = error else {
+            if !chunk.is_empty() {
+                send(&out, &mut chunk).await;
+            }
+            return;
+        };
+        if error.kind == "client gone" {
+            return;
+        }
+        if answered == 0 {
+            let body = json!({"decision_id": self.id, "policy": recorded_policy(&self.version), "error": error});
+            let _ = out.send(Piece::Refused(StatusCode::SERVICE_UNAVAILABLE, body)).await;
+            return;
+        }
+        if let Some(first) = first_unanswered {
+            error.message =
+                format!("{}: lines {first} to {last_line} ({unanswered} lines) were not decided", error.message);
+        }
+        let trailer = json!({
+            "error": error,
+            "unanswered": {"first_line": first_unanswered, "last_line": last_line, "lines": unanswered},
+        });
+        serde_json::to_writer(&mut chunk, &trailer).expect("answers serialise");
+        chunk.push(b'\n');
+        send(&out, &mut chunk).await;
     }
-    state.log(records);
-    ([(header::CONTENT_TYPE, "application/x-ndjson")], out).into_response()
+}
+
+/// The lines of a batch body that are not blank, numbered from 1 (blank ones count), as
+/// slices of the body.
+struct BatchLines {
+    body: Bytes,
+    /// Where the next line starts; past the end once the last line is taken.
+    at: usize,
+    /// The number of the line taken last.
+    number: usize,
+}
+
+impl Iterator for BatchLines {
+    type Item = (usize, Bytes);
+
+    fn next(&mut self) -> Option<(usize, Bytes)> {
+        while self.at <= self.body.len() {
+            let end = self.body[self.at..].iter().position(|&b| b == b'\n').map_or(self.body.len(), |i| self.at + i);
+            let line = self.body.slice(self.at..end);
+            self.at = end + 1;
+            self.number += 1;
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                return Some((self.number, line));
+            }
+        }
+        None
+    }
+}
+
+/// Hand `chunk` to the connection; false when it is gone.
+async fn send(out: &mpsc::Sender<Piece>, chunk: &mut Vec<u8>) -> bool {
+    out.send(Piece::Answers(Bytes::from(std::mem::take(chunk)))).await.is_ok()
+}
+
+fn client_gone(answered: usize) -> RecordedError {
+    RecordedError {
+        kind: "client gone".into(),
+        message: format!(
+            "the connection closed after {answered} answers: the client left, or read nothing for the write timeout"
+        ),
+        path: None,
+    }
+}
+
+/// Cut a batch line's error message (in its answer and its record) and JSON path (in its
+/// answer: the record keeps it whole for masking) to [`MAX_LINE_ERROR_BYTES`].
+fn bound_error(body: &mut Value, record: &mut DecisionRecord) {
+    if let Some(error) = body.get_mut("error").and_then(Value::as_object_mut) {
+        for field in ["message", "path"] {
+            if let Some(Value::String(text)) = error.get_mut(field) {
+                cut(text, MAX_LINE_ERROR_BYTES);
+            }
+        }
+    }
+    if let RecordedAnswer::Decide { error: Some(error), .. } = &mut record.answer {
+        cut(&mut error.message, MAX_LINE_ERROR_BYTES);
+    }
+}
+
+/// Cut `text` to at most `max` bytes (at a character boundary), saying how much was cut.
+fn cut(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let cut = text.len() - end;
+        text.truncate(end);
+        text.push_str(&format!("... ({cut} bytes cut)"));
+    }
 }
 
 /// `POST /v1/select-steps?strategy=FROM_FAILURE`: a case in (its run is used); the steps, or
@@ -497,15 +727,18 @@ async fn select_steps(
         (None, Some(error)) => body["error"] = json!(error),
         (None, None) => {}
     }
-    state.log([DecisionRecord {
-        decision_id: id,
-        timestamp: timestamp(at),
-        policy,
-        line: None,
-        case,
-        answer: RecordedAnswer::SelectSteps { strategy: query.get("strategy").cloned(), selection, error },
-        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-    }]);
+    state
+        .log(DecisionRecord {
+            decision_id: id,
+            timestamp: timestamp(at),
+            policy,
+            line: None,
+            batch_id: None,
+            case,
+            answer: RecordedAnswer::SelectSteps { strategy: query.get("strategy").cloned(), selection, error },
+            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+        })
+        .await;
     (status, Json(body)).into_response()
 }
 
@@ -619,9 +852,14 @@ async fn health() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
-/// `GET /health/ready`: a policy is active and the server is not stopping.
-async fn ready(State(state): State<Arc<AppState>>) -> Response {
+/// `GET /health/ready`: a policy is active and the server is not stopping. Probes carry no
+/// token, so which version is active (its sha256 and revision) is shown only with the token,
+/// when one is set.
+async fn ready(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     if state.ready.load(Ordering::SeqCst) {
+        if state.token.as_ref().is_some_and(|token| !presents(&headers, token)) {
+            return Json(json!({"status": "ready"})).into_response();
+        }
         let active = state.versions.active();
         Json(json!({"status": "ready", "revision": active.revision, "sha256": active.sha256})).into_response()
     } else {

@@ -2,10 +2,16 @@
 //! after passing every check, then is swapped in atomically: each request loads the active
 //! `Arc<Version>` once and keeps it, so requests in flight finish on the version they started
 //! with while new ones get the new version.
+//!
+//! One candidate is compiled and checked at a time: a compile cannot be stopped half-way, and
+//! fifty at once took every core and all the memory, so that none finished within its budget.
+//! A candidate waits for its turn, and gives up waiting when a newer one arrives (so of a burst
+//! of uploads only the one being checked and the newest are ever compiled), when its client
+//! goes away, or when its budget runs out.
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
@@ -140,6 +146,10 @@ pub(crate) struct Versions {
     /// never wait for them; a newer candidate stops this one, and only the newest may become
     /// active.
     pending: Mutex<Option<Pending>>,
+    /// Whether a candidate is being compiled or checked (see the module's doc).
+    checker_busy: Mutex<bool>,
+    /// Signalled when the checker is free, or when a waiting candidate is stopped.
+    checker_free: Condvar,
     sandbox: Sandbox,
     checks: Checks,
     keep: usize,
@@ -173,6 +183,8 @@ impl Versions {
             active: ArcSwapOption::empty(),
             history: Mutex::new(History { kept: VecDeque::new(), next_revision: 1, last_rejected: None }),
             pending: Mutex::new(None),
+            checker_busy: Mutex::new(false),
+            checker_free: Condvar::new(),
             sandbox,
             checks,
             keep,
@@ -217,6 +229,29 @@ impl Versions {
         if let Some(pending) = self.pending.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             pending.interrupt.stop(reason);
         }
+        self.checker_free.notify_all();
+    }
+
+    /// Wait for the checker to be free and take it, unless `interrupt` stops this candidate
+    /// first (then why). Stops are seen at once when they notify `checker_free` (a newer
+    /// candidate, shutdown), within a poll otherwise (a client gone, the budget).
+    fn take_checker(&self, interrupt: &Interrupt) -> Result<CheckerTurn<'_>, StopReason> {
+        const POLL: Duration = Duration::from_millis(50);
+        let mut busy = self.checker_busy.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(reason) = interrupt.reason() {
+                return Err(reason);
+            }
+            if !*busy {
+                *busy = true;
+                return Ok(CheckerTurn(self));
+            }
+            busy = self.checker_free.wait_timeout(busy, POLL).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+
+    fn checker(&self) -> MutexGuard<'_, bool> {
+        self.checker_busy.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The pin, compiling, then (when `checks` is given) the contract suite and the golden
@@ -247,6 +282,8 @@ impl Versions {
         let newest = Pending { interrupt: interrupt.clone(), info };
         if let Some(older) = self.pending.lock().unwrap_or_else(|e| e.into_inner()).replace(newest) {
             older.interrupt.stop(StopReason::Superseded);
+            // An older candidate waiting for its turn gives up now, not at its next poll.
+            self.checker_free.notify_all();
         }
         let stopped = |reason: StopReason| {
             let budget = self.checks.budget.as_millis();
@@ -257,6 +294,13 @@ impl Versions {
                 StopReason::OutOfTime => ("time budget", format!("its checks took longer than {budget} ms")),
             };
             reject(check, why)
+        };
+        let _turn = match self.take_checker(&interrupt) {
+            Ok(turn) => turn,
+            Err(reason) => {
+                self.forget_pending(&interrupt);
+                return Err(stopped(reason));
+            }
         };
         let policy = match self.sandbox.load_bytes(name, bytes) {
             Ok(policy) => policy,
@@ -371,6 +415,9 @@ impl Versions {
             policy,
         });
         history.next_revision += 1;
+        // Bytes offered again replace their older copy: a sha256 is kept once, and a rollback
+        // goes to the version before this one, not to the same bytes.
+        history.kept.retain(|kept| kept.sha256 != version.sha256);
         history.kept.push_back(version.clone());
         while history.kept.len() > self.keep {
             history.kept.pop_front();
@@ -393,6 +440,16 @@ impl Versions {
         self.metrics.swapped("rejected", 0);
         self.history.lock().unwrap_or_else(|e| e.into_inner()).last_rejected = Some(rejection.clone());
         rejection
+    }
+}
+
+/// The checker, held by one candidate: freed (and the waiting candidates woken) when dropped.
+struct CheckerTurn<'a>(&'a Versions);
+
+impl Drop for CheckerTurn<'_> {
+    fn drop(&mut self) {
+        *self.0.checker() = false;
+        self.0.checker_free.notify_all();
     }
 }
 

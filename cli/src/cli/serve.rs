@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use runretry::dagster_yaml::read_run_retries;
 use runretry::Error;
-use runretry_serve::{DecisionLogConfig, ServeConfig, Server};
+use runretry_serve::{validate_token, DecisionLogConfig, ServeConfig, Server};
 
 use crate::{Failure, OnError, PolicyArgs};
 
@@ -43,7 +43,7 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     allow_uploads: bool,
     /// A file holding the bearer token every endpoint but /health* requires (or set
-    /// RUNRETRY_TOKEN).
+    /// RUNRETRY_TOKEN): one line of printable ASCII without spaces.
     #[arg(long)]
     token_file: Option<PathBuf>,
     /// Largest request body, in bytes (uploads: 256 MiB); a larger Content-Length is refused
@@ -95,6 +95,18 @@ pub(crate) struct ServeArgs {
     /// Repeatable.
     #[arg(long, requires = "decision_log")]
     decision_log_mask: Vec<String>,
+    /// Bytes of decision-log records waiting to be written; past it records are dropped (and
+    /// counted), answers go on.
+    #[arg(long, default_value_t = 16 << 20, requires = "decision_log")]
+    decision_log_queue_bytes: usize,
+    /// How long an answer waits for its record to be written, in milliseconds; past it answers
+    /// stop waiting until the log catches up.
+    #[arg(long, default_value_t = 500, requires = "decision_log")]
+    decision_log_wait_ms: u64,
+    /// Bytes of line records one batch may write; its decide-batch record counts the lines past
+    /// it [default: a twentieth of --decision-log-max-bytes].
+    #[arg(long, requires = "decision_log")]
+    decision_log_batch_max_bytes: Option<u64>,
 }
 
 pub(crate) fn serve(args: ServeArgs) -> Result<u8, Failure> {
@@ -117,24 +129,28 @@ fn config(args: ServeArgs) -> Result<ServeConfig, Failure> {
             ))
             .into())
         }
-        (Some(path), None) => Some(
-            std::fs::read_to_string(path)
+        // The token alone on one line; surrounding whitespace (a final newline) is not part of it.
+        (Some(path), None) => {
+            let token = std::fs::read_to_string(path)
                 .map_err(|e| Error::bad_input_caused(format!("{}: cannot read the token: {e}", path.display()), &e))?
                 .trim()
-                .to_string(),
-        ),
-        (None, Some(token)) => Some(
-            token
+                .to_string();
+            validate_token(&token)
+                .map_err(|why| Error::bad_input(format!("{}: the bearer token {why}", path.display())))?;
+            Some(token)
+        }
+        (None, Some(token)) => {
+            let token = token
                 .into_string()
                 .map_err(|_| Error::bad_input(format!("{TOKEN_VARIABLE} is not valid UTF-8")))?
                 .trim()
-                .to_string(),
-        ),
+                .to_string();
+            validate_token(&token)
+                .map_err(|why| Error::bad_input(format!("{TOKEN_VARIABLE}: the bearer token {why}")))?;
+            Some(token)
+        }
         (None, None) => None,
     };
-    if token.as_deref() == Some("") {
-        return Err(Error::bad_input("the bearer token is empty").into());
-    }
     let defaults = ServeConfig::default();
     Ok(ServeConfig {
         listen: args.listen,
@@ -163,6 +179,9 @@ fn config(args: ServeArgs) -> Result<ServeConfig, Failure> {
             max_bytes: args.decision_log_max_bytes,
             keep_files: args.decision_log_keep,
             mask: args.decision_log_mask,
+            queue_bytes: args.decision_log_queue_bytes,
+            wait: Duration::from_millis(args.decision_log_wait_ms),
+            batch_max_bytes: args.decision_log_batch_max_bytes,
             ..DecisionLogConfig::new(path)
         }),
         signals: true,

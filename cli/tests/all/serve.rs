@@ -38,7 +38,7 @@ impl Client {
         Client { agent: ureq::Agent::new_with_config(config), base: format!("http://{addr}"), token: None }
     }
 
-    fn with_token(mut self, token: &str) -> Self {
+    pub(crate) fn with_token(mut self, token: &str) -> Self {
         self.token = Some(token.into());
         self
     }
@@ -562,7 +562,11 @@ fn sixteen_clients_and_fifty_swaps_lose_no_request_and_mix_no_version() {
     let logged: HashSet<String> = logged.iter().map(|r| r["decision_id"].as_str().unwrap().to_string()).collect();
     assert_eq!(logged, ids, "every answer logged, nothing else");
     let policy = Client::new(addr).get_json("/v1/policy");
-    assert_eq!(policy["versions"].as_array().unwrap().len(), 5, "the last 5 versions kept");
+    // The swaps alternate two good policies: each sha256 is kept once, as its newest revision.
+    let kept: HashSet<&str> =
+        policy["versions"].as_array().unwrap().iter().map(|v| v["sha256"].as_str().unwrap()).collect();
+    assert_eq!(kept, HashSet::from([default_sha.as_str(), backoff_sha.as_str()]), "{policy}");
+    assert_eq!(policy["versions"].as_array().unwrap().len(), 2, "{policy}");
     assert_eq!(policy["last_rejected"]["name"], candidates[(SWAPS - 1) % candidates.len()].0);
 }
 
@@ -634,16 +638,42 @@ pub(crate) struct ServeProcess {
 
 impl ServeProcess {
     pub(crate) fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_runretry"))
+        Self::spawn(Self::command(args))
+    }
+
+    /// Started with its limit on open files (soft and hard) set to `files`.
+    #[cfg(unix)]
+    pub(crate) fn start_with_file_limit(args: &[&str], files: u64) -> Self {
+        use std::os::unix::process::CommandExt;
+        let mut command = Self::command(args);
+        // SAFETY: setrlimit is async-signal-safe, and the closure touches nothing else.
+        unsafe {
+            command.pre_exec(move || {
+                let limit = libc::rlimit { rlim_cur: files as libc::rlim_t, rlim_max: files as libc::rlim_t };
+                match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+        Self::spawn(command)
+    }
+
+    fn command(args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_runretry"));
+        command
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--poll-interval-ms", "0"])
             .args(args)
             .env("RUNRETRY_CACHE", "off")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("run runretry serve");
+            .stderr(Stdio::inherit());
+        command
+    }
+
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command.spawn().expect("run runretry serve");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let addr = line.trim().strip_prefix("listening on http://").unwrap_or_else(|| {

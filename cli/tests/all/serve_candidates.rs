@@ -4,13 +4,15 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use runretry_serve::{ServeConfig, Server};
 use serde_json::Value;
 
 use crate::serve::{case_for, config, log_lines, server_logging_masked, Client, ServeProcess};
-use crate::support::{example_policy, wait_for};
+use crate::support::{cache_entries, example_policy, variant, wait_for};
 
 fn uploads(dir: &std::path::Path) -> ServeConfig {
     ServeConfig { allow_uploads: true, ..config(dir) }
@@ -185,4 +187,138 @@ fn a_masked_tag_value_does_not_leak_through_an_error_in_the_decision_log() {
     let text = serde_json::to_string(&records).unwrap();
     assert!(!text.contains("987654321"), "the masked value is in the log: {text}");
     assert_eq!(records[0]["error"]["path"], "run.tags.api_token", "{text}");
+}
+
+/// Issue #31: 50 concurrent uploads all compiled at once, superseded ones included, and with
+/// clients deciding meanwhile none was accepted. At most one candidate compiles at a time, and
+/// one superseded while it waits for its turn is never compiled.
+#[test]
+fn concurrent_uploads_compile_one_at_a_time_and_the_newest_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(uploads(dir.path())).unwrap();
+    let addr = server.local_addr();
+    let cache = dir.path().join("cache");
+    let before = cache_entries(&cache).len();
+    let uploads = 20;
+    let components: Vec<Vec<u8>> = (0..uploads).map(|n| variant(&backoff(), n)).collect();
+    let done = AtomicBool::new(false);
+    let start = Barrier::new(components.len());
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let deciders: Vec<_> = (0..4)
+            .map(|c| {
+                let done = &done;
+                scope.spawn(move || {
+                    let client = Client::new(addr);
+                    for i in 0.. {
+                        if done.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let (status, body) =
+                            client.post("/v1/decide", case_for(&format!("decider-{c}-{i}")).as_bytes());
+                        assert_eq!(status, 200, "{body}");
+                    }
+                })
+            })
+            .collect();
+        let start = &start;
+        let uploaders: Vec<_> = components
+            .iter()
+            .enumerate()
+            .map(|(n, component)| {
+                scope.spawn(move || {
+                    start.wait();
+                    Client::new(addr).put(&format!("/v1/policy?name=v{n}"), component)
+                })
+            })
+            .collect();
+        let answers = uploaders.into_iter().map(|u| u.join().unwrap()).collect();
+        done.store(true, Ordering::SeqCst);
+        deciders.into_iter().for_each(|d| d.join().unwrap());
+        answers
+    });
+    let accepted: Vec<&Value> = answers.iter().filter(|(status, _)| *status == 200).map(|(_, body)| body).collect();
+    assert!(!accepted.is_empty(), "no upload was accepted: {answers:?}");
+    for (status, body) in &answers {
+        assert!(*status == 200 || body["error"]["check"] == "superseded", "{status}: {body}");
+    }
+    let policy = Client::new(addr).get_json("/v1/policy");
+    assert!(policy["checking"].is_null(), "{policy}");
+    assert_eq!(
+        policy["active"]["revision"],
+        accepted.iter().map(|a| &a["active"]["revision"]).max_by_key(|r| r.as_u64()).unwrap().clone()
+    );
+    let compiled = cache_entries(&cache).len() - before;
+    assert!(compiled <= 5, "{compiled} of {uploads} concurrent candidates were compiled");
+}
+
+/// Issue #31: `/health/ready` showed the active version's sha256 and revision to anyone.
+#[test]
+fn readiness_names_the_version_only_to_a_client_with_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(ServeConfig { token: Some("s3cret".into()), ..config(dir.path()) }).unwrap();
+    let (status, body) = Client::new(server.local_addr()).get("/health/ready");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((status, &body["status"]), (200, &Value::from("ready")), "{body}");
+    assert!(body.get("sha256").is_none() && body.get("revision").is_none(), "{body}");
+    let body = Client::new(server.local_addr()).with_token("s3cret").get_json("/health/ready");
+    assert_eq!(body["revision"], 1, "{body}");
+    assert!(body["sha256"].is_string(), "{body}");
+}
+
+/// Issue #31: a token file of two lines started a server that answered 401 to everything.
+#[test]
+fn a_token_file_of_more_than_one_line_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "s3cret\nsecond line\n").unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_runretry"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--poll-interval-ms", "0", "--token-file"])
+        .arg(&file)
+        .env("RUNRETRY_CACHE", "off")
+        .env_remove("RUNRETRY_TOKEN")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("runretry serve started with a two-line token file");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&file.display().to_string()), "the error names the file: {stderr}");
+    assert!(!stderr.contains("s3cret"), "the error shows the token: {stderr}");
+    // One line, with its newline, is a token.
+    std::fs::write(&file, "s3cret\n").unwrap();
+    let server = ServeProcess::start(&["--token-file", &file.display().to_string()]);
+    assert_eq!(Client::new(server.addr).with_token("s3cret").get("/v1/policy").0, 200);
+}
+
+/// Issue #31: offering the bytes of a kept version again kept its sha256 twice.
+#[test]
+fn a_version_offered_again_is_kept_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(uploads(dir.path())).unwrap();
+    let client = Client::new(server.local_addr());
+    assert_eq!(client.put("/v1/policy?name=backoff.wasm", &backoff()).0, 200);
+    let (status, body) = client.put("/v1/policy?name=default-again.wasm", runretry::DEFAULT_POLICY_WASM);
+    assert_eq!((status, &body["active"]["revision"]), (200, &Value::from(3)), "{body}");
+    let policy = client.get_json("/v1/policy");
+    let kept: Vec<&str> =
+        policy["versions"].as_array().unwrap().iter().map(|v| v["sha256"].as_str().unwrap()).collect();
+    assert_eq!(kept.len(), 2, "{policy}");
+    assert_ne!(kept[0], kept[1], "{policy}");
+    // A rollback goes to the version before, not to an older copy of the same bytes.
+    let (status, body) = client.post("/v1/policy/rollback", b"");
+    assert_eq!((status, &body["active"]["name"]), (200, &Value::from("backoff.wasm")), "{body}");
 }

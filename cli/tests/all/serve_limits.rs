@@ -283,3 +283,76 @@ fn soak_slow_idle_stalled_and_unread_clients_beside_normal_ones() {
     eprintln!("soak: RSS after the clients left {settled:.0} MiB");
     assert_eq!(client.post("/v1/decide", case_for("after").as_bytes()).0, 200);
 }
+
+/// Issue #31: with the file limit at 256, 300 connections that never send a byte took every
+/// slot (the spare ones too) and `/health` waited behind them in the backlog.
+#[cfg(target_os = "linux")]
+#[test]
+fn health_answers_while_idle_connections_exhaust_the_file_limit() {
+    raise_own_file_limit(1024);
+    let server = ServeProcess::start_with_file_limit(&[], 256);
+    let idle: Vec<TcpStream> = (0..300).map(|_| TcpStream::connect(server.addr).unwrap()).collect();
+    let mut probe = TcpStream::connect(server.addr).unwrap();
+    probe.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    probe.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_answer(&mut probe).0, 200, "/health must answer under connection exhaustion");
+    drop(idle);
+}
+
+/// This test process needs a descriptor per connection it holds.
+#[cfg(target_os = "linux")]
+fn raise_own_file_limit(at_least: libc::rlim_t) {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed in.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        if limit.rlim_cur < at_least {
+            limit.rlim_cur = at_least.min(limit.rlim_max);
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+        }
+    }
+}
+
+/// Issue #31: a client that sends its whole (large) body before reading saw the connection
+/// reset instead of the 401 or 403 the server answered from the head.
+#[test]
+fn a_refused_large_body_is_answered_not_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(ServeConfig { token: Some("s3cret".into()), ..config(dir.path()) }).unwrap();
+    let body = vec![b' '; 12 << 20];
+    for (method, path, status) in [("POST", "/v1/decide", 401), ("PUT", "/v1/policy", 401)] {
+        let mut stream = connect(server.local_addr());
+        stream.set_write_timeout(Some(Duration::from_secs(15))).unwrap();
+        write!(stream, "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
+        stream.write_all(&body).expect("the server reads and drops the body it refused");
+        assert_eq!(read_answer(&mut stream).0, status, "{method} {path}");
+    }
+    let open = Server::start(config(dir.path())).unwrap();
+    let mut stream = connect(open.local_addr());
+    stream.set_write_timeout(Some(Duration::from_secs(15))).unwrap();
+    write!(stream, "PUT /v1/policy HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
+    stream.write_all(&body).expect("the server reads and drops the upload it refused");
+    assert_eq!(read_answer(&mut stream).0, 403, "uploads are disabled");
+}
+
+/// Issue #31: HTTP/1.1 requires exactly one `Host` header; none or two were answered 200.
+#[test]
+fn a_missing_or_repeated_host_header_is_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path())).unwrap();
+    for head in [
+        "GET /health HTTP/1.1\r\n\r\n",
+        "GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        "GET /v1/policy HTTP/1.1\r\n\r\n",
+    ] {
+        let mut stream = connect(server.local_addr());
+        stream.write_all(head.as_bytes()).unwrap();
+        let (status, body) = read_answer(&mut stream);
+        assert_eq!(status, 400, "{head:?}: {body}");
+        assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"]["kind"], "bad input", "{body}");
+    }
+    // HTTP/1.0 has no Host requirement.
+    let mut stream = connect(server.local_addr());
+    stream.write_all(b"GET /health HTTP/1.0\r\n\r\n").unwrap();
+    assert_eq!(read_answer(&mut stream).0, 200);
+}

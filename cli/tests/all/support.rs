@@ -42,3 +42,26 @@ pub fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// `component` with a custom section carrying `n` appended: the same policy under other bytes
+/// (another SHA-256, another compile-cache entry), as a stream of distinct uploads would be.
+pub fn variant(component: &[u8], n: u64) -> Vec<u8> {
+    let name = b"runretry-test-variant";
+    let mut section = vec![name.len() as u8];
+    section.extend_from_slice(name);
+    section.extend_from_slice(&n.to_le_bytes());
+    let mut bytes = component.to_vec();
+    // Section id 0 (custom), then its size: under 128, so one LEB128 byte.
+    bytes.extend_from_slice(&[0, section.len() as u8]);
+    bytes.extend_from_slice(&section);
+    bytes
+}
+
+/// The compiled entries (`*.cwasm`) in a compile-cache directory.
+pub fn cache_entries(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "cwasm")).collect()
+        })
+        .unwrap_or_default()
+}
