@@ -19,7 +19,8 @@ class RunretryError(Exception):
     """The host's stable name of the kind: "bad input", "fuel exhausted", ..."""
 
 class BadInput(RunretryError):
-    """Malformed input (bad JSON, a wrong field type, an unreadable file); the message names the field."""
+    """Malformed input (bad JSON, a wrong field type, an unreadable file); the message names the
+    field or the file."""
 
 class PolicyError(RunretryError):
     """The policy failed to answer."""
@@ -62,18 +63,36 @@ class Policy:
         max_output_bytes: int | None = None,
         cache_dir: str | PathLike[str] | Literal[False] | None = None,
     ) -> Policy:
-        """Load a policy component; ``on_policy_error`` also covers one that fails to load."""
+        """Load the policy component at ``path`` (a relative path is relative to the process's
+        working directory).
+
+        ``on_policy_error`` is what a failing policy leads to, and covers one that does not load
+        (a missing or unreadable file, not a component, another world): ``"fail"`` raises here
+        (``BadInput`` naming a file that cannot be read, ``InvalidComponent`` naming one that is
+        not a policy); ``"give-up"`` and ``"default"`` return the policy anyway, log a warning
+        on the ``runretry.policy`` logger naming the file and the error, keep the error in
+        :attr:`load_error`, and every :meth:`decide` gives up (``action: NONE``) or decides with
+        the embedded default policy, its first event naming the file and the error.
+        """
 
     def decide(self, case: Case) -> dict[str, Any]:
         """The complete decision (``runretry decide``), as a dict."""
 
     def select_steps(self, case: Case, strategy: Strategy) -> dict[str, Any]:
-        """The selection (``runretry select-steps``), or ``{"strategy", "error"}`` when refused."""
+        """The selection (``runretry select-steps``), or ``{"strategy", "error"}`` when refused.
+        ``on_policy_error`` does not apply: a policy that fails, or did not load, raises."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The path the policy was loaded from, or ``<embedded default policy>``."""
     @property
     def on_policy_error(self) -> OnPolicyError: ...
+    @property
+    def load_error(self) -> PolicyError | None:
+        """Why the policy did not load, or None when it did. Only under ``"give-up"`` and
+        ``"default"`` (``"fail"`` raises in :meth:`load`); a file that cannot be read is an
+        ``InvalidComponent`` here, as it is in the fallback's event: the deployment has no
+        policy."""
 
 def conformance(
     policy_path: str | PathLike[str] | None = None,

@@ -1,12 +1,12 @@
 //! `runretry.Policy` and `runretry.conformance`: the host's [`Deployment`] and [`run_suite`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use runretry::conformance::{run_suite, SuiteChoice};
-use runretry::{Deployment, OnPolicyError, Sandbox, Strategy};
+use runretry::{fall_back, Case, Decision, Deployment, Error, OnPolicyError, Policy, Sandbox, Strategy};
 
 use crate::errors;
 use crate::json;
@@ -17,9 +17,42 @@ use crate::limits::Limits;
 /// with the GIL released.
 #[pyclass(name = "Policy", module = "runretry", frozen)]
 pub(crate) struct PyPolicy {
-    deployment: Deployment,
+    engine: Engine,
     name: String,
     mode: &'static str,
+}
+
+/// What decides: the host's deployment, or, for a file that cannot be read, the host's
+/// fallback alone.
+enum Engine {
+    /// The policy, or (under `give-up` and `default`) why it failed to load.
+    Deployed(Deployment),
+    /// The file cannot be read (missing, a directory, no permission), under `give-up` or
+    /// `default`. The host's `Deployment::load` refuses an unreadable file as bad input
+    /// whatever the mode, as the command line should (a typo in `--policy`); but a deployment
+    /// whose policy file is missing is as broken as one whose file is garbage, and must not
+    /// stop retries either, so every decision goes through the host's own `fall_back`. The
+    /// error is an invalid component there (the deployment has none at that path), since
+    /// `fall_back` rightly never masks bad input.
+    Unreadable { error: Error, default: Option<Policy>, mode: OnPolicyError },
+}
+
+impl Engine {
+    fn decide(&self, name: &str, case: &Case) -> Result<Decision, Error> {
+        match self {
+            Engine::Deployed(deployment) => deployment.decide(case),
+            Engine::Unreadable { error, default, mode } => {
+                fall_back(error.clone(), name, default.as_ref(), case, *mode)
+            }
+        }
+    }
+
+    fn policy(&self) -> Result<&Policy, Error> {
+        match self {
+            Engine::Deployed(deployment) => deployment.policy(),
+            Engine::Unreadable { error, .. } => Err(error.clone()),
+        }
+    }
 }
 
 /// `on_policy_error` as Python spells it (the command line's values).
@@ -40,12 +73,68 @@ fn parse_strategy(text: &str) -> PyResult<Strategy> {
 }
 
 /// Build the sandbox and load the deployment, with the GIL released (compiling takes time).
+/// A policy that does not load under `give-up` or `default` is logged (a warning on the
+/// `runretry.policy` logger naming the file and the error) and every decision falls back.
 fn load(py: Python<'_>, path: Option<PathBuf>, limits: Limits, mode: OnPolicyError) -> PyResult<PyPolicy> {
-    let name = path.as_ref().map_or_else(|| "<embedded default policy>".to_string(), |p| p.display().to_string());
-    let deployment = py
-        .detach(|| Sandbox::new(limits.config()).and_then(|sandbox| Deployment::load(&sandbox, path.as_deref(), mode)))
+    let Some(path) = path else {
+        let deployment = py
+            .detach(|| Sandbox::new(limits.config()).and_then(|sandbox| Deployment::load(&sandbox, None, mode)))
+            .map_err(errors::to_py)?;
+        return Ok(PyPolicy { engine: Engine::Deployed(deployment), name: DEFAULT_NAME.into(), mode: mode.as_str() });
+    };
+    let name = path.display().to_string();
+    let engine = py
+        .detach(|| {
+            let sandbox = Sandbox::new(limits.config())?;
+            match Deployment::load(&sandbox, Some(&path), mode) {
+                Ok(deployment) => Ok(Engine::Deployed(deployment)),
+                // The sandbox is built: bad input here is the file, which could not be read.
+                Err(Error::BadInput { what, cause }) => {
+                    let what = format!("{what}{}", relative_hint(&path));
+                    let default = match mode {
+                        OnPolicyError::Fail => return Err(Error::BadInput { what, cause }),
+                        OnPolicyError::GiveUp => None,
+                        OnPolicyError::Default => Some(sandbox.load_default()?),
+                    };
+                    let error = Error::InvalidComponent { reason: what, cause };
+                    Ok(Engine::Unreadable { error, default, mode })
+                }
+                Err(error) => Err(error),
+            }
+        })
         .map_err(errors::to_py)?;
-    Ok(PyPolicy { deployment, name, mode: mode.as_str() })
+    if let Err(error) = engine.policy() {
+        let consequence = match mode {
+            OnPolicyError::Default => "the embedded default policy decides instead",
+            _ => "no run is retried",
+        };
+        // The kind once, as the fallback's event says it: the error's text starts with it.
+        let text = error.to_string();
+        let detail = text.strip_prefix(&format!("{}: ", error.kind())).unwrap_or(&text);
+        // Logged under the package's name (as the library's own warnings are), where a Python
+        // application configures it; `runretry._runretry.policy` would be an internal name.
+        tracing::warn!(
+            target: "runretry::policy",
+            "policy {name} does not load ({}): {detail}; on_policy_error={:?}: {consequence}",
+            error.kind(),
+            mode.as_str()
+        );
+    }
+    Ok(PyPolicy { engine, name, mode: mode.as_str() })
+}
+
+const DEFAULT_NAME: &str = "<embedded default policy>";
+
+/// For a relative path, what it was resolved against: a sensor's working directory is its
+/// code server's, which is easy to mistake for the directory of the file that defines it.
+fn relative_hint(path: &Path) -> String {
+    if path.is_absolute() {
+        return String::new();
+    }
+    match std::env::current_dir() {
+        Ok(dir) => format!(" (relative to the working directory, {})", dir.display()),
+        Err(_) => " (relative to the working directory)".to_string(),
+    }
 }
 
 #[pymethods]
@@ -58,9 +147,11 @@ impl PyPolicy {
         load(py, None, Limits::from_kwargs(limits)?, OnPolicyError::Fail)
     }
 
-    /// Load the policy component at `path` under the given limits. `on_policy_error` is
-    /// `"fail"` (raise), `"give-up"` (decide not to retry) or `"default"` (decide with the
-    /// default policy); it also covers a component that fails to load.
+    /// Load the policy component at `path` (relative: to the working directory) under the
+    /// given limits. `on_policy_error` is `"fail"` (raise), `"give-up"` (decide not to retry)
+    /// or `"default"` (decide with the default policy); it also covers a policy that does not
+    /// load (missing, unreadable, not a component): `"fail"` raises here, naming the file; the
+    /// others warn on the `runretry.policy` logger and keep the error in `load_error`.
     #[staticmethod]
     #[pyo3(signature = (path, *, on_policy_error="fail", **limits))]
     fn load(
@@ -76,7 +167,7 @@ impl PyPolicy {
     /// The complete decision for a case (a dict or a JSON string), as a dict.
     fn decide(&self, py: Python<'_>, case: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let case = json::case_from_py(case)?;
-        let decision = py.detach(|| self.deployment.decide(&case)).map_err(errors::to_py)?;
+        let decision = py.detach(|| self.engine.decide(&self.name, &case)).map_err(errors::to_py)?;
         json::to_py(py, &decision)
     }
 
@@ -86,7 +177,7 @@ impl PyPolicy {
     fn select_steps(&self, py: Python<'_>, case: &Bound<'_, PyAny>, strategy: &str) -> PyResult<Py<PyAny>> {
         let strategy = parse_strategy(strategy)?;
         let case = json::case_from_py(case)?;
-        let policy = self.deployment.policy().map_err(errors::to_py)?;
+        let policy = self.engine.policy().map_err(errors::to_py)?;
         let answer = py.detach(|| policy.select_steps(&case.run, strategy)).map_err(errors::to_py)?;
         json::to_py(py, &answer)
     }
@@ -95,6 +186,14 @@ impl PyPolicy {
     #[getter]
     fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Why the policy did not load (under `"give-up"` or `"default"`, which keep deciding), as
+    /// the exception; `None` when it loaded.
+    #[getter]
+    fn load_error(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        let error = self.engine.policy().err()?;
+        Some(errors::to_py(error).into_value(py).into_any())
     }
 
     /// What happens when the policy fails: `"fail"`, `"give-up"` or `"default"`.

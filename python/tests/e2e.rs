@@ -41,6 +41,7 @@ fn python_package_and_dagster_integration() {
             .env("RUNRETRY_E2E_CIRCUIT_BREAKER_POLICY", example_policy("circuit_breaker_policy"))
             .env("RUNRETRY_E2E_HOSTILE_POLICY", runretry_test_guests::hostile("panic"))
             .env("RUNRETRY_E2E_LOOP_POLICY", runretry_test_guests::hostile("infinite_loop"))
+            .env("RUNRETRY_E2E_OTHER_WORLD_POLICY", runretry_test_guests::OTHER_WORLD)
             .env("RUNRETRY_E2E_CONTRACT_SUITE", crate_dir().join("../tests/conformance")),
     );
     println!("{output}");

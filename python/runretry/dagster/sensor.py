@@ -58,25 +58,41 @@ def _job_name(job: Any) -> str:
 
 
 def _load_policy(path: str | None, on_policy_error: OnPolicyError, limits: dict[str, Any], log: Any) -> runretry.Policy:
-    """The policy, loaded once per process and file version. A file that fails to load is
-    reported in the sensor's log; under ``give-up`` or ``default`` decisions still go on."""
+    """The policy, loaded once per process and file version (a missing file is a version too:
+    the tick after it appears loads it). A policy that does not load follows ``on_policy_error``
+    as ``Policy.load`` does: under ``fail`` the tick raises its error, which names the file;
+    under ``give-up`` or ``default`` the error goes to the sensor's log and decisions go on."""
     if path is None:
         key: tuple[Any, ...] = (None, on_policy_error, tuple(sorted(limits.items())))
     else:
-        stat = os.stat(path)
-        key = (path, stat.st_mtime_ns, stat.st_size, on_policy_error, tuple(sorted(limits.items())))
+        try:
+            stat = os.stat(path)
+            version: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            version = None  # missing or unreadable: Policy.load says why, in on_policy_error's way
+        key = (path, version, on_policy_error, tuple(sorted(limits.items())))
     with _policies_lock:
         if key not in _policies:
             if path is None:
                 _policies[key] = runretry.Policy.default(**limits)
             else:
                 try:
-                    runretry.Policy.load(path, on_policy_error="fail", **limits)
-                except runretry.PolicyError as error:
-                    log.error(f"runretry: policy {path} does not load ({error.kind}): {error}; "
+                    policy = runretry.Policy.load(path, on_policy_error=on_policy_error, **limits)
+                except runretry.RunretryError as error:
+                    log.error(f"runretry: policy {path} does not load ({error.kind}): {_detail(error)}; "
+                              f"on_policy_error='fail': no failure is decided until it loads")
+                    raise
+                if policy.load_error is not None:
+                    error = policy.load_error
+                    log.error(f"runretry: policy {path} does not load ({error.kind}): {_detail(error)}; "
                               f"on_policy_error={on_policy_error!r} applies to every decision")
-                _policies[key] = runretry.Policy.load(path, on_policy_error=on_policy_error, **limits)
+                _policies[key] = policy
         return _policies[key]
+
+
+def _detail(error: runretry.RunretryError) -> str:
+    """The error's text without its kind, which it starts with (the caller names the kind)."""
+    return str(error).removeprefix(f"{error.kind}: ")
 
 
 class _Cursor:
@@ -138,10 +154,14 @@ def runretry_sensor(
     """A sensor for ``Definitions`` that decides run retries with a runretry policy.
 
     ``policy`` is a policy component's path (None: the embedded default policy, Dagster's own
-    semantics). ``mode`` is ``"shadow"`` (compare with Dagster's retries, launch nothing) or
-    ``"enforce"`` (launch retries; set ``run_retries.enabled: false``). ``on_policy_error`` is
-    what a failing policy leads to: ``"fail"`` (no retry, the error logged), ``"give-up"`` (no
-    retry) or ``"default"`` (decide with the default policy). ``monitored_jobs`` are jobs or job
+    semantics); a relative path is relative to the working directory of the process that runs
+    the sensor (the code location's server), not to the file that defines it. ``mode`` is
+    ``"shadow"`` (compare with Dagster's retries, launch nothing) or ``"enforce"`` (launch
+    retries; set ``run_retries.enabled: false``). ``on_policy_error`` is what a failing policy
+    leads to, including one that does not load (missing, unreadable, not a component):
+    ``"fail"`` (no retry, the error logged; a policy that does not load fails every tick with
+    its error until it loads), ``"give-up"`` (no retry, logged) or ``"default"`` (decide with
+    the default policy, logged). ``monitored_jobs`` are jobs or job
     names (None: every job of this code location). ``shadow_wait_seconds`` bounds how long a
     shadow judgement waits for the daemon (past it, the daemon is taken not to retry).
     ``policy_limits`` are ``Policy.load``'s sandbox limits (``fuel``, ``deadline_ms``, ...).

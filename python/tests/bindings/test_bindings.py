@@ -115,3 +115,94 @@ def test_the_librarys_warnings_reach_python_logging(tmp_path: Path, caplog: pyte
     assert warnings, caplog.records
     assert str(not_a_directory) in warnings[0].getMessage(), warnings[0].getMessage()
     assert policy.decide(json.loads(EXAMPLE.read_text()))["action"]
+
+
+OTHER_WORLD = os.environ.get("RUNRETRY_E2E_OTHER_WORLD_POLICY")
+
+
+def _broken_policy(broken: str, tmp_path: Path) -> Path:
+    """A policy file that cannot be loaded, in one of the ways a deployment breaks."""
+    if broken == "missing":
+        return tmp_path / "missing.wasm"
+    if broken == "unreadable":
+        return tmp_path  # a directory: there, but not a file anyone can read as one
+    if broken == "not a component":
+        path = tmp_path / "garbage.wasm"
+        path.write_bytes(b"this is not a wasm component")
+        return path
+    if OTHER_WORLD is None:
+        pytest.skip("needs the test guests (run from cargo test)")
+    return Path(OTHER_WORLD)
+
+
+BROKEN = ["missing", "unreadable", "not a component", "wrong world"]
+
+
+# Regression (#31, finding 5): a missing policy file raised BadInput whatever on_policy_error said.
+@pytest.mark.parametrize("broken", BROKEN)
+def test_a_policy_that_does_not_load_raises_under_fail_naming_the_file(broken: str, tmp_path: Path) -> None:
+    path = _broken_policy(broken, tmp_path)
+    with pytest.raises(runretry.RunretryError) as caught:
+        runretry.Policy.load(path, on_policy_error="fail")
+    assert str(path) in str(caught.value), caught.value
+    # What cannot be read is bad input, as on the command line; what is read but is no policy
+    # is an invalid component.
+    expected = runretry.BadInput if broken in ("missing", "unreadable") else runretry.InvalidComponent
+    assert type(caught.value) is expected, caught.value
+
+
+@pytest.mark.parametrize("broken", BROKEN)
+def test_a_policy_that_does_not_load_gives_up_under_give_up(
+    broken: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _broken_policy(broken, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="runretry"):
+        policy = runretry.Policy.load(path, on_policy_error="give-up")
+    _assert_warned(caplog, path, "no run is retried")
+    assert isinstance(policy.load_error, runretry.PolicyError) and str(path) in str(policy.load_error)
+    decision = policy.decide(EXAMPLE.read_text())
+    assert decision["action"] == "NONE" and not decision["retry"], decision
+    assert decision["events"][0].startswith(f"policy {path} failed ("), decision["events"]
+
+
+@pytest.mark.parametrize("broken", BROKEN)
+def test_a_policy_that_does_not_load_falls_back_under_default(
+    broken: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _broken_policy(broken, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="runretry"):
+        policy = runretry.Policy.load(path, on_policy_error="default")
+    _assert_warned(caplog, path, "the embedded default policy decides")
+    assert isinstance(policy.load_error, runretry.PolicyError) and str(path) in str(policy.load_error)
+    case = EXAMPLE.read_text()
+    decision = policy.decide(case)
+    assert decision == {**runretry.Policy.default().decide(case), "events": decision["events"]}
+    note = decision["events"][0]
+    assert note.startswith(f"policy {path} failed (") and "decided with the default policy instead" in note, note
+    # select_steps does not fall back (as for a policy that fails while answering): it raises.
+    with pytest.raises(runretry.RunretryError, match=str(path)):
+        policy.select_steps(case, "ALL_STEPS")
+
+
+def test_a_policy_that_loads_has_no_load_error() -> None:
+    assert runretry.Policy.default().load_error is None
+
+
+def test_a_relative_policy_path_is_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(runretry.BadInput) as caught:
+        runretry.Policy.load("missing.wasm")
+    assert f"relative to the working directory, {tmp_path}" in str(caught.value), caught.value
+    (tmp_path / "here.wasm").write_bytes(b"garbage")
+    # Found from the working directory: refused for what it holds, not for being missing.
+    with pytest.raises(runretry.InvalidComponent, match="here.wasm"):
+        runretry.Policy.load("here.wasm")
+
+
+def _assert_warned(caplog: pytest.LogCaptureFixture, path: Path, consequence: str) -> None:
+    """A warning on the `runretry` logger names the file, the error and what follows from it."""
+    warnings = [r.getMessage() for r in caplog.records
+                if r.name.startswith("runretry") and r.levelno == logging.WARNING]
+    assert any(str(path) in w and "does not load" in w and consequence in w for w in warnings), warnings

@@ -9,7 +9,8 @@
 (e) a retry that Dagster's daemon created but never submitted is submitted (RESUBMIT_EXISTING),
     not duplicated.
 (d) a hostile policy under on_policy_error="default" falls back and the retry happens; a
-    malformed policy file is reported clearly, the sensor keeps ticking, and the retry happens.
+    malformed or missing policy file is reported clearly, the sensor keeps ticking, and the
+    retry happens; under "fail" a missing one fails the tick, naming the file.
 """
 
 from __future__ import annotations
@@ -301,6 +302,41 @@ def test_malformed_policy_file_is_reported_and_the_retry_still_happens(
     assert retry.parent_run_id == root and retry.tags["dagster/retry_number"] == "1"
     ticks = d.sensor_ticks()
     assert ticks and not any(t.status == TickStatus.FAILURE for t in ticks)
+
+
+# Regression (#31, finding 5): a missing policy file raised FileNotFoundError on every tick, so
+# under on_policy_error="default" no run was retried at all.
+def test_missing_policy_file_falls_back_to_default_and_the_retry_happens(
+    deployment_factory: Any, tmp_path: Path
+) -> None:
+    missing = tmp_path / "not-deployed.wasm"
+    d = deployment_factory("enforce", retries_enabled=False, policy=str(missing), on_policy_error="default")
+    root = d.launch("op_raises")
+    d.wait("the retry", lambda: d.run(root).tags.get("dagster/auto_retry_run_id"))
+    messages = engine_messages(d, root)
+    assert any(f"policy {missing} failed (" in m and "decided with the default policy instead" in m
+               for m in messages), messages
+    # The sensor's log names the file and why it does not load, once at load and per decision.
+    loaded = log_line(d, f"runretry: policy {missing} does not load")
+    decided = log_line(d, f"runretry: run {root}: policy {missing} failed (")
+    for line in (loaded, decided):
+        assert " - ERROR - " in line and "runretry_sensor" in line and "No such file or directory" in line, line
+    assert "on_policy_error='default' applies to every decision" in loaded, loaded
+    retry = d.run(d.run(root).tags["dagster/auto_retry_run_id"])
+    assert retry.parent_run_id == root and retry.tags["dagster/retry_number"] == "1"
+    ticks = d.sensor_ticks()
+    assert ticks and not any(t.status == TickStatus.FAILURE for t in ticks)
+
+
+def test_missing_policy_file_under_fail_fails_the_tick_naming_the_file(deployment_factory: Any, tmp_path: Path) -> None:
+    # on_policy_error="fail": the tick fails with the host's error (as `Policy.load` raises it),
+    # which names the file, instead of deciding without the policy.
+    missing = tmp_path / "not-deployed.wasm"
+    d = deployment_factory("enforce", retries_enabled=False, policy=str(missing), on_policy_error="fail")
+    tick = d.sensor_ticks()[0]
+    assert tick.status == TickStatus.FAILURE, tick
+    error = tick.error.to_string() if tick.error else ""
+    assert f"{missing}: cannot read policy" in error and "BadInput" in error, error
 
 
 @pytest.fixture(scope="session")
