@@ -1,5 +1,5 @@
 //! The `runretry` command line: parses arguments, calls the library, prints JSON.
-//! Exit codes (case-format §5): 0 answered, 1 policy refused, 2 bad input, 3 policy failed.
+//! Exit codes (docs/cli.md, "Exit codes"): 0 answered, 1 policy refused, 2 bad input, 3 policy failed.
 
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
-//! FROM_ASSET_FAILURE (run-retries.md §10; `docs/dagster-asset-reexecution.md` §2): a port of
-//! Dagster 1.13.29's `RunDomain.get_keys_to_reexecute`, plus the check that building the new
-//! run's job subset does (`_subset_assets_defs`), so a selection Dagster cannot launch is refused
-//! here with Dagster's message rather than answered.
+//! FROM_ASSET_FAILURE (docs/dagster-semantics.md §10; `docs/dagster-asset-reexecution.md` §2): a
+//! port of Dagster 1.13.29's `RunDomain.get_keys_to_reexecute`, plus the check that building the
+//! new run's job subset does (`_subset_assets_defs`), so a selection Dagster cannot launch is
+//! refused here with Dagster's message rather than answered.
 
 use std::collections::{BTreeSet, HashSet};
 

@@ -1,5 +1,5 @@
-//! The complete retry decision (run-retries.md §6–§8): the failure-time check, the daemon's
-//! checks, idempotence, strategy and launch, folded into one answer.
+//! The complete retry decision (docs/dagster-semantics.md §6–§8): the failure-time check, the
+//! daemon's checks, idempotence, strategy and launch, folded into one answer.
 
 use crate::group::{existing_automatic_retry, existing_members};
 use crate::parse::{boolean_tag, python_int};

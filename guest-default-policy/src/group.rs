@@ -1,6 +1,6 @@
 //! The run group: counting it, finding an existing automatic retry, loading ancestors
-//! (run-retries.md §7, §16). A run that is absent from the group, or marked deleted, cannot be
-//! loaded, exactly as Dagster's storage lookups fail for it.
+//! (docs/dagster-semantics.md §7, §16). A run that is absent from the group, or marked deleted,
+//! cannot be loaded, exactly as Dagster's storage lookups fail for it.
 
 use crate::tags::{AUTO_RETRY_RUN_ID, RETRY_NUMBER};
 use runretry_kit::{tag, GroupMember, Run};

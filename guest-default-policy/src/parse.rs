@@ -1,4 +1,4 @@
-//! Tag parsing exactly as Dagster (Python) does it (run-retries.md §4).
+//! Tag parsing exactly as Dagster (Python) does it (docs/dagster-semantics.md §4).
 
 /// First code point of every run of ten Unicode decimal digits (category Nd, Unicode 14, as in
 /// CPython 3.11), which Python's `int()` accepts as digits: `"٣"` is 3, full-width `"１"` is 1.

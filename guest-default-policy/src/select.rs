@@ -1,7 +1,7 @@
-//! What a re-execution runs (run-retries.md §9, §10, §16). FROM_FAILURE is a port of Dagster's
-//! `_derive_state_of_past_run`, keeping its tracking-dict model so mapped-step corner cases come
-//! out exactly as Dagster's do; FROM_ASSET_FAILURE is in `assets`. FROM_FAILURE and ALL_STEPS
-//! carry the failed run's asset selections over unchanged (§10, last point).
+//! What a re-execution runs (docs/dagster-semantics.md §9, §10, §16). FROM_FAILURE is a port of
+//! Dagster's `_derive_state_of_past_run`, keeping its tracking-dict model so mapped-step corner
+//! cases come out exactly as Dagster's do; FROM_ASSET_FAILURE is in `assets`. FROM_FAILURE and
+//! ALL_STEPS carry the failed run's asset selections over unchanged (§10, last point).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 

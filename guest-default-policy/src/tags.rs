@@ -1,4 +1,4 @@
-//! Dagster's system tags and the new run's tag map (run-retries.md §3, §8.3).
+//! Dagster's system tags and the new run's tag map (docs/dagster-semantics.md §3, §8.3).
 
 use runretry_kit::{tag, BackfillStatus, Run, Strategy, TagMerge, Tags};
 

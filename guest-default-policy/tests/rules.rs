@@ -1,4 +1,4 @@
-//! One native test per rule of run-retries.md, straight against the library (no Wasm).
+//! One native test per rule of docs/dagster-semantics.md, straight against the library (no Wasm).
 
 use runretry_default_policy::*;
 use runretry_kit::*;

@@ -49,7 +49,8 @@ pub(crate) fn wasm_kind(bytes: &[u8]) -> WasmKind {
     }
 }
 
-/// Compile a component (or fetch it from the compile cache) after checking what it is.
+/// Compile a component after checking what it is (the compile cache, when there is one, wraps
+/// this call: `Sandbox::load_bytes`).
 pub(crate) fn compile(engine: &Engine, name: &str, bytes: &[u8]) -> Result<Component, Error> {
     match wasm_kind(bytes) {
         WasmKind::Component => {}

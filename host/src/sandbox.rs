@@ -158,7 +158,7 @@ const DECOMMIT_BATCH: usize = 1;
 /// Python guests hold more than 16 core instances per component.
 const POOLED_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
 
-/// Build the engine: fuel, epochs, stack cap, cache, and (when possible) the pooling allocator.
+/// Build the engine: fuel, epochs, stack cap and (when possible) the pooling allocator.
 pub(crate) fn build_engine(config: &SandboxConfig) -> Result<Engine, Error> {
     let mut wasm = Config::new();
     wasm.wasm_component_model(true)

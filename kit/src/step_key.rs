@@ -1,5 +1,5 @@
-//! The step-key grammar (run-retries.md §9): plain `name`, unresolved mapped `name[?]`, and
-//! resolved instance `name[k]`. The one parser for it: the default policy tracks steps by it,
+//! The step-key grammar (docs/dagster-semantics.md §9): plain `name`, unresolved mapped `name[?]`,
+//! and resolved instance `name[k]`. The one parser for it: the default policy tracks steps by it,
 //! the host checks a policy's step keys with it.
 
 use std::fmt;

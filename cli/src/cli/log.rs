@@ -29,7 +29,8 @@ where
 {
     fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let metadata = event.metadata();
-        let prefix = if metadata.target().starts_with("runretry::serve") {
+        // The service is a crate of its own: its events' targets are `runretry_serve::...`.
+        let prefix = if metadata.target().starts_with("runretry_serve") {
             "runretry serve: "
         } else {
             match *metadata.level() {

@@ -1,7 +1,8 @@
 //! The batch endpoint and the decision log under pressure (issue #31): a batch's answer streams
 //! in bounded memory, ends at its deadline and is cut when nobody reads it; a batch cannot push
 //! earlier decisions out of the log; a stalled log reader, a full device or a file-size limit
-//! never stops answers, probes or shutdown, and leaves a log that parses and replays. Servers
+//! never stops answers, probes or shutdown, and leaves a log that parses and replays; and the
+//! server's own lines on stderr say they are the server's. Servers
 //! listen on 127.0.0.1:0 and are always stopped (in-process on drop, child processes killed on
 //! drop).
 
@@ -611,4 +612,17 @@ fn a_full_device_is_reported_once_and_counted() {
     assert!(server.exited_within(Duration::from_secs(20)).is_some_and(|s| s.success()));
     let stderr = server.stderr();
     assert_eq!(stderr.lines().filter(|l| l.contains("cannot write")).count(), 1, "{stderr}");
+}
+
+/// Issue #30, finding 5: since the service became a crate of its own its lines printed as
+/// `runretry: ...`, because the prefix was chosen for the target `runretry::serve` while its
+/// events come from `runretry_serve::...`.
+#[test]
+fn the_services_own_lines_start_with_runretry_serve() {
+    let server = spawn(&[], None);
+    server.addr();
+    let started = || server.stderr().lines().find(|line| line.contains("policy revision 1 active")).map(str::to_owned);
+    wait_for("the server's start-up line", || started().is_some());
+    let line = started().unwrap();
+    assert!(line.starts_with("runretry serve: policy revision 1 active"), "{line}");
 }
