@@ -51,7 +51,7 @@ fn realistic_case() -> Case {
     Case {
         config: Config { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true },
         run,
-        failure: Failure { reason: Some(FailureReason::StepFailure), ..Failure::default() },
+        failure: Failure::new(Some(FailureReason::StepFailure)),
     }
 }
 
@@ -137,8 +137,6 @@ fn history(n: usize) -> Vec<HistoryRun> {
             let root = format!("0f8c2b1e-5d4a-4c3b-9e2f-{:012}", i / 3 * 3);
             let retry_number = (i % 3 != 0).then_some((i % 3) as u32);
             HistoryRun {
-                run_id: format!("0f8c2b1e-5d4a-4c3b-9e2f-{i:012}"),
-                status: RunStatus::Failure,
                 root_run_id: retry_number.map(|_| root),
                 retry_number,
                 launched_by: LaunchOrigin::Schedule,
@@ -149,6 +147,7 @@ fn history(n: usize) -> Vec<HistoryRun> {
                     "dagster._core.errors.DagsterExecutionStepExecutionError: Error occurred while executing op \
                      \"fetch\":\nThe above exception was caused by: ConnectionError: upstream API unavailable after {i} tries"
                 )),
+                ..HistoryRun::new(&format!("0f8c2b1e-5d4a-4c3b-9e2f-{i:012}"), RunStatus::Failure)
             }
         })
         .collect()

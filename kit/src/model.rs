@@ -449,6 +449,23 @@ pub struct HistoryRun {
 }
 
 impl HistoryRun {
+    /// An original run launched by hand, with no times and no failure recorded: a start for
+    /// tests and examples, which set the fields they need with `..HistoryRun::new(id, status)`,
+    /// so a field added to the contract does not break them.
+    pub fn new(run_id: &str, status: RunStatus) -> Self {
+        HistoryRun {
+            run_id: run_id.to_string(),
+            status,
+            root_run_id: None,
+            retry_number: None,
+            launched_by: LaunchOrigin::Manual,
+            start_time: None,
+            end_time: None,
+            failure_reason: None,
+            failure_message: None,
+        }
+    }
+
     /// The root of its re-execution group: `root_run_id`, or its own id for an original run.
     pub fn group_root(&self) -> &str {
         self.root_run_id.as_deref().unwrap_or(&self.run_id)
@@ -650,6 +667,15 @@ pub struct Failure {
     /// policy's wall clock reads. `None`: the fixed instant of 2000-01-01.
     #[cfg_attr(model_serde, serde(default, skip_serializing_if = "Option::is_none"))]
     pub now: Option<f64>,
+}
+
+impl Failure {
+    /// A failure for `reason`, with no message and the fixed instant for `now`: a start for
+    /// tests and examples (`Failure { now: Some(t), ..Failure::new(Some(reason)) }`), so a
+    /// field added to the contract does not break them.
+    pub fn new(reason: Option<FailureReason>) -> Self {
+        Failure { reason, ..Failure::default() }
+    }
 }
 
 /// The deployment's `run_retries` block. In JSON a misspelt key is an error (`max_retry` must

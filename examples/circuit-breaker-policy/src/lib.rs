@@ -189,8 +189,6 @@ mod tests {
 
     fn past(id: &str, root: Option<&str>, status: RunStatus, message: &str, age: f64) -> HistoryRun {
         HistoryRun {
-            run_id: id.into(),
-            status,
             root_run_id: root.map(Into::into),
             retry_number: root.map(|_| 1),
             launched_by: runretry_kit::LaunchOrigin::Schedule,
@@ -198,11 +196,12 @@ mod tests {
             end_time: Some(NOW - age + 5.0),
             failure_reason: (status == RunStatus::Failure).then_some(FailureReason::StepFailure),
             failure_message: (status == RunStatus::Failure).then(|| message.to_string()),
+            ..HistoryRun::new(id, status)
         }
     }
 
     fn failure(message: &str) -> Failure {
-        Failure { reason: Some(FailureReason::StepFailure), message: Some(message.into()), now: Some(NOW) }
+        Failure { message: Some(message.into()), now: Some(NOW), ..Failure::new(Some(FailureReason::StepFailure)) }
     }
 
     fn storm(groups: usize) -> Run {

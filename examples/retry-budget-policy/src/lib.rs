@@ -100,15 +100,12 @@ mod tests {
 
     fn past(retry_number: Option<u32>, age: Option<f64>) -> HistoryRun {
         HistoryRun {
-            run_id: format!("past-{age:?}"),
-            status: RunStatus::Failure,
             root_run_id: retry_number.map(|_| "root".into()),
             retry_number,
             launched_by: LaunchOrigin::Sensor,
             start_time: age.map(|a| NOW - a),
-            end_time: None,
             failure_reason: Some(FailureReason::StepFailure),
-            failure_message: None,
+            ..HistoryRun::new(&format!("past-{age:?}"), RunStatus::Failure)
         }
     }
 
@@ -121,7 +118,7 @@ mod tests {
     }
 
     fn decide(run: &Run) -> Decision {
-        let failure = Failure { reason: Some(FailureReason::StepFailure), message: None, now: Some(NOW) };
+        let failure = Failure { now: Some(NOW), ..Failure::new(Some(FailureReason::StepFailure)) };
         let config = Config { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true };
         RetryBudgetPolicy::should_retry(run, &failure, &config)
     }
