@@ -181,3 +181,16 @@ fn the_readme_counts_the_default_suite_right() {
     let claim = format!("the default suite: {} cases", cases.len());
     assert!(readme.contains(&claim), "README.md should say {claim:?}");
 }
+
+/// Issue #30, finding 7: two documents were linked from nowhere. `docs/README.md`, the index by
+/// reader, links every document under `docs/`.
+#[test]
+fn the_docs_index_links_every_document() {
+    let index = std::fs::read_to_string(repo().join("docs/README.md")).unwrap();
+    for entry in std::fs::read_dir(repo().join("docs")).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".md") && name != "README.md" {
+            assert!(index.contains(&format!("]({name})")), "docs/README.md does not link {name}");
+        }
+    }
+}
