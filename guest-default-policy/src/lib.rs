@@ -6,9 +6,13 @@
 //! natively, and reused by custom policies (see `examples/backoff-policy`). Built for
 //! `wasm32-wasip2` with the `component` feature (the default), the crate also exports
 //! [`DefaultPolicy`] as a runretry policy component.
+//!
+//! [`airflow`] is the start of the default task policy for Airflow (issue #27): Airflow 3.3.2's
+//! own retry delay, exactly.
 
 #![deny(missing_docs)]
 
+pub mod airflow;
 pub mod assets;
 pub mod decide;
 pub mod group;

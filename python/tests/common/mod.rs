@@ -18,12 +18,20 @@ pub fn run(what: &str, command: &mut Command) -> String {
     text
 }
 
-/// The virtualenv with the pinned packages, made once and reused while the pins are the same.
+/// The virtualenv with the pinned Dagster packages, made once and reused while the pins are the
+/// same.
+#[allow(dead_code)] // not every test binary deploys Dagster
 pub fn venv() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("py-e2e");
+    venv_with("py-e2e", REQUIREMENTS)
+}
+
+/// A virtualenv under the target dir (`name/venv`) holding `requirements`, made once and reused
+/// while they are the same.
+pub fn venv_with(name: &str, requirements: &[&str]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let venv = dir.join("venv");
     let stamp = dir.join("requirements.txt");
-    let wanted = REQUIREMENTS.join("\n");
+    let wanted = requirements.join("\n");
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
         let _ = std::fs::remove_dir_all(&venv);
         std::fs::create_dir_all(&dir).unwrap();
@@ -33,7 +41,7 @@ pub fn venv() -> PathBuf {
             "installing the pinned packages",
             Command::new(venv.join("bin/pip"))
                 .args(["install", "--quiet", "--disable-pip-version-check"])
-                .args(REQUIREMENTS),
+                .args(requirements),
         );
         std::fs::write(&stamp, wanted).unwrap();
     }
