@@ -659,7 +659,9 @@ impl ServeProcess {
         Self::spawn(command)
     }
 
-    fn command(args: &[&str]) -> Command {
+    /// `runretry serve ARGS` on 127.0.0.1:0, its stdout piped (the first line names the
+    /// address), its stderr inherited.
+    pub(crate) fn command(args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_runretry"));
         command
             .arg("serve")

@@ -10,7 +10,7 @@ use runretry_serve::{ServeConfig, Server};
 use serde_json::Value;
 
 use crate::serve::{case_for, config, Client, ServeProcess};
-use crate::support::wait_for;
+use crate::support::{rss_mib, wait_for};
 
 /// A config with short timeouts, so a test sees them fire.
 fn short_timeouts(dir: &std::path::Path) -> ServeConfig {
@@ -150,17 +150,6 @@ fn at_the_connection_cap_the_health_checks_still_answer() {
     wait_for("a full slot to be free again", || {
         Client::new(server.local_addr()).post("/v1/decide", case.as_bytes()).0 == 200
     });
-}
-
-/// Resident memory of a process, in MiB.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap())
-        .unwrap();
-    kib / 1024.0
 }
 
 /// Slow, idle, stalled and unread clients beside four normal ones, for a bounded time: normal

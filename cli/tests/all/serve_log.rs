@@ -21,8 +21,8 @@ use runretry::SandboxConfig;
 use runretry_serve::{DecisionLogConfig, ServeConfig, Server};
 use serde_json::Value;
 
-use crate::serve::{case_for, config, log_lines, Client};
-use crate::support::{example_policy, wait_for};
+use crate::serve::{case_for, config, log_lines, Client, ServeProcess};
+use crate::support::{example_policy, rss_mib, wait_for};
 
 /// `runretry serve` as a child process, its stderr captured (and echoed); killed when dropped.
 struct Spawned {
@@ -34,15 +34,8 @@ struct Spawned {
 
 /// Start `runretry serve ARGS` (on 127.0.0.1:0), with `RLIMIT_FSIZE` at `file_size_limit`.
 fn spawn(args: &[&str], file_size_limit: Option<u64>) -> Spawned {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_runretry"));
-    command
-        .arg("serve")
-        .args(["--listen", "127.0.0.1:0", "--poll-interval-ms", "0"])
-        .args(args)
-        .env("RUNRETRY_CACHE", "off")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut command = ServeProcess::command(args);
+    command.stderr(Stdio::piped());
     if let Some(limit) = file_size_limit {
         // SAFETY: between fork and exec only setrlimit runs (async-signal-safe, no allocation).
         unsafe {
@@ -144,17 +137,6 @@ fn metric(text: &str, series: &str) -> f64 {
         .trim()
         .parse()
         .unwrap()
-}
-
-/// Resident memory of a process, in MiB.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap())
-        .unwrap();
-    kib / 1024.0
 }
 
 fn mkfifo(path: &Path) {
