@@ -54,7 +54,7 @@ enum Command {
         /// The case file, or `-` for stdin.
         case: PathBuf,
         /// ALL_STEPS, FROM_FAILURE or FROM_ASSET_FAILURE.
-        #[arg(long, value_parser = parse_strategy)]
+        #[arg(long, value_parser = str::parse::<Strategy>)]
         strategy: Strategy,
         #[command(flatten)]
         policy: PolicyArgs,
@@ -103,13 +103,6 @@ impl From<OnError> for OnPolicyError {
             OnError::Default => OnPolicyError::Default,
         }
     }
-}
-
-fn parse_strategy(text: &str) -> Result<Strategy, String> {
-    Strategy::parse(text).ok_or_else(|| {
-        let known: Vec<&str> = Strategy::ALL.iter().map(|s| s.as_str()).collect();
-        format!("{text:?} is not a strategy (one of {})", known.join(", "))
-    })
 }
 
 #[derive(Args)]

@@ -59,7 +59,7 @@ mod export;
 pub use model::{
     set_tag, tag, Action, Backfill, BackfillStatus, CheckEvaluation, CheckSeverity, Config, Decision, Failure,
     FailureReason, GroupMember, HistoryRun, LaunchOrigin, MappedInstance, Run, RunStatus, Selection, SelectionAnswer,
-    Step, StepStatus, Strategy, TagMerge, Tags,
+    Step, StepStatus, Strategy, TagMerge, Tags, UnknownSpelling,
 };
 pub use policy::Policy;
 pub use reading::{duration_words, number_tag};

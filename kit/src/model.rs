@@ -77,6 +77,31 @@ impl TagMerge {
     }
 }
 
+/// A text that spells no variant of one of the contract's enums (their `FromStr`): it names the
+/// enum and its spellings, e.g. `"LATER" is not a strategy (one of ALL_STEPS, FROM_FAILURE, ...)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownSpelling {
+    type_name: &'static str,
+    text: String,
+    spellings: &'static [&'static str],
+}
+
+impl std::fmt::Display for UnknownSpelling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `RunStatus` reads "run status".
+        let mut noun = String::new();
+        for (i, c) in self.type_name.char_indices() {
+            if c.is_uppercase() && i > 0 {
+                noun.push(' ');
+            }
+            noun.push(c.to_ascii_lowercase());
+        }
+        write!(f, "{:?} is not a {noun} (one of {})", self.text, self.spellings.join(", "))
+    }
+}
+
+impl std::error::Error for UnknownSpelling {}
+
 /// Declares a fieldless enum with Dagster's spelling of each variant (`as_str`, `parse`, `ALL`);
 /// the spelling is also its JSON form.
 macro_rules! dagster_enum {
@@ -145,6 +170,19 @@ macro_rules! dagster_enum {
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = UnknownSpelling;
+
+            /// [`parse`](Self::parse), with an error that names the spellings there are.
+            fn from_str(text: &str) -> Result<Self, UnknownSpelling> {
+                $name::parse(text).ok_or_else(|| UnknownSpelling {
+                    type_name: stringify!($name),
+                    text: text.to_string(),
+                    spellings: &[$($text),*],
+                })
             }
         }
     };
@@ -895,5 +933,19 @@ mod wit_order_tests {
         for (index, variant) in RunStatus::ALL.iter().enumerate() {
             assert_eq!(*variant as usize, index, "declaration order is the discriminant");
         }
+    }
+}
+
+#[cfg(test)]
+mod spelling_tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_spelling_names_the_enum_and_its_spellings() {
+        assert_eq!("FROM_FAILURE".parse::<Strategy>(), Ok(Strategy::FromFailure));
+        let error = "LATER".parse::<Strategy>().unwrap_err().to_string();
+        assert_eq!(error, "\"LATER\" is not a strategy (one of ALL_STEPS, FROM_FAILURE, FROM_ASSET_FAILURE)");
+        let error = "failure".parse::<RunStatus>().unwrap_err().to_string();
+        assert!(error.starts_with("\"failure\" is not a run status (one of QUEUED, "), "{error}");
     }
 }

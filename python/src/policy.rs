@@ -65,13 +65,6 @@ fn parse_mode(text: &str) -> PyResult<OnPolicyError> {
     })
 }
 
-fn parse_strategy(text: &str) -> PyResult<Strategy> {
-    Strategy::parse(text).ok_or_else(|| {
-        let known: Vec<&str> = Strategy::ALL.iter().map(|s| s.as_str()).collect();
-        errors::bad_input(format!("bad input: strategy: {text:?} is not a strategy (one of {})", known.join(", ")))
-    })
-}
-
 /// Build the sandbox and load the deployment, with the GIL released (compiling takes time).
 /// A policy that does not load under `give-up` or `default` is logged (a warning on the
 /// `runretry.policy` logger naming the file and the error) and every decision falls back.
@@ -175,7 +168,8 @@ impl PyPolicy {
     /// `"FROM_ASSET_FAILURE"`) runs, or `{"strategy": ..., "error": ...}` when the policy refuses.
     /// `on_policy_error` does not apply here: a failing policy raises.
     fn select_steps(&self, py: Python<'_>, case: &Bound<'_, PyAny>, strategy: &str) -> PyResult<Py<PyAny>> {
-        let strategy = parse_strategy(strategy)?;
+        let strategy: Strategy =
+            strategy.parse().map_err(|e| errors::bad_input(format!("bad input: strategy: {e}")))?;
         let case = json::case_from_py(case)?;
         let policy = self.engine.policy().map_err(errors::to_py)?;
         let answer = py.detach(|| policy.select_steps(&case.run, strategy)).map_err(errors::to_py)?;
