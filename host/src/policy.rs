@@ -33,6 +33,7 @@ pub struct Sandbox {
 impl Sandbox {
     /// Build the engine and the WASI linker for `config`.
     pub fn new(config: SandboxConfig) -> Result<Self, Error> {
+        config.refuse_zero_limits()?;
         let engine = sandbox::build_engine(&config)?;
         let linker = component::policy_linker(&engine)?;
         // A cache refused (not private to this user, read-only home, ...) only costs compile

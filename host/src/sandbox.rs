@@ -113,6 +113,27 @@ pub struct SandboxConfig {
     pub cache_max_bytes: u64,
 }
 
+impl SandboxConfig {
+    /// A limit of 0 would fail every call (`--deadline-ms 0` was taken and made every decision
+    /// a timeout): refused, naming the limit as each front end spells it.
+    pub(crate) fn refuse_zero_limits(&self) -> Result<(), Error> {
+        let zero = [
+            ("fuel", "--fuel", self.fuel == 0),
+            ("deadline_ms", "--deadline-ms", self.deadline.is_zero()),
+            ("max_memory_mib", "--max-memory-mib", self.max_memory_bytes == 0),
+            ("max_stack_kib", "--max-stack-kib", self.max_wasm_stack == 0),
+            ("max_input_bytes", "--max-input-bytes", self.max_input_bytes == 0),
+            ("max_output_bytes", "--max-output-bytes", self.max_output_bytes == 0),
+        ];
+        match zero.iter().find(|(_, _, is_zero)| *is_zero) {
+            Some((name, flag, _)) => Err(Error::bad_input(format!(
+                "{name} ({flag}) is 0, which would fail every call: give at least 1 (or leave it out for the default)"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {

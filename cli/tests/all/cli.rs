@@ -383,3 +383,16 @@ fn a_guests_huge_text_is_clipped_on_every_output() {
         assert!(json(&output)["error"].as_str().unwrap().ends_with("more bytes cut]"), "{refuser}");
     }
 }
+
+/// Issue #30 (what a new user met): `--deadline-ms 0` was accepted, and every decision then
+/// timed out. A zero limit is bad input, named as the flag is spelt, whatever the command.
+#[test]
+fn a_zero_limit_is_refused_naming_the_flag() {
+    for (flag, value) in [("--deadline-ms", "0"), ("--fuel", "0"), ("--max-output-bytes", "0")] {
+        let output = runretry(&["decide", flag, value, &example("01")], None);
+        assert_eq!(output.status.code(), Some(2), "{flag}: {}", stderr(&output));
+        assert!(stderr(&output).contains(&format!("({flag}) is 0")), "{}", stderr(&output));
+    }
+    let output = runretry(&["decide", "--deadline-ms", "1000", &example("01")], None);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}

@@ -7,6 +7,15 @@
 - :func:`shadow_summary`: how often a policy in shadow mode agreed with Dagster.
 """
 
+try:
+    import dagster  # noqa: F401  (the integration's one requirement, checked first)
+except ModuleNotFoundError as missing:
+    raise ModuleNotFoundError(
+        "runretry.dagster needs Dagster, which is not installed here: "
+        "pip install 'runretry[dagster]' (or dagster>=1.13,<1.14)",
+        name=missing.name,
+    ) from missing
+
 from runretry.dagster.case import build_case
 from runretry.dagster.export import export_cases
 from runretry.dagster.sensor import runretry_sensor

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -206,3 +208,18 @@ def _assert_warned(caplog: pytest.LogCaptureFixture, path: Path, consequence: st
     warnings = [r.getMessage() for r in caplog.records
                 if r.name.startswith("runretry") and r.levelno == logging.WARNING]
     assert any(str(path) in w and "does not load" in w and consequence in w for w in warnings), warnings
+
+
+# Issue #30 (what a new user met): without Dagster, `import runretry.dagster` failed with a bare
+# ModuleNotFoundError naming `dagster` and no way forward.
+def test_runretry_dagster_without_dagster_says_how_to_install_it() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['dagster'] = None  # as if it were not installed\n"
+        "try:\n"
+        "    import runretry.dagster\n"
+        "except ModuleNotFoundError as missing:\n"
+        "    print(missing.name, missing)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("dagster ") and "pip install 'runretry[dagster]'" in out, out
