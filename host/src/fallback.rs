@@ -38,49 +38,64 @@ impl OnPolicyError {
     }
 }
 
-/// Decide with `policy`; on a policy failure apply `mode`. Bad input is never masked: no policy
-/// could have answered it. `default` is the policy used by [`OnPolicyError::Default`].
-pub(crate) fn decide(
-    policy: &Policy,
-    default: Option<&Policy>,
-    case: &Case,
+/// What a deployment does when its policy fails: the mode, and the embedded default policy when
+/// the mode needs it. Loaded once and shared by every version a service swaps in.
+#[derive(Clone)]
+pub struct OnFailure {
     mode: OnPolicyError,
-) -> Result<Decision, Error> {
-    match policy.decide(case) {
-        Ok(decision) => Ok(decision),
-        Err(error) => fall_back(error, policy.name(), default, case, mode),
+    default: Option<Policy>,
+}
+
+impl OnFailure {
+    /// `mode`, with the embedded default policy loaded in `sandbox` when the mode is `Default`.
+    pub fn new(sandbox: &Sandbox, mode: OnPolicyError) -> Result<Self, Error> {
+        let default = match mode {
+            OnPolicyError::Default => Some(sandbox.load_default()?),
+            OnPolicyError::Fail | OnPolicyError::GiveUp => None,
+        };
+        Ok(OnFailure { mode, default })
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> OnPolicyError {
+        self.mode
+    }
+
+    /// Apply the mode to `error`, a failure of the policy named `policy_name` (while deciding, or
+    /// while loading it: a broken deployment must not stop retries either). Bad input is never
+    /// masked: no policy could have answered it.
+    fn apply(&self, error: Error, policy_name: &str, case: &Case) -> Decided {
+        if error.is_bad_input() || self.mode == OnPolicyError::Fail {
+            return Decided { decision: Err(error), fell_back: None };
+        }
+        // The kind once: an error's text starts with its kind ("invalid policy component: ...").
+        let text = error.to_string();
+        let detail = text.strip_prefix(&format!("{}: ", error.kind())).unwrap_or(&text);
+        let note = format!("policy {policy_name} failed ({}): {detail}", error.kind());
+        let decision = match &self.default {
+            None if self.mode == OnPolicyError::GiveUp => Ok(Decision {
+                events: vec![note],
+                ..Decision::none(format!("the retry policy failed, so the run is not retried ({})", error.kind()))
+            }),
+            None => return Decided { decision: Err(error), fell_back: None },
+            Some(default) => default.decide(case).map(|mut decision| {
+                decision.events.insert(0, format!("{note}; decided with the default policy instead"));
+                decision
+            }),
+        };
+        match decision {
+            Ok(decision) => Decided { decision: Ok(decision), fell_back: Some(error) },
+            Err(failed) => Decided { decision: Err(failed), fell_back: None },
+        }
     }
 }
 
-/// Apply `mode` to a policy failure: `error` came from the policy named `policy_name` (while
-/// deciding, or while loading it: a broken deployment must not stop retries either).
-pub fn fall_back(
-    error: Error,
-    policy_name: &str,
-    default: Option<&Policy>,
-    case: &Case,
-    mode: OnPolicyError,
-) -> Result<Decision, Error> {
-    if error.is_bad_input() {
-        return Err(error);
-    }
-    // The kind once: an error's text starts with its kind ("invalid policy component: ...").
-    let text = error.to_string();
-    let detail = text.strip_prefix(&format!("{}: ", error.kind())).unwrap_or(&text);
-    let note = format!("policy {policy_name} failed ({}): {detail}", error.kind());
-    match (mode, default) {
-        (OnPolicyError::Fail, _) => Err(error),
-        (OnPolicyError::GiveUp, _) => Ok(Decision {
-            events: vec![note],
-            ..Decision::none(format!("the retry policy failed, so the run is not retried ({})", error.kind()))
-        }),
-        (OnPolicyError::Default, Some(default)) => {
-            let mut decision = default.decide(case)?;
-            decision.events.insert(0, format!("{note}; decided with the default policy instead"));
-            Ok(decision)
-        }
-        (OnPolicyError::Default, None) => Err(error),
-    }
+/// A decision, and the policy's error when the fallback answered in its place.
+pub struct Decided {
+    /// The decision (the policy's, or the fallback's), or why there is none.
+    pub decision: Result<Decision, Error>,
+    /// The policy's error, when `decision` is the fallback's.
+    pub fell_back: Option<Error>,
 }
 
 /// A policy as a deployment runs it: the policy (or why it did not load), what to do when it
@@ -89,8 +104,7 @@ pub fn fall_back(
 /// and `Default` apply to it decision by decision.
 pub struct Deployment {
     policy: Result<Policy, (String, Error)>,
-    default: Option<Policy>,
-    mode: OnPolicyError,
+    on_failure: OnFailure,
     /// The policy is the embedded default: ours, and stateless by construction.
     embedded: bool,
 }
@@ -100,27 +114,41 @@ impl Deployment {
     /// `mode`. Fails on bad input (an unreadable file) whatever the mode, and on any load
     /// failure under `Fail`.
     pub fn load(sandbox: &Sandbox, path: Option<&Path>, mode: OnPolicyError) -> Result<Self, Error> {
+        let on_failure = OnFailure::new(sandbox, mode)?;
         let Some(path) = path else {
-            return Ok(Deployment { policy: Ok(sandbox.load_default()?), default: None, mode, embedded: true });
+            return Ok(Deployment { policy: Ok(sandbox.load_default()?), on_failure, embedded: true });
         };
-        // Only the `Default` mode needs the embedded policy beside the deployed one.
-        let default = match mode {
-            OnPolicyError::Default => Some(sandbox.load_default()?),
-            OnPolicyError::Fail | OnPolicyError::GiveUp => None,
-        };
-        let policy = match sandbox.load_file(path) {
-            Ok(policy) => Ok(policy),
-            Err(error) if error.is_bad_input() || mode == OnPolicyError::Fail => return Err(error),
-            Err(error) => Err((path.display().to_string(), error)),
-        };
-        Ok(Deployment { policy, default, mode, embedded: false })
+        match sandbox.load_file(path) {
+            Ok(policy) => Ok(Deployment::of(policy, on_failure)),
+            Err(error) if error.is_bad_input() || mode == OnPolicyError::Fail => Err(error),
+            Err(error) => Ok(Deployment::failed_to_load(path.display().to_string(), error, on_failure)),
+        }
+    }
+
+    /// A policy already loaded (a version a service swapped in), failing as `on_failure` says.
+    pub fn of(policy: Policy, on_failure: OnFailure) -> Self {
+        Deployment { policy: Ok(policy), on_failure, embedded: false }
+    }
+
+    /// A policy `name` that could not be loaded, for `error`: every decision applies
+    /// `on_failure` to it (a file a Python loader cannot read, under `give-up` or `default`).
+    pub fn failed_to_load(name: String, error: Error, on_failure: OnFailure) -> Self {
+        Deployment { policy: Err((name, error)), on_failure, embedded: false }
     }
 
     /// Decide with the policy, applying the mode when it fails (or failed to load).
     pub fn decide(&self, case: &Case) -> Result<Decision, Error> {
+        self.decide_telling(case).decision
+    }
+
+    /// [`decide`](Self::decide), telling whether the fallback answered (and the policy's error).
+    pub fn decide_telling(&self, case: &Case) -> Decided {
         match &self.policy {
-            Ok(policy) => decide(policy, self.default.as_ref(), case, self.mode),
-            Err((name, error)) => fall_back(error.clone(), name, self.default.as_ref(), case, self.mode),
+            Ok(policy) => match policy.decide(case) {
+                Ok(decision) => Decided { decision: Ok(decision), fell_back: None },
+                Err(error) => self.on_failure.apply(error, policy.name(), case),
+            },
+            Err((name, error)) => self.on_failure.apply(error.clone(), name, case),
         }
     }
 
@@ -151,6 +179,6 @@ impl Deployment {
 
     /// What happens when the policy fails.
     pub fn mode(&self) -> OnPolicyError {
-        self.mode
+        self.on_failure.mode
     }
 }

@@ -17,6 +17,9 @@ use crate::error::{clip_untrusted, Error};
 use crate::sandbox::{self, HostState, Interrupt, SandboxConfig};
 use crate::validate;
 
+/// The name the embedded default policy goes by, where a policy's path would be.
+pub const DEFAULT_POLICY_NAME: &str = "<embedded default policy>";
+
 /// The default policy (Dagster's semantics), built from `guest-default-policy` by build.rs.
 pub static DEFAULT_POLICY_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/default_policy.wasm"));
 
@@ -77,7 +80,7 @@ impl Sandbox {
 
     /// Load the embedded default policy.
     pub fn load_default(&self) -> Result<Policy, Error> {
-        self.load_bytes("<embedded default policy>", DEFAULT_POLICY_WASM)
+        self.load_bytes(DEFAULT_POLICY_NAME, DEFAULT_POLICY_WASM)
     }
 }
 

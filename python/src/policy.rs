@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use runretry::conformance::{run_suite, SuiteChoice};
-use runretry::{fall_back, Case, Decision, Deployment, Error, OnPolicyError, Policy, Sandbox, Strategy};
+use runretry::{Deployment, Error, OnFailure, OnPolicyError, Sandbox, Strategy, DEFAULT_POLICY_NAME};
 
 use crate::errors;
 use crate::json;
@@ -17,42 +17,10 @@ use crate::limits::Limits;
 /// with the GIL released.
 #[pyclass(name = "Policy", module = "runretry", frozen)]
 pub(crate) struct PyPolicy {
-    engine: Engine,
+    /// The policy, or (under `give-up` and `default`) why it failed to load.
+    deployment: Deployment,
     name: String,
     mode: &'static str,
-}
-
-/// What decides: the host's deployment, or, for a file that cannot be read, the host's
-/// fallback alone.
-enum Engine {
-    /// The policy, or (under `give-up` and `default`) why it failed to load.
-    Deployed(Deployment),
-    /// The file cannot be read (missing, a directory, no permission), under `give-up` or
-    /// `default`. The host's `Deployment::load` refuses an unreadable file as bad input
-    /// whatever the mode, as the command line should (a typo in `--policy`); but a deployment
-    /// whose policy file is missing is as broken as one whose file is garbage, and must not
-    /// stop retries either, so every decision goes through the host's own `fall_back`. The
-    /// error is an invalid component there (the deployment has none at that path), since
-    /// `fall_back` rightly never masks bad input.
-    Unreadable { error: Error, default: Option<Policy>, mode: OnPolicyError },
-}
-
-impl Engine {
-    fn decide(&self, name: &str, case: &Case) -> Result<Decision, Error> {
-        match self {
-            Engine::Deployed(deployment) => deployment.decide(case),
-            Engine::Unreadable { error, default, mode } => {
-                fall_back(error.clone(), name, default.as_ref(), case, *mode)
-            }
-        }
-    }
-
-    fn policy(&self) -> Result<&Policy, Error> {
-        match self {
-            Engine::Deployed(deployment) => deployment.policy(),
-            Engine::Unreadable { error, .. } => Err(error.clone()),
-        }
-    }
 }
 
 /// `on_policy_error` as Python spells it (the command line's values).
@@ -73,30 +41,32 @@ fn load(py: Python<'_>, path: Option<PathBuf>, limits: Limits, mode: OnPolicyErr
         let deployment = py
             .detach(|| Sandbox::new(limits.config()).and_then(|sandbox| Deployment::load(&sandbox, None, mode)))
             .map_err(errors::to_py)?;
-        return Ok(PyPolicy { engine: Engine::Deployed(deployment), name: DEFAULT_NAME.into(), mode: mode.as_str() });
+        return Ok(PyPolicy { deployment, name: DEFAULT_POLICY_NAME.into(), mode: mode.as_str() });
     };
     let name = path.display().to_string();
-    let engine = py
+    let deployment = py
         .detach(|| {
             let sandbox = Sandbox::new(limits.config())?;
             match Deployment::load(&sandbox, Some(&path), mode) {
-                Ok(deployment) => Ok(Engine::Deployed(deployment)),
                 // The sandbox is built: bad input here is the file, which could not be read.
+                // The host refuses an unreadable file whatever the mode, as the command line
+                // should (a typo in `--policy`); but a deployment whose policy file is missing is
+                // as broken as one whose file is garbage, and must not stop retries either: the
+                // mode applies to it, as an invalid component (the fallback never masks bad
+                // input, and there is no component at that path).
                 Err(Error::BadInput { what, cause }) => {
                     let what = format!("{what}{}", relative_hint(&path));
-                    let default = match mode {
-                        OnPolicyError::Fail => return Err(Error::BadInput { what, cause }),
-                        OnPolicyError::GiveUp => None,
-                        OnPolicyError::Default => Some(sandbox.load_default()?),
-                    };
+                    if mode == OnPolicyError::Fail {
+                        return Err(Error::BadInput { what, cause });
+                    }
                     let error = Error::InvalidComponent { reason: what, cause };
-                    Ok(Engine::Unreadable { error, default, mode })
+                    Ok(Deployment::failed_to_load(name.clone(), error, OnFailure::new(&sandbox, mode)?))
                 }
-                Err(error) => Err(error),
+                loaded => loaded,
             }
         })
         .map_err(errors::to_py)?;
-    if let Err(error) = engine.policy() {
+    if let Err(error) = deployment.policy() {
         let consequence = match mode {
             OnPolicyError::Default => "the embedded default policy decides instead",
             _ => "no run is retried",
@@ -113,10 +83,8 @@ fn load(py: Python<'_>, path: Option<PathBuf>, limits: Limits, mode: OnPolicyErr
             mode.as_str()
         );
     }
-    Ok(PyPolicy { engine, name, mode: mode.as_str() })
+    Ok(PyPolicy { deployment, name, mode: mode.as_str() })
 }
-
-const DEFAULT_NAME: &str = "<embedded default policy>";
 
 /// For a relative path, what it was resolved against: a sensor's working directory is its
 /// code server's, which is easy to mistake for the directory of the file that defines it.
@@ -160,7 +128,7 @@ impl PyPolicy {
     /// The complete decision for a case (a dict or a JSON string), as a dict.
     fn decide(&self, py: Python<'_>, case: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let case = json::case_from_py(case)?;
-        let decision = py.detach(|| self.engine.decide(&self.name, &case)).map_err(errors::to_py)?;
+        let decision = py.detach(|| self.deployment.decide(&case)).map_err(errors::to_py)?;
         json::to_py(py, &decision)
     }
 
@@ -171,7 +139,7 @@ impl PyPolicy {
         let strategy: Strategy =
             strategy.parse().map_err(|e| errors::bad_input(format!("bad input: strategy: {e}")))?;
         let case = json::case_from_py(case)?;
-        let policy = self.engine.policy().map_err(errors::to_py)?;
+        let policy = self.deployment.policy().map_err(errors::to_py)?;
         let answer = py.detach(|| policy.select_steps(&case.run, strategy)).map_err(errors::to_py)?;
         json::to_py(py, &answer)
     }
@@ -186,7 +154,7 @@ impl PyPolicy {
     /// the exception; `None` when it loaded.
     #[getter]
     fn load_error(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        let error = self.engine.policy().err()?;
+        let error = self.deployment.policy().err()?;
         Some(errors::to_py(error).into_value(py).into_any())
     }
 

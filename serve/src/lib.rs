@@ -29,7 +29,7 @@ use runretry::conformance::{load_cases, ConformanceCase};
 use runretry::Error;
 use runretry::OnPolicyError;
 use runretry::SandboxConfig;
-use runretry::{Sandbox, DEFAULT_POLICY_WASM};
+use runretry::{OnFailure, Sandbox, DEFAULT_POLICY_NAME, DEFAULT_POLICY_WASM};
 
 mod auth;
 mod body;
@@ -174,6 +174,7 @@ impl Server {
         let metrics = Arc::new(metrics::Metrics::new());
         let versions = Arc::new(versions::Versions::new(
             sandbox.clone(),
+            OnFailure::new(&sandbox, config.on_policy_error)?,
             versions::Checks {
                 golden,
                 ignore: config.golden_ignore.clone(),
@@ -186,13 +187,9 @@ impl Server {
         let seen = config.policy.as_deref().and_then(watch::fingerprint);
         let (name, bytes) = match &config.policy {
             Some(path) => (path.display().to_string(), read_policy(path)?),
-            None => ("<embedded default policy>".to_string(), DEFAULT_POLICY_WASM.to_vec()),
+            None => (DEFAULT_POLICY_NAME.to_string(), DEFAULT_POLICY_WASM.to_vec()),
         };
         versions.offer(&name, Origin::Startup, &bytes).map_err(|rejection| rejection.into_error())?;
-        let fallback = match config.on_policy_error {
-            OnPolicyError::Default => Some(sandbox.load_default()?),
-            OnPolicyError::Fail | OnPolicyError::GiveUp => None,
-        };
         let log = match &config.decision_log {
             Some(log) => Some(Arc::new(decision_log::DecisionLog::open(log, metrics.clone())?)),
             None => None,
@@ -208,7 +205,7 @@ impl Server {
             .thread_name("runretry-serve")
             .build()
             .map_err(|e| Error::bad_input_caused(format!("cannot start the server's runtime: {e}"), &e))?;
-        let state = Arc::new(routes::AppState::new(&config, versions, fallback, metrics, log));
+        let state = Arc::new(routes::AppState::new(&config, versions, metrics, log));
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let thread_state = state.clone();
         let thread = std::thread::Builder::new()

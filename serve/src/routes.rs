@@ -21,11 +21,10 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, Semaphore};
 use tower_http::catch_panic::CatchPanicLayer;
 
-use runretry_kit::{Case, CaseError, Config, Decision, SelectionAnswer, Strategy};
+use runretry_kit::{Case, CaseError, Config, SelectionAnswer, Strategy};
 
 use runretry::Error;
-use runretry::Policy;
-use runretry::{fall_back, OnPolicyError};
+use runretry::{Decided, OnPolicyError};
 
 use super::auth::{presents, require_token, Token};
 use super::body::{BodyLimits, ReadBody, Unread};
@@ -43,7 +42,7 @@ const MAX_UPLOAD_BYTES: usize = 256 << 20;
 /// What every handler shares.
 pub(crate) struct AppState {
     pub(crate) versions: Arc<Versions>,
-    fallback: Option<Policy>,
+    /// `--on-policy-error`, for the answers and the log (each version's deployment applies it).
     mode: OnPolicyError,
     config_override: Option<Config>,
     metrics: Arc<Metrics>,
@@ -64,13 +63,11 @@ impl AppState {
     pub(crate) fn new(
         config: &ServeConfig,
         versions: Arc<Versions>,
-        fallback: Option<Policy>,
         metrics: Arc<Metrics>,
         log: Option<Arc<DecisionLog>>,
     ) -> Self {
         AppState {
             versions,
-            fallback,
             mode: config.on_policy_error,
             config_override: config.config_override,
             metrics,
@@ -109,22 +106,17 @@ impl AppState {
         }
     }
 
-    /// Decide with `version`, applying the fallback mode to a policy failure.
+    /// Decide with `version`, whose deployment applies the fallback mode to a policy failure.
     fn decide(&self, version: &Version, case: &Case) -> Decided {
-        match version.policy.decide(case) {
-            Ok(decision) => Decided { result: Ok(decision), fell_back: None },
-            Err(error) if error.is_bad_input() => Decided { result: Err(error), fell_back: None },
-            Err(error) => {
-                self.metrics.policy_error(error.kind());
-                match fall_back(error.clone(), &version.name, self.fallback.as_ref(), case, self.mode) {
-                    Ok(decision) => {
-                        self.metrics.fallback(self.mode.as_str());
-                        Decided { result: Ok(decision), fell_back: Some(error) }
-                    }
-                    Err(error) => Decided { result: Err(error), fell_back: None },
-                }
-            }
+        let decided = version.deployment.decide_telling(case);
+        let policy_error = decided.fell_back.as_ref().or(decided.decision.as_ref().err());
+        if let Some(error) = policy_error.filter(|error| !error.is_bad_input()) {
+            self.metrics.policy_error(error.kind());
         }
+        if decided.fell_back.is_some() {
+            self.metrics.fallback(self.mode.as_str());
+        }
+        decided
     }
 
     fn parse(&self, source: &str, body: &[u8]) -> Result<Case, Failure> {
@@ -180,12 +172,6 @@ impl AppState {
             log.append(log.line(&record)).await;
         }
     }
-}
-
-struct Decided {
-    result: Result<Decision, Error>,
-    /// The policy's error, when the fallback answered instead.
-    fell_back: Option<Error>,
 }
 
 /// Why there is no answer: an HTTP status, and the error object the body carries.
@@ -320,7 +306,7 @@ fn answer_decision(
         Err(failure) => (None, Err(failure)),
     };
     let (status, decision, error, fallback) = match outcome {
-        Ok(Decided { result: Ok(decision), fell_back }) => {
+        Ok(Decided { decision: Ok(decision), fell_back }) => {
             state.metrics.decided(decision.action.as_str(), version.revision, latency);
             let fallback = fell_back.map(|error| RecordedFallback {
                 mode: state.mode.as_str().into(),
@@ -329,7 +315,7 @@ fn answer_decision(
             });
             (StatusCode::OK, Some(decision), None, fallback)
         }
-        Ok(Decided { result: Err(error), .. }) => failed(state, Failure::from(error)),
+        Ok(Decided { decision: Err(error), .. }) => failed(state, Failure::from(error)),
         Err(failure) => failed(state, failure),
     };
     let policy = recorded_policy(version);
@@ -690,7 +676,10 @@ async fn select_steps(
         Ok(strategy) => {
             let version = version.clone();
             let select = move |state: &AppState, case: &Case| {
-                version.policy.select_steps(&case.run, strategy).map_err(|error| {
+                // A version in service is a loaded policy: `policy()` fails only for one that
+                // did not load, which is never swapped in.
+                let selected = version.deployment.policy().and_then(|policy| policy.select_steps(&case.run, strategy));
+                selected.map_err(|error| {
                     if !error.is_bad_input() {
                         state.metrics.policy_error(error.kind());
                     }

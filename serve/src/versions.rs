@@ -20,8 +20,8 @@ use sha2::{Digest, Sha256};
 
 use runretry::conformance::{check_candidate, CandidateSuite, ConformanceCase, Verdict};
 use runretry::{escape_untrusted, Error};
+use runretry::{Deployment, OnFailure, Policy, Sandbox};
 use runretry::{Interrupt, StopReason};
-use runretry::{Policy, Sandbox};
 
 use super::metrics::Metrics;
 
@@ -48,7 +48,8 @@ pub(crate) struct Version {
     pub(crate) name: String,
     pub(crate) origin: Origin,
     pub(crate) loaded_at: SystemTime,
-    pub(crate) policy: Policy,
+    /// The policy, failing as `--on-policy-error` says.
+    pub(crate) deployment: Deployment,
 }
 
 /// What is known of a version, as `GET /v1/policy` shows it.
@@ -151,6 +152,8 @@ pub(crate) struct Versions {
     /// Signalled when the checker is free, or when a waiting candidate is stopped.
     checker_free: Condvar,
     sandbox: Sandbox,
+    /// What every accepted version does when it fails.
+    on_failure: OnFailure,
     checks: Checks,
     keep: usize,
     metrics: Arc<Metrics>,
@@ -178,7 +181,13 @@ impl Version {
 }
 
 impl Versions {
-    pub(crate) fn new(sandbox: Sandbox, checks: Checks, keep: usize, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(
+        sandbox: Sandbox,
+        on_failure: OnFailure,
+        checks: Checks,
+        keep: usize,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Versions {
             active: ArcSwapOption::empty(),
             history: Mutex::new(History { kept: VecDeque::new(), next_revision: 1, last_rejected: None }),
@@ -186,6 +195,7 @@ impl Versions {
             checker_busy: Mutex::new(false),
             checker_free: Condvar::new(),
             sandbox,
+            on_failure,
             checks,
             keep,
             metrics,
@@ -412,7 +422,7 @@ impl Versions {
             name: name.to_string(),
             origin,
             loaded_at: SystemTime::now(),
-            policy,
+            deployment: Deployment::of(policy, self.on_failure.clone()),
         });
         history.next_revision += 1;
         // Bytes offered again replace their older copy: a sha256 is kept once, and a rollback
