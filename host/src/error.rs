@@ -127,8 +127,9 @@ impl Error {
         }
     }
 
+    /// The reason quotes the policy's answer: clipped (a backstop; each check quotes briefly).
     pub(crate) fn invalid_output(reason: impl Into<String>) -> Self {
-        Error::InvalidOutput { reason: reason.into() }
+        Error::InvalidOutput { reason: clip_untrusted(&reason.into()) }
     }
 }
 
@@ -223,10 +224,16 @@ pub const MAX_GUEST_TEXT_BYTES: usize = 4096;
 /// A guest's text cut to [`MAX_GUEST_TEXT_BYTES`] (at a character boundary), the cut marked with
 /// how much was left out. Not escaped: `escape_untrusted` does that where it is shown.
 pub fn clip_untrusted(text: &str) -> String {
-    if text.len() <= MAX_GUEST_TEXT_BYTES {
+    clip_to(text, MAX_GUEST_TEXT_BYTES)
+}
+
+/// `text` cut to at most `max` bytes (at a character boundary), the cut marked with how much was
+/// left out.
+pub(crate) fn clip_to(text: &str, max: usize) -> String {
+    if text.len() <= max {
         return text.to_string();
     }
-    let mut end = MAX_GUEST_TEXT_BYTES;
+    let mut end = max;
     while !text.is_char_boundary(end) {
         end -= 1;
     }

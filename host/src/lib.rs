@@ -66,5 +66,5 @@ pub mod limits {
     pub use crate::component::{ALLOWED_IMPORT_PREFIXES, POLICY_EXPORT};
     pub use crate::dagster::is_compliant_tag_key;
     pub use crate::determinism::{seed_for, MAX_RANDOM_BYTES};
-    pub use crate::validate::{MAX_EVENTS, MAX_TAGS, MAX_TAG_KEY_BYTES, MAX_TAG_VALUE_BYTES};
+    pub use crate::validate::{MAX_DECISION_TEXT_BYTES, MAX_EVENTS, MAX_TAGS, MAX_TAG_KEY_BYTES, MAX_TAG_VALUE_BYTES};
 }

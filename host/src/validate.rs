@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use runretry_kit::{Action, Decision, Run, Selection, Step, StepKey, Strategy};
 
 use crate::dagster;
-use crate::error::{is_hidden_format_char, Error};
+use crate::error::{clip_to, is_hidden_format_char, Error};
 
 /// The keys a selection may name: plan keys, and `name[k]` for every plan step `name[?]`.
 pub(crate) struct PlanKeys<'a> {
@@ -39,10 +39,10 @@ impl<'a> PlanKeys<'a> {
         let mut seen = HashSet::new();
         for key in &steps {
             if !self.allows(key) {
-                return Err(Error::invalid_output(format!("{field}: {key:?} is not a step of the plan")));
+                return Err(Error::invalid_output(format!("{field}: {} is not a step of the plan", quoted(key))));
             }
             if !seen.insert(key.as_str()) {
-                return Err(Error::invalid_output(format!("{field}: duplicate step key {key:?}")));
+                return Err(Error::invalid_output(format!("{field}: duplicate step key {}", quoted(key))));
             }
         }
         let mut sorted = steps;
@@ -146,6 +146,11 @@ pub const MAX_TAG_KEY_BYTES: usize = 1_024;
 pub const MAX_TAG_VALUE_BYTES: usize = 65_535;
 /// Most engine events one decision may ask the orchestrator to log.
 pub const MAX_EVENTS: usize = 1_000;
+/// Longest `reason`, and longest event, a decision carries out, in bytes: longer text is cut and
+/// the cut marked. Twice the longest tag value, so every text the default policy writes (which
+/// quotes at most one tag value, as Dagster's own messages do) goes out whole, while a policy's
+/// 15 MiB reason does not reach a terminal, an answer or the decision log whole.
+pub const MAX_DECISION_TEXT_BYTES: usize = 2 * MAX_TAG_VALUE_BYTES + 2;
 
 /// The tags the orchestrator handed the policy (the run's and the job's): copied unchanged, they
 /// are the orchestrator's own data, so the output checks do not judge them. Whatever a case may
@@ -294,6 +299,13 @@ pub(crate) fn check_decision(run: &Run, mut d: Decision, max_output_bytes: usize
             "the decision is larger than the {max_output_bytes} byte output cap (as serialised, beyond the \
              tags it copies from the case)"
         )));
+    }
+    // Within the cap, still too long to show: cut, marked (the answer is otherwise valid).
+    if d.reason.len() > MAX_DECISION_TEXT_BYTES {
+        d.reason = clip_to(&d.reason, MAX_DECISION_TEXT_BYTES);
+    }
+    for event in d.events.iter_mut().filter(|event| event.len() > MAX_DECISION_TEXT_BYTES) {
+        *event = clip_to(event, MAX_DECISION_TEXT_BYTES);
     }
     if !d.delay_seconds.is_finite() || d.delay_seconds < 0.0 {
         return Err(Error::invalid_output(format!(

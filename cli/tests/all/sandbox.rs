@@ -106,6 +106,15 @@ fn expectation(feature: &str) -> (SandboxConfig, fn(Result<runretry::Decision, E
         "tag_huge_key" => (base, |r| assert_invalid(r, "key is 1048576 bytes, over the cap of 1024")),
         "tag_bom_key" => (base, |r| assert_invalid(r, "key holds the control or invisible character \\u{feff}")),
         "huge_refusal" => (base, |r| assert_eq!(r.unwrap().action, Action::None)),
+        // Issue #31: a reason or an event is cut to a size a person can read, the cut marked.
+        "long_texts" => (base, |r| {
+            let decision = r.unwrap();
+            let cap = runretry::limits::MAX_DECISION_TEXT_BYTES;
+            for text in [&decision.reason, &decision.events[0]] {
+                assert!(text.len() < cap + 64 && text.ends_with(" more bytes cut]"), "{} bytes", text.len());
+            }
+            assert_eq!(decision.events[1], "short");
+        }),
         // Packed answers are read strictly, within a budget fixed before the call: each is
         // invalid output naming what is wrong, never a trap, an abort or gigabytes of memory.
         "packed_map_header" => (base, |r| assert_invalid(r, "map of 4294967295 entries, but only 0 bytes follow")),
