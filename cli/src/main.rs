@@ -24,7 +24,12 @@ use runretry::{
 #[command(
     name = "runretry",
     version,
-    about = "Run-retry policies for workflow orchestrators, as sandboxed WebAssembly components"
+    about = "Run-retry policies for workflow orchestrators, as sandboxed WebAssembly components",
+    // The table of docs/cli.md, "Exit codes", in short.
+    after_help = "Exit codes: 0 answered (whatever the decision); 1 the policy refused a selection, a \
+                  conformance suite failed, or a replay changed more than --max-changed; 2 bad usage or \
+                  input (stderr names the file and field); 3 the policy failed (trap, deadline, fuel, \
+                  memory, invalid output or component)."
 )]
 struct Cli {
     #[command(subcommand)]

@@ -396,3 +396,12 @@ fn a_zero_limit_is_refused_naming_the_flag() {
     let output = runretry(&["decide", "--deadline-ms", "1000", &example("01")], None);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }
+
+/// Issue #30 (what a new user met): `--help` listed no exit codes.
+#[test]
+fn help_lists_the_exit_codes() {
+    let help = String::from_utf8(runretry(&["--help"], None).stdout).unwrap();
+    for code in ["0 answered", "1 the policy refused", "2 bad usage or input", "3 the policy failed"] {
+        assert!(help.contains(code), "{code:?} missing from:\n{help}");
+    }
+}
