@@ -82,23 +82,21 @@ pub fn default_retry_delay(settings: &RetrySettings, failed: &FailedTry<'_>) -> 
     }
     let max = settings.max_task_retry_delay;
     let power = multiplier.powf(f64::from(failed.try_number) - 1.0);
-    // Python's float power raises OverflowError when a finite base gives infinity.
+    // Python raises OverflowError when a finite base's power, or `ceil` of the product, is
+    // infinite; Airflow then takes the cap.
+    let overflow = max as f64;
     let min_backoff = if power.is_infinite() && multiplier.is_finite() {
-        Backoff::Overflow
+        overflow
     } else {
         let product = settings.retry_delay * power;
         if product.is_nan() {
             return Err(AirflowRaises("ValueError: cannot convert float NaN to integer"));
         }
         if product.is_infinite() {
-            Backoff::Overflow
+            overflow
         } else {
-            Backoff::Seconds(product.ceil())
+            product.ceil()
         }
-    };
-    let min_backoff = match min_backoff {
-        Backoff::Overflow => max as f64,
-        Backoff::Seconds(seconds) => seconds,
     };
     let min_backoff = if min_backoff < 1.0 { 1.0 } else { min_backoff };
     // `min_backoff + hash % min_backoff` is at least `min_backoff`: from 2^63 on it is past any
@@ -117,11 +115,6 @@ pub fn default_retry_delay(settings: &RetrySettings, failed: &FailedTry<'_>) -> 
         Some(cap) if cap != 0.0 => cap.min(delay),
         _ => delay,
     })
-}
-
-enum Backoff {
-    Seconds(f64),
-    Overflow,
 }
 
 /// Airflow's per-try jitter: the SHA-1 of `"{dag_id}#{task_id}#{logical_date}#{try_number}"`

@@ -228,8 +228,8 @@ pub fn clip_untrusted(text: &str) -> String {
 }
 
 /// `text` cut to at most `max` bytes (at a character boundary), the cut marked with how much was
-/// left out.
-pub(crate) fn clip_to(text: &str, max: usize) -> String {
+/// left out: [`clip_untrusted`] with another bound.
+pub fn clip_to(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }

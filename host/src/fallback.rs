@@ -72,12 +72,12 @@ impl OnFailure {
         let text = error.to_string();
         let detail = text.strip_prefix(&format!("{}: ", error.kind())).unwrap_or(&text);
         let note = format!("policy {policy_name} failed ({}): {detail}", error.kind());
+        // `new` loads the default policy exactly for `Default`; `Fail` returned above.
         let decision = match &self.default {
-            None if self.mode == OnPolicyError::GiveUp => Ok(Decision {
+            None => Ok(Decision {
                 events: vec![note],
                 ..Decision::none(format!("the retry policy failed, so the run is not retried ({})", error.kind()))
             }),
-            None => return Decided { decision: Err(error), fell_back: None },
             Some(default) => default.decide(case).map(|mut decision| {
                 decision.events.insert(0, format!("{note}; decided with the default policy instead"));
                 decision

@@ -56,7 +56,7 @@ pub use runretry_kit::{
 
 pub use component::CONTRACT_VERSION;
 pub use determinism::WALL_CLOCK_EPOCH_SECS;
-pub use error::{clip_untrusted, escape_untrusted, Cause, Error, MAX_GUEST_TEXT_BYTES};
+pub use error::{clip_to, clip_untrusted, escape_untrusted, Cause, Error, MAX_GUEST_TEXT_BYTES};
 pub use fallback::{Decided, Deployment, OnFailure, OnPolicyError};
 pub use policy::{Policy, Sandbox, WarmPolicy, DEFAULT_POLICY_NAME, DEFAULT_POLICY_WASM};
 pub use sandbox::{default_cache_dir, Interrupt, LimitOverrides, SandboxConfig, StopReason};

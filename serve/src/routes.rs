@@ -24,7 +24,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use runretry_kit::{Case, CaseError, Config, SelectionAnswer, Strategy};
 
 use runretry::Error;
-use runretry::{Decided, OnPolicyError};
+use runretry::{clip_to, Decided, OnPolicyError};
 
 use super::auth::{presents, require_token, Token};
 use super::body::{BodyLimits, ReadBody, Unread};
@@ -626,25 +626,12 @@ fn bound_error(body: &mut Value, record: &mut DecisionRecord) {
     if let Some(error) = body.get_mut("error").and_then(Value::as_object_mut) {
         for field in ["message", "path"] {
             if let Some(Value::String(text)) = error.get_mut(field) {
-                cut(text, MAX_LINE_ERROR_BYTES);
+                *text = clip_to(text, MAX_LINE_ERROR_BYTES);
             }
         }
     }
     if let RecordedAnswer::Decide { error: Some(error), .. } = &mut record.answer {
-        cut(&mut error.message, MAX_LINE_ERROR_BYTES);
-    }
-}
-
-/// Cut `text` to at most `max` bytes (at a character boundary), saying how much was cut.
-fn cut(text: &mut String, max: usize) {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        let cut = text.len() - end;
-        text.truncate(end);
-        text.push_str(&format!("... ({cut} bytes cut)"));
+        error.message = clip_to(&error.message, MAX_LINE_ERROR_BYTES);
     }
 }
 
