@@ -5,20 +5,22 @@ use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+
+use cli::args::{OnErrorArg, PolicyArgs, SandboxArgs};
 
 /// The subcommands with arguments of their own.
 mod cli {
+    pub(crate) mod args;
+    pub(crate) mod example;
     pub(crate) mod log;
     pub(crate) mod replay;
     pub(crate) mod serve;
 }
 use runretry::conformance::{run_suite, SuiteChoice};
-use runretry::dagster_yaml::read_run_retries;
 use runretry::inspect::inspect;
-use runretry::{
-    Case, Config, Deployment, Error, LimitOverrides, OnPolicyError, Sandbox, SandboxConfig, SelectionAnswer, Strategy,
-};
+use runretry::{Case, Deployment, Error, OnPolicyError, RunRetries, Sandbox, SelectionAnswer, Strategy};
+use runretry_serve::ServeError;
 
 #[derive(Parser)]
 #[command(
@@ -50,9 +52,8 @@ enum Command {
         jobs: Option<usize>,
         #[command(flatten)]
         policy: PolicyArgs,
-        /// What to do when the policy fails.
-        #[arg(long, value_enum, default_value = "fail")]
-        on_policy_error: OnError,
+        #[command(flatten)]
+        on_policy_error: OnErrorArg,
     },
     /// The steps a re-execution runs with a strategy.
     SelectSteps {
@@ -80,6 +81,8 @@ enum Command {
     Serve(Box<cli::serve::ServeArgs>),
     /// Decide recorded cases again with a candidate policy and report what changes.
     Replay(cli::replay::ReplayArgs),
+    /// Write one of the example policies (`--list` names them), to try or to start from.
+    Example(cli::example::ExampleArgs),
     /// Describe a component: world, exports, imports, size, and whether it is a valid policy.
     Inspect {
         /// The component file.
@@ -89,93 +92,13 @@ enum Command {
     },
 }
 
-/// `--on-policy-error`: the library's [`OnPolicyError`], spelt for the command line.
-#[derive(Clone, Copy, ValueEnum)]
-enum OnError {
-    /// Report the policy's error: exit 3 (`serve`: HTTP 500 naming the error kind).
-    Fail,
-    /// Answer `action: NONE`, with the error in `events`.
-    GiveUp,
-    /// Decide with the embedded default policy, and say so in `events`.
-    Default,
-}
-
-impl From<OnError> for OnPolicyError {
-    fn from(mode: OnError) -> Self {
-        match mode {
-            OnError::Fail => OnPolicyError::Fail,
-            OnError::GiveUp => OnPolicyError::GiveUp,
-            OnError::Default => OnPolicyError::Default,
-        }
-    }
-}
-
-#[derive(Args)]
-struct PolicyArgs {
-    /// A policy component; the embedded default policy when absent.
-    #[arg(long)]
-    policy: Option<PathBuf>,
-    /// A Dagster instance file whose `run_retries:` block replaces the case's `config`.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    #[command(flatten)]
-    sandbox: SandboxArgs,
-}
-
-#[derive(Args)]
-struct SandboxArgs {
-    /// Fuel per call (~Wasm instructions).
-    #[arg(long)]
-    fuel: Option<u64>,
-    /// Wall-clock deadline per call, in milliseconds.
-    #[arg(long)]
-    deadline_ms: Option<u64>,
-    /// Linear-memory cap per instance, in MiB.
-    #[arg(long)]
-    max_memory_mib: Option<usize>,
-    /// Wasm stack cap, in KiB.
-    #[arg(long)]
-    max_stack_kib: Option<usize>,
-    /// Largest input, in bytes of text.
-    #[arg(long)]
-    max_input_bytes: Option<usize>,
-    /// Largest output, in bytes of text.
-    #[arg(long)]
-    max_output_bytes: Option<usize>,
-    /// Do not read or write the compile cache.
-    #[arg(long)]
-    no_cache: bool,
-    /// The compile cache's size, in MiB; the entries used least recently are deleted past it.
-    #[arg(long, default_value_t = 256)]
-    max_cache_mib: u64,
-}
-
-impl SandboxArgs {
-    fn config(&self) -> SandboxConfig {
-        let overrides = LimitOverrides {
-            fuel: self.fuel,
-            deadline_ms: self.deadline_ms,
-            max_memory_mib: self.max_memory_mib,
-            max_stack_kib: self.max_stack_kib,
-            max_input_bytes: self.max_input_bytes,
-            max_output_bytes: self.max_output_bytes,
-        };
-        let mut config = overrides.apply(SandboxConfig::default());
-        if self.no_cache {
-            config.cache_dir = None;
-        }
-        config.cache_max_bytes = self.max_cache_mib.saturating_mul(1 << 20);
-        config
-    }
-}
-
-/// A failure of the command, with the exit code it maps to.
-struct Failure {
+/// Why the command failed, with the exit code it maps to.
+struct CommandError {
     code: u8,
     message: String,
 }
 
-impl From<Error> for Failure {
+impl From<Error> for CommandError {
     /// The error, then its root cause when the message does not already say it.
     fn from(error: Error) -> Self {
         let mut message = error.to_string();
@@ -184,7 +107,19 @@ impl From<Error> for Failure {
                 message = format!("{message}: caused by: {root}");
             }
         }
-        Failure { code: exit_code(&error), message }
+        CommandError { code: exit_code(&error), message }
+    }
+}
+
+impl From<ServeError> for CommandError {
+    /// The service's setup exits as any error of the core; a system that refuses what the
+    /// flags ask for (the address is taken) is bad usage, 2; a panic, 101, as Rust's own.
+    fn from(error: ServeError) -> Self {
+        match error {
+            ServeError::Setup(error) => error.into(),
+            ServeError::Panicked => CommandError { code: 101, message: error.to_string() },
+            system => CommandError { code: 2, message: system.to_string() },
+        }
     }
 }
 
@@ -208,10 +143,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> Result<u8, Failure> {
+fn run(command: Command) -> Result<u8, CommandError> {
     match command {
         Command::Decide { case, batch, jobs, policy, on_policy_error } => {
-            let loaded = load(&policy, on_policy_error.into())?;
+            let loaded = load(&policy, on_policy_error.mode)?;
             if batch {
                 let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
                 return decide_batch(&case, &loaded, jobs);
@@ -242,10 +177,10 @@ fn run(command: Command) -> Result<u8, Failure> {
         }
         Command::Serve(args) => cli::serve::serve(*args),
         Command::Replay(args) => cli::replay::run(args),
+        Command::Example(args) => cli::example::run(args),
         Command::Inspect { file, sandbox } => {
             let sandbox = Sandbox::new(sandbox.config())?;
-            let bytes = std::fs::read(&file)
-                .map_err(|e| Error::bad_input_caused(format!("{}: cannot read: {e}", file.display()), &e))?;
+            let bytes = std::fs::read(&file).map_err(|e| Error::unreadable(file.display(), &e))?;
             let report = inspect(&sandbox, &file.display().to_string(), &bytes);
             let _ = write!(std::io::stdout().lock(), "{report}");
             Ok(if report.satisfies_contract() { 0 } else { 3 })
@@ -256,30 +191,27 @@ fn run(command: Command) -> Result<u8, Failure> {
 /// The deployed policy and the `--config` override of every case's `run_retries`.
 struct Loaded {
     deployment: Deployment,
-    config: Option<Config>,
+    config: Option<RunRetries>,
 }
 
-fn load(args: &PolicyArgs, mode: OnPolicyError) -> Result<Loaded, Failure> {
-    let config = args.config.as_deref().map(read_run_retries).transpose()?;
+fn load(args: &PolicyArgs, mode: OnPolicyError) -> Result<Loaded, CommandError> {
+    let config = args.config.read()?;
     let sandbox = Sandbox::new(args.sandbox.config())?;
     let deployment = Deployment::load(&sandbox, args.policy.as_deref(), mode)?;
     Ok(Loaded { deployment, config })
 }
 
-fn read_source(path: &Path) -> Result<(String, String), Failure> {
+fn read_source(path: &Path) -> Result<(String, String), CommandError> {
     if path == Path::new("-") {
         let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| Error::bad_input_caused(format!("<stdin>: cannot read: {e}"), &e))?;
+        std::io::stdin().read_to_string(&mut text).map_err(|e| Error::unreadable("<stdin>", &e))?;
         return Ok(("<stdin>".into(), text));
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::bad_input_caused(format!("{}: cannot read: {e}", path.display()), &e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::unreadable(path.display(), &e))?;
     Ok((path.display().to_string(), text))
 }
 
-fn read_case(path: &Path, config: &Option<Config>) -> Result<Case, Failure> {
+fn read_case(path: &Path, config: &Option<RunRetries>) -> Result<Case, CommandError> {
     let (source, text) = read_source(path)?;
     let mut case = Case::from_json(&source, &text).map_err(Error::from)?;
     if let Some(config) = config {
@@ -291,12 +223,11 @@ fn read_case(path: &Path, config: &Option<Config>) -> Result<Case, Failure> {
 /// JSON Lines: every line answered in order, each answer flushed at once (an orchestrator that
 /// writes a case and waits for its answer must get it); a bad line gets an error object and the
 /// batch goes on. Exits 0 when every line was decided, else 2 or 3 after the last line.
-fn decide_batch(path: &Path, loaded: &Loaded, jobs: usize) -> Result<u8, Failure> {
+fn decide_batch(path: &Path, loaded: &Loaded, jobs: usize) -> Result<u8, CommandError> {
     let (source, reader): (String, Box<dyn BufRead>) = if path == Path::new("-") {
         ("<stdin>".into(), Box::new(std::io::stdin().lock()))
     } else {
-        let file = std::fs::File::open(path)
-            .map_err(|e| Error::bad_input_caused(format!("{}: cannot read: {e}", path.display()), &e))?;
+        let file = std::fs::File::open(path).map_err(|e| Error::unreadable(path.display(), &e))?;
         (path.display().to_string(), Box::new(std::io::BufReader::new(file)))
     };
     let mut worst = 0u8;

@@ -8,7 +8,9 @@ use crate::tags::{
     new_run_tags, AUTO_RETRY_RUN_ID, BACKFILL, FAILURE_REASON, MAX_RETRIES, RETRY_ON_ASSET_OR_OP_FAILURE,
     RETRY_STRATEGY, WILL_RETRY,
 };
-use runretry_kit::{set_tag, tag, Action, Config, Decision, Failure, FailureReason, Run, RunStatus, Strategy, Tags};
+use runretry_kit::{
+    set_tag, tag, Action, Decision, Failure, FailureReason, Run, RunRetries, RunStatus, Strategy, Tags,
+};
 
 /// Logged when a step failure is not retried because of `retry_on_asset_or_op_failure`.
 pub const STEP_FAILURE_NOT_RETRIED_EVENT: &str = "Not retrying run since it failed due to an asset or op failure and run retries are configured with retry_on_asset_or_op_failure set to false.";
@@ -20,7 +22,7 @@ pub const FAILED_TO_RETRY_EVENT: &str = "Failed to retry run";
 pub const RETRYING_EVENT: &str = "Retrying the run";
 
 /// Decide what to do about a failed run, as Dagster 1.13.29 does.
-pub fn should_retry(run: &Run, failure: &Failure, config: &Config) -> Decision {
+pub fn should_retry(run: &Run, failure: &Failure, config: &RunRetries) -> Decision {
     let mut draft = Draft::default();
     if !config.enabled {
         return draft.none("run retries are disabled (run_retries.enabled is false)");
@@ -157,7 +159,7 @@ fn failure_time_decision(
     run: &Run,
     reason: Option<&FailureReason>,
     retry_on: bool,
-    config: &Config,
+    config: &RunRetries,
     draft: &mut Draft,
 ) -> (bool, String) {
     if reason == Some(&FailureReason::StepFailure) && !retry_on {

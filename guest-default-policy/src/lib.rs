@@ -23,13 +23,13 @@ pub mod tags;
 pub use decide::{not_retried, should_retry};
 pub use select::select_steps;
 
-use runretry_kit::{Config, Decision, Failure, Policy, Run, Selection, Strategy};
+use runretry_kit::{Decision, Failure, Policy, Run, RunRetries, Selection, Strategy};
 
 /// Dagster's semantics, unchanged, as a [`Policy`]: the default policy.
 pub struct DefaultPolicy;
 
 impl Policy for DefaultPolicy {
-    fn should_retry(run: &Run, failure: &Failure, config: &Config) -> Decision {
+    fn should_retry(run: &Run, failure: &Failure, config: &RunRetries) -> Decision {
         should_retry(run, failure, config)
     }
 

@@ -3,8 +3,8 @@
 use runretry_default_policy::*;
 use runretry_kit::*;
 
-fn enabled(max_retries: i64) -> Config {
-    Config { enabled: true, max_retries, retry_on_asset_or_op_failure: true }
+fn enabled(max_retries: i64) -> RunRetries {
+    RunRetries { enabled: true, max_retries, retry_on_asset_or_op_failure: true }
 }
 
 fn failed_run(steps: Vec<Step>) -> Run {
@@ -42,7 +42,7 @@ fn reason(r: FailureReason) -> Failure {
 
 #[test]
 fn s2_disabled_config_never_retries_and_writes_no_tag() {
-    let d = should_retry(&failed_run(three_steps()), &Failure::default(), &Config { enabled: false, ..enabled(3) });
+    let d = should_retry(&failed_run(three_steps()), &Failure::default(), &RunRetries { enabled: false, ..enabled(3) });
     assert_eq!(d.action, Action::None);
     assert!(d.failed_run_tags.is_empty());
 }
@@ -60,7 +60,7 @@ fn s6_1_budget_counts_the_group() {
 
 #[test]
 fn s6_1_step_failure_filtered_by_retry_on() {
-    let config = Config { retry_on_asset_or_op_failure: false, ..enabled(3) };
+    let config = RunRetries { retry_on_asset_or_op_failure: false, ..enabled(3) };
     let run = failed_run(three_steps());
     let d = should_retry(&run, &reason(FailureReason::StepFailure), &config);
     assert_eq!(d.action, Action::None);

@@ -6,7 +6,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use runretry::batch::decide_batch;
 use runretry::{
-    Case, Config, Deployment, Failure, FailureReason, GroupMember, HistoryRun, LaunchOrigin, OnPolicyError, Run,
+    Case, Deployment, Failure, FailureReason, GroupMember, HistoryRun, LaunchOrigin, OnPolicyError, Run, RunRetries,
     RunStatus, Sandbox, SandboxConfig, Step, StepStatus, Strategy,
 };
 use runretry_default_policy as native;
@@ -49,7 +49,7 @@ fn realistic_case() -> Case {
         ..Run::new("run-R2", RunStatus::Failure)
     };
     Case {
-        config: Config { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true },
+        config: RunRetries { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true },
         run,
         failure: Failure::new(Some(FailureReason::StepFailure)),
     }

@@ -9,7 +9,7 @@ use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
 
-use runretry_kit::{Case, Config, Decision};
+use runretry_kit::{Case, Decision, RunRetries};
 
 use crate::error::Error;
 use crate::fallback::Deployment;
@@ -35,7 +35,7 @@ pub fn decide_batch(
     input: impl BufRead,
     source: &str,
     deployment: &Deployment,
-    config: Option<Config>,
+    config: Option<RunRetries>,
     jobs: usize,
     answer: impl FnMut(BatchAnswer) -> bool + Send,
 ) -> Result<(), Error> {
@@ -83,7 +83,7 @@ fn read_lines(
             break;
         }
         let line = index + 1;
-        let text = text.map_err(|e| Error::bad_input_caused(format!("{source}:{line}: cannot read: {e}"), &e))?;
+        let text = text.map_err(|e| Error::unreadable(format_args!("{source}:{line}"), &e))?;
         if text.trim().is_empty() {
             continue;
         }
@@ -118,7 +118,7 @@ fn decide_line(
     source: &str,
     text: &str,
     deployment: &Deployment,
-    config: Option<Config>,
+    config: Option<RunRetries>,
     instance: &mut Option<WarmPolicy>,
 ) -> Result<Decision, Error> {
     let mut case = Case::from_json(source, text)?;

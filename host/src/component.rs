@@ -4,30 +4,10 @@
 use wasmtime::component::{types::ComponentItem, Component, Linker};
 use wasmtime::Engine;
 
+use crate::contract::{ALLOWED_IMPORT_PREFIXES, CONTRACT_VERSION, POLICY_EXPORT, POLICY_EXPORT_UNVERSIONED};
 use crate::error::Error;
 use crate::exports::PolicyPre;
 use crate::sandbox::HostState;
-
-/// The version of the contract (the WIT package `runretry:policy`) this host implements.
-pub const CONTRACT_VERSION: &str = "0.3.0";
-
-/// The interface a policy must export.
-pub const POLICY_EXPORT: &str = "runretry:policy/policy@0.3.0";
-
-/// The optional interface with the same functions taking the case as one buffer (the kit's
-/// Rust guests export it; see `runretry_kit::packed`). Called instead of [`POLICY_EXPORT`]
-/// when present.
-pub const PACKED_EXPORT: &str = "runretry:policy/packed@0.3.0";
-
-/// The export's name without its version: a policy exporting it under another version was built
-/// against another revision of the contract.
-const POLICY_EXPORT_UNVERSIONED: &str = "runretry:policy/policy@";
-
-/// Import namespaces a policy may use. A Rust std guest imports ~13 WASI interfaces; every one
-/// is linked with nothing granted. Sockets and HTTP are refused outright: a policy has no
-/// business on the network, and saying so at load time beats a failure mid-decision.
-pub const ALLOWED_IMPORT_PREFIXES: [&str; 6] =
-    ["wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:random/", "wasi:filesystem/", "runretry:policy/"];
 
 /// What a file holds, judged from its header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,27 +5,26 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::Error;
-use runretry_kit::Config;
+use runretry_kit::RunRetries;
 
 /// Only `run_retries` matters; every other key of the instance file is ignored.
 #[derive(Deserialize)]
 struct InstanceFile {
     #[serde(default)]
-    run_retries: Option<Config>,
+    run_retries: Option<RunRetries>,
 }
 
 /// The `run_retries` block of the file at `path`; Dagster's defaults when the block is absent.
-pub fn read_run_retries(path: &Path) -> Result<Config, Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::bad_input_caused(format!("{}: cannot read: {e}", path.display()), &e))?;
+pub fn read_run_retries(path: &Path) -> Result<RunRetries, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::unreadable(path.display(), &e))?;
     parse_run_retries(&path.display().to_string(), &text)
 }
 
 /// Parse `run_retries` from YAML text; `source` names the file in errors, with the field path
 /// (`run_retries.max_retries`) and YAML line.
-pub fn parse_run_retries(source: &str, text: &str) -> Result<Config, Error> {
+pub fn parse_run_retries(source: &str, text: &str) -> Result<RunRetries, Error> {
     if text.trim().is_empty() {
-        return Ok(Config::default());
+        return Ok(RunRetries::default());
     }
     let deserializer = serde_yaml_ng::Deserializer::from_str(text);
     let file: InstanceFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
@@ -43,13 +42,13 @@ mod tests {
     fn reads_the_block_and_ignores_other_keys() {
         let text = "storage:\n  sqlite: {base_dir: /tmp}\nrun_retries:\n  enabled: true\n  max_retries: 3\n";
         let config = parse_run_retries("dagster.yaml", text).unwrap();
-        assert_eq!(config, Config { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true });
+        assert_eq!(config, RunRetries { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true });
     }
 
     #[test]
     fn absent_block_gives_dagster_defaults() {
-        assert_eq!(parse_run_retries("d.yaml", "telemetry: {enabled: false}\n").unwrap(), Config::default());
-        assert_eq!(parse_run_retries("d.yaml", "").unwrap(), Config::default());
+        assert_eq!(parse_run_retries("d.yaml", "telemetry: {enabled: false}\n").unwrap(), RunRetries::default());
+        assert_eq!(parse_run_retries("d.yaml", "").unwrap(), RunRetries::default());
     }
 
     #[test]

@@ -21,13 +21,11 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Linker, Resource};
+use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime::StoreContextMut;
 use wasmtime_wasi::p2::bindings::clocks::wall_clock::Datetime;
 use wasmtime_wasi::p2::{subscribe, DynPollable, Pollable};
 use wasmtime_wasi::HostWallClock;
-
-use crate::sandbox::HostState;
 
 /// The wall clock every policy reads: 2000-01-01T00:00:00Z, in seconds since the Unix epoch.
 pub const WALL_CLOCK_EPOCH_SECS: u64 = 946_684_800;
@@ -39,6 +37,15 @@ pub const MAX_RANDOM_BYTES: u64 = 1 << 20;
 /// The WASI version whose clock and random interfaces are replaced: the one wasmtime-wasi links
 /// (guests importing any older 0.2.x resolve to it by semver).
 const WASI_VERSION: &str = "0.2.12";
+
+/// What the clocks and the generator need of a store's data: the call's state, and the resource
+/// table a sleep's pollable goes in. The sandbox's per-call state implements it; this module
+/// knows nothing else of it.
+pub(crate) trait CallState: Send + 'static {
+    fn call(&self) -> &CallEnv;
+    fn call_mut(&mut self) -> &mut CallEnv;
+    fn table(&mut self) -> &mut ResourceTable;
+}
 
 /// Per-call state behind the virtual clocks and the seeded generator.
 pub(crate) struct CallEnv {
@@ -124,36 +131,40 @@ impl std::fmt::Display for TooManyRandomBytes {
 impl std::error::Error for TooManyRandomBytes {}
 
 /// Virtual nanoseconds since the call began.
-fn now(store: &StoreContextMut<'_, HostState>) -> u64 {
-    let env = &store.data().call;
+fn now<T: CallState>(store: &StoreContextMut<'_, T>) -> u64 {
+    let env = store.data().call();
     let remaining = store.get_fuel().unwrap_or(0);
     env.fuel_budget.saturating_sub(remaining).saturating_add(env.slept_nanos)
 }
 
 /// Sleep until virtual time `until`: at once, or not at all when that is past the deadline.
-fn sleep_until(mut store: StoreContextMut<'_, HostState>, until: u64) -> wasmtime::Result<(Resource<DynPollable>,)> {
+fn sleep_until<T: CallState>(
+    mut store: StoreContextMut<'_, T>,
+    until: u64,
+) -> wasmtime::Result<(Resource<DynPollable>,)> {
     let now = now(&store);
-    let state = store.data_mut();
-    if until > state.call.deadline_nanos {
+    let call = store.data_mut().call_mut();
+    if until > call.deadline_nanos {
         return Err(wasmtime::Error::new(SleptPastDeadline));
     }
-    state.call.slept_nanos = state.call.slept_nanos.saturating_add(until.saturating_sub(now));
-    let elapsed = state.table.push(Elapsed)?;
-    Ok((subscribe(&mut state.table, elapsed)?,))
+    call.slept_nanos = call.slept_nanos.saturating_add(until.saturating_sub(now));
+    let table = store.data_mut().table();
+    let elapsed = table.push(Elapsed)?;
+    Ok((subscribe(table, elapsed)?,))
 }
 
-fn random_bytes(store: &mut StoreContextMut<'_, HostState>, len: u64) -> wasmtime::Result<Vec<u8>> {
+fn random_bytes<T: CallState>(store: &mut StoreContextMut<'_, T>, len: u64) -> wasmtime::Result<Vec<u8>> {
     if len > MAX_RANDOM_BYTES {
         return Err(wasmtime::Error::new(TooManyRandomBytes(len)));
     }
     let mut bytes = vec![0u8; len as usize];
-    store.data_mut().call.rng.fill_bytes(&mut bytes);
+    store.data_mut().call_mut().rng.fill_bytes(&mut bytes);
     Ok(bytes)
 }
 
 /// Replace WASI's clock and random functions in `linker` (already holding WASI p2) with the
 /// deterministic ones above.
-pub(crate) fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+pub(crate) fn link<T: CallState>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
 
     let mut clock = linker.instance(&format!("wasi:clocks/monotonic-clock@{WASI_VERSION}"))?;
@@ -167,23 +178,24 @@ pub(crate) fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
 
     let mut wall = linker.instance(&format!("wasi:clocks/wall-clock@{WASI_VERSION}"))?;
     wall.func_wrap("now", |store, (): ()| {
-        let at = store.data().call.wall;
+        let at = store.data().call().wall;
         Ok((Datetime { seconds: at.as_secs(), nanoseconds: at.subsec_nanos() },))
     })?;
     wall.func_wrap("resolution", |_, (): ()| Ok((Datetime { seconds: 0, nanoseconds: 1 },)))?;
 
     let mut random = linker.instance(&format!("wasi:random/random@{WASI_VERSION}"))?;
     random.func_wrap("get-random-bytes", |mut store, (len,): (u64,)| Ok((random_bytes(&mut store, len)?,)))?;
-    random.func_wrap("get-random-u64", |mut store, (): ()| Ok((store.data_mut().call.rng.next_u64(),)))?;
+    random.func_wrap("get-random-u64", |mut store, (): ()| Ok((store.data_mut().call_mut().rng.next_u64(),)))?;
 
     let mut insecure = linker.instance(&format!("wasi:random/insecure@{WASI_VERSION}"))?;
     insecure
         .func_wrap("get-insecure-random-bytes", |mut store, (len,): (u64,)| Ok((random_bytes(&mut store, len)?,)))?;
-    insecure.func_wrap("get-insecure-random-u64", |mut store, (): ()| Ok((store.data_mut().call.rng.next_u64(),)))?;
+    insecure
+        .func_wrap("get-insecure-random-u64", |mut store, (): ()| Ok((store.data_mut().call_mut().rng.next_u64(),)))?;
 
     let mut seed = linker.instance(&format!("wasi:random/insecure-seed@{WASI_VERSION}"))?;
     seed.func_wrap("insecure-seed", |mut store, (): ()| {
-        let rng = &mut store.data_mut().call.rng;
+        let rng = &mut store.data_mut().call_mut().rng;
         Ok(((rng.next_u64(), rng.next_u64()),))
     })?;
 

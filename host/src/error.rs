@@ -89,18 +89,25 @@ impl Error {
         matches!(self, Error::BadInput { .. })
     }
 
-    #[doc(hidden)]
+    /// Bad input: `what` names the file and the field at fault, as
+    /// `case.json: run.steps[3].status: unknown variant "DONE"`.
     pub fn bad_input(what: impl Into<String>) -> Self {
         Error::BadInput { what: what.into(), cause: None }
     }
 
     /// Bad input with the error that revealed it (an I/O or parse error) as its source.
-    #[doc(hidden)]
     pub fn bad_input_caused(what: impl Into<String>, cause: &(dyn std::error::Error + 'static)) -> Self {
         Error::BadInput { what: what.into(), cause: Some(Cause::from_error(cause)) }
     }
 
-    #[doc(hidden)]
+    /// A file that cannot be read, as every reader says it: `{file}: cannot read: {error}`,
+    /// the I/O error kept as the cause. `file` is its path, or what stands for one
+    /// (`<stdin>`, `cases.jsonl:12`, `policy p.wasm`).
+    pub fn unreadable(file: impl fmt::Display, error: &std::io::Error) -> Self {
+        Error::bad_input_caused(format!("{file}: cannot read: {error}"), error)
+    }
+
+    /// Not a runretry policy component: `reason` names the file and what is wrong with it.
     pub fn invalid_component(reason: impl Into<String>) -> Self {
         Error::InvalidComponent { reason: reason.into(), cause: None }
     }

@@ -10,14 +10,14 @@ use wasmtime::component::{Component, ComponentExportIndex, Func, InstancePre, Ty
 use wasmtime::{AsContextMut, Engine};
 
 use runretry_kit::packed::{self, CaseRef, SelectionResult};
-use runretry_kit::{Config, Decision, Failure, Run, Selection, Strategy};
+use runretry_kit::{Decision, Failure, Run, RunRetries, Selection, Strategy};
 
 use crate::answer_budget::AnswerBudget;
-use crate::component::{PACKED_EXPORT, POLICY_EXPORT};
+use crate::contract::{PACKED_EXPORT, POLICY_EXPORT};
 use crate::error::{clip_untrusted, Error};
 use crate::sandbox::HostState;
 
-type ShouldRetry<'a> = TypedFunc<(&'a Run, &'a Failure, &'a Config), (Decision,)>;
+type ShouldRetry<'a> = TypedFunc<(&'a Run, &'a Failure, &'a RunRetries), (Decision,)>;
 type SelectSteps<'a> = TypedFunc<(&'a Run, Strategy), (Result<Selection, String>,)>;
 type PackedShouldRetry<'a> = TypedFunc<(&'a [u8],), (Result<Vec<u8>, String>,)>;
 type PackedSelectSteps<'a> = TypedFunc<(&'a [u8], Strategy), (Result<Vec<u8>, String>,)>;
@@ -54,7 +54,7 @@ impl PolicyPre {
         let component = pre.component().clone();
         let instance_type = pre.instance_type();
         let (should_retry, func) = function(engine, &component, POLICY_EXPORT, "should-retry")?;
-        func.typecheck::<(&Run, &Failure, &Config), (Decision,)>(&instance_type)
+        func.typecheck::<(&Run, &Failure, &RunRetries), (Decision,)>(&instance_type)
             .map_err(|e| e.context(format!("type-checking `{POLICY_EXPORT}` func `should-retry`")))?;
         let (select_steps, func) = function(engine, &component, POLICY_EXPORT, "select-steps")?;
         func.typecheck::<(&Run, Strategy), (Result<Selection, String>,)>(&instance_type)
@@ -134,7 +134,7 @@ impl PolicyExports {
         mut store: impl AsContextMut<Data = HostState>,
         run: &Run,
         failure: &Failure,
-        config: &Config,
+        config: &RunRetries,
         budget: AnswerBudget,
     ) -> wasmtime::Result<Result<Decision, Error>> {
         if self.packed {

@@ -2,8 +2,9 @@
 
 use std::fmt;
 
+use crate::component;
 pub use crate::component::WasmKind;
-use crate::component::{self, PACKED_EXPORT, POLICY_EXPORT};
+use crate::contract::{PACKED_EXPORT, POLICY_EXPORT};
 use crate::policy::Sandbox;
 
 /// What inspection found.

@@ -15,7 +15,7 @@
 //!
 //! Every call runs in a fresh instance with WASI granting nothing, under fuel, deadline, memory,
 //! table and stack limits ([`SandboxConfig`]), with clocks and randomness that are a function of
-//! the case ([`WALL_CLOCK_EPOCH_SECS`]); every answer is checked against the contract before it
+//! the case ([`determinism`]); every answer is checked against the contract before it
 //! is returned. Errors are typed ([`Error`]). The case and decision types are the contract's one
 //! model, from the `runretry-kit` crate, re-exported here.
 
@@ -23,22 +23,29 @@
 //!
 //! The root holds the core: [`Sandbox`] and its limits ([`SandboxConfig`], [`LimitOverrides`]),
 //! a loaded [`Policy`] and a [`Deployment`] (a policy and what to do when it fails), [`Error`],
-//! and the contract's model. The tools over it are modules: [`conformance`] (suites any policy
-//! can be run against), [`replay`] (a candidate against recorded decisions), [`batch`] (JSON
-//! Lines on several threads), [`inspect`] (what a component is), [`dagster_yaml`] (a
-//! deployment's `run_retries` block), [`decision_record`] (the service's log), [`cache`] (the
-//! compile cache) and [`limits`] (the caps on a policy's answer). The HTTP service is the
-//! `runretry-serve` crate; the command line, `runretry-cli`.
+//! and the contract's model. The rest are modules, by what they are for:
+//!
+//! - tools over the core: [`conformance`] (suites any policy can be run against), [`replay`] (a
+//!   candidate against recorded decisions), [`batch`] (JSON Lines on several threads),
+//!   [`inspect`] (what a component is), [`dagster_yaml`] (a deployment's `run_retries` block),
+//!   [`decision_record`] (the service's log);
+//! - for a long-running host: [`calls`] (an instance kept warm, calls ended from outside);
+//! - reference: [`rules`] (what the host checks of a component and its answers),
+//!   [`determinism`] (what a policy sees of time and chance), [`text`] (how guest text is
+//!   bounded before it is shown).
+//!
+//! The HTTP service is the `runretry-serve` crate; the command line, `runretry-cli`.
 
 mod answer_budget;
 pub mod batch;
-pub mod cache;
+mod cache;
 mod component;
 pub mod conformance;
+mod contract;
 mod dagster;
 pub mod dagster_yaml;
 pub mod decision_record;
-mod determinism;
+pub mod determinism;
 mod error;
 mod exports;
 mod fallback;
@@ -49,22 +56,34 @@ mod sandbox;
 mod validate;
 
 pub use runretry_kit::{
-    Action, Backfill, BackfillStatus, Case, CaseError, CheckEvaluation, CheckSeverity, Config, Decision, Failure,
-    FailureReason, GroupMember, HistoryRun, LaunchOrigin, MappedInstance, Run, RunStatus, Selection, SelectionAnswer,
-    Step, StepKey, StepStatus, Strategy, Tags,
+    Action, Backfill, BackfillStatus, Case, CaseError, CheckEvaluation, CheckSeverity, Decision, Failure,
+    FailureReason, GroupMember, HistoryRun, LaunchOrigin, MappedInstance, Run, RunRetries, RunStatus, Selection,
+    SelectionAnswer, Step, StepKey, StepStatus, Strategy, Tags,
 };
 
-pub use component::CONTRACT_VERSION;
-pub use determinism::WALL_CLOCK_EPOCH_SECS;
-pub use error::{clip_to, clip_untrusted, escape_untrusted, Cause, Error, MAX_GUEST_TEXT_BYTES};
+pub use contract::CONTRACT_VERSION;
+pub use error::{Cause, Error};
 pub use fallback::{Decided, Deployment, OnFailure, OnPolicyError};
-pub use policy::{Policy, Sandbox, WarmPolicy, DEFAULT_POLICY_NAME, DEFAULT_POLICY_WASM};
-pub use sandbox::{default_cache_dir, Interrupt, LimitOverrides, SandboxConfig, StopReason};
+pub use policy::{Policy, Sandbox, DEFAULT_POLICY_NAME, DEFAULT_POLICY_WASM};
+pub use sandbox::{default_cache_dir, LimitKnob, LimitOverrides, SandboxConfig, LIMIT_KNOBS};
 
-/// What the host refuses in a policy's answer, and the rules it checks it by.
-pub mod limits {
-    pub use crate::component::{ALLOWED_IMPORT_PREFIXES, POLICY_EXPORT};
+/// For a long-running host (the service): a policy instance reused across calls, and calls
+/// ended from outside before their own deadline.
+pub mod calls {
+    pub use crate::policy::WarmPolicy;
+    pub use crate::sandbox::{Interrupt, StopReason};
+}
+
+/// What the host checks of a component and of its answers: the export a policy must have and
+/// the imports it may have, the caps on an answer, and the rule for tag keys.
+pub mod rules {
+    pub use crate::contract::{ALLOWED_IMPORT_PREFIXES, PACKED_EXPORT, POLICY_EXPORT};
     pub use crate::dagster::is_compliant_tag_key;
-    pub use crate::determinism::{seed_for, MAX_RANDOM_BYTES};
     pub use crate::validate::{MAX_DECISION_TEXT_BYTES, MAX_EVENTS, MAX_TAGS, MAX_TAG_KEY_BYTES, MAX_TAG_VALUE_BYTES};
+}
+
+/// Text from a guest (or a client) is hostile: how it is bounded and escaped before it is shown
+/// or logged.
+pub mod text {
+    pub use crate::error::{clip_to, clip_untrusted, escape_untrusted, MAX_GUEST_TEXT_BYTES};
 }

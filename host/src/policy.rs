@@ -61,8 +61,8 @@ impl Sandbox {
 
     /// Load a policy component from a file.
     pub fn load_file(&self, path: &Path) -> Result<Policy, Error> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| Error::bad_input_caused(format!("{}: cannot read policy: {e}", path.display()), &e))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| Error::unreadable(format_args!("policy {}", path.display()), &e))?;
         self.load_bytes(&path.display().to_string(), &bytes)
     }
 

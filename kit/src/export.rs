@@ -27,7 +27,7 @@ pub mod bindings {
             "runretry:policy/types@0.3.0/run": crate::model::Run,
             "runretry:policy/types@0.3.0/failure-reason": crate::model::FailureReason,
             "runretry:policy/types@0.3.0/failure": crate::model::Failure,
-            "runretry:policy/types@0.3.0/config": crate::model::Config,
+            "runretry:policy/types@0.3.0/config": crate::model::RunRetries,
             "runretry:policy/types@0.3.0/retry-strategy": crate::model::Strategy,
             "runretry:policy/types@0.3.0/action": crate::model::Action,
             "runretry:policy/types@0.3.0/decision": crate::model::Decision,
@@ -44,7 +44,7 @@ macro_rules! export_policy {
     ($policy:ty) => {
         struct __RunretryExport;
         impl $crate::__private::bindings::exports::runretry::policy::policy::Guest for __RunretryExport {
-            fn should_retry(run: $crate::Run, failure: $crate::Failure, config: $crate::Config) -> $crate::Decision {
+            fn should_retry(run: $crate::Run, failure: $crate::Failure, config: $crate::RunRetries) -> $crate::Decision {
                 <$policy as $crate::Policy>::should_retry(&run, &failure, &config)
             }
             fn select_steps(run: $crate::Run, strategy: $crate::Strategy) -> Result<$crate::Selection, String> {

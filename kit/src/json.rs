@@ -16,8 +16,8 @@ use serde::ser::{SerializeMap, SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Backfill, BackfillStatus, Config, Decision, Failure, FailureReason, GroupMember, MappedInstance, Run, StepStatus,
-    Tags,
+    Backfill, BackfillStatus, Decision, Failure, FailureReason, GroupMember, MappedInstance, Run, RunRetries,
+    StepStatus, Tags,
 };
 
 /// One case: the deployment's config, the failed run, and the failure. Unknown top-level keys
@@ -26,7 +26,7 @@ use crate::model::{
 pub struct Case {
     /// The deployment's `run_retries` block (Dagster's defaults when absent).
     #[serde(default)]
-    pub config: Config,
+    pub config: RunRetries,
     /// The failed run.
     pub run: Run,
     /// The failure being handled.

@@ -13,13 +13,13 @@
 //! - [`number_tag`] and [`duration_words`] are the small readers the examples share.
 //!
 //! ```
-//! use runretry_kit::{Action, Config, Decision, Failure, Policy, Run, RunStatus, Selection, Strategy};
+//! use runretry_kit::{Action, RunRetries, Decision, Failure, Policy, Run, RunStatus, Selection, Strategy};
 //!
 //! /// Never retries: the smallest policy there is.
 //! struct Never;
 //!
 //! impl Policy for Never {
-//!     fn should_retry(_run: &Run, _failure: &Failure, _config: &Config) -> Decision {
+//!     fn should_retry(_run: &Run, _failure: &Failure, _config: &RunRetries) -> Decision {
 //!         Decision::none("this deployment never retries")
 //!     }
 //!     fn select_steps(_run: &Run, _strategy: Strategy) -> Result<Selection, String> {
@@ -30,7 +30,7 @@
 //! runretry_kit::export_policy!(Never); // a component export on wasm32, nothing natively
 //!
 //! let run = Run::new("run-A", RunStatus::Failure);
-//! assert_eq!(Never::should_retry(&run, &Failure::default(), &Config::default()).action, Action::None);
+//! assert_eq!(Never::should_retry(&run, &Failure::default(), &RunRetries::default()).action, Action::None);
 //! ```
 
 #![deny(missing_docs)]
@@ -56,9 +56,11 @@ mod text_size;
 #[cfg(target_arch = "wasm32")]
 mod export;
 
+#[allow(deprecated)]
+pub use model::Config;
 pub use model::{
-    set_tag, tag, Action, Backfill, BackfillStatus, CheckEvaluation, CheckSeverity, Config, Decision, Failure,
-    FailureReason, GroupMember, HistoryRun, LaunchOrigin, MappedInstance, Run, RunStatus, Selection, SelectionAnswer,
+    set_tag, tag, Action, Backfill, BackfillStatus, CheckEvaluation, CheckSeverity, Decision, Failure, FailureReason,
+    GroupMember, HistoryRun, LaunchOrigin, MappedInstance, Run, RunRetries, RunStatus, Selection, SelectionAnswer,
     Step, StepStatus, Strategy, TagMerge, Tags, UnknownSpelling,
 };
 pub use policy::Policy;

@@ -721,7 +721,7 @@ impl Failure {
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[cfg_attr(model_serde, derive(Serialize, Deserialize), serde(deny_unknown_fields))]
 #[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
-pub struct Config {
+pub struct RunRetries {
     /// Run retries are on.
     #[cfg_attr(model_serde, serde(default))]
     pub enabled: bool,
@@ -735,10 +735,14 @@ pub struct Config {
     pub retry_on_asset_or_op_failure: bool,
 }
 
-impl Default for Config {
+/// The earlier name of [`RunRetries`], kept so policies written against it still build.
+#[deprecated(note = "renamed `RunRetries` (it is the deployment's `run_retries` block)")]
+pub type Config = RunRetries;
+
+impl Default for RunRetries {
     /// Dagster's defaults when the block is absent.
     fn default() -> Self {
-        Config { enabled: false, max_retries: 0, retry_on_asset_or_op_failure: true }
+        RunRetries { enabled: false, max_retries: 0, retry_on_asset_or_op_failure: true }
     }
 }
 

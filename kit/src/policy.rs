@@ -1,12 +1,12 @@
 //! What a policy is: two functions over the model. Implement [`Policy`] natively, test it with
 //! `cargo test`, and export it from a component with [`export_policy!`](crate::export_policy).
 
-use crate::model::{Config, Decision, Failure, Run, Selection, Strategy};
+use crate::model::{Decision, Failure, Run, RunRetries, Selection, Strategy};
 
 /// A run-retry policy written against the model types.
 pub trait Policy {
     /// Decide what to do about a failed run: the whole job, in one call.
-    fn should_retry(run: &Run, failure: &Failure, config: &Config) -> Decision;
+    fn should_retry(run: &Run, failure: &Failure, config: &RunRetries) -> Decision;
 
     /// What a re-execution of `run` with `strategy` runs, or the reason it cannot be
     /// re-executed that way. [`Selection::of_steps`] builds the answer of a policy that

@@ -2,7 +2,9 @@
 
 from collections.abc import Mapping, Sequence
 from os import PathLike
-from typing import Any, Literal, final
+from typing import Any, Literal, TypedDict, final
+
+from typing_extensions import Unpack
 
 Case = Mapping[str, Any] | str
 """A case in the command line's JSON format: a dict, or its JSON text."""
@@ -11,6 +13,25 @@ OnPolicyError = Literal["fail", "give-up", "default"]
 Strategy = Literal["FROM_FAILURE", "ALL_STEPS", "FROM_ASSET_FAILURE"]
 
 CONTRACT_VERSION: str
+
+class SandboxLimits(TypedDict, total=False):
+    """The sandbox's limits, keyword arguments of every entry point; the command line's flags
+    under the same names (``--deadline-ms``). ``None`` or absent keeps the default."""
+
+    fuel: int | None
+    """Fuel per call (~Wasm instructions). Default 10000000000."""
+    deadline_ms: int | None
+    """Wall-clock deadline per call, in milliseconds. Default 5000."""
+    max_memory_mib: int | None
+    """Linear-memory cap per instance, in MiB. Default 512."""
+    max_stack_kib: int | None
+    """Wasm stack cap, in KiB. Default 1024."""
+    max_input_bytes: int | None
+    """Largest input, in bytes of text. Default 67108864."""
+    max_output_bytes: int | None
+    """Largest output, in bytes of text. Default 16777216."""
+    cache_dir: str | PathLike[str] | Literal[False] | None
+    """Where compiled components are cached; ``False`` for no cache."""
 
 class RunretryError(Exception):
     """Every error raised by runretry."""
@@ -38,16 +59,7 @@ class Policy:
     """A retry policy as a deployment runs it; thread-safe, the GIL released while it decides."""
 
     @staticmethod
-    def default(
-        *,
-        fuel: int | None = None,
-        deadline_ms: int | None = None,
-        max_memory_mib: int | None = None,
-        max_stack_kib: int | None = None,
-        max_input_bytes: int | None = None,
-        max_output_bytes: int | None = None,
-        cache_dir: str | PathLike[str] | Literal[False] | None = None,
-    ) -> Policy:
+    def default(**limits: Unpack[SandboxLimits]) -> Policy:
         """The embedded default policy: Dagster 1.13.29's run retries."""
 
     @staticmethod
@@ -55,13 +67,7 @@ class Policy:
         path: str | PathLike[str],
         *,
         on_policy_error: OnPolicyError = "fail",
-        fuel: int | None = None,
-        deadline_ms: int | None = None,
-        max_memory_mib: int | None = None,
-        max_stack_kib: int | None = None,
-        max_input_bytes: int | None = None,
-        max_output_bytes: int | None = None,
-        cache_dir: str | PathLike[str] | Literal[False] | None = None,
+        **limits: Unpack[SandboxLimits],
     ) -> Policy:
         """Load the policy component at ``path`` (a relative path is relative to the process's
         working directory).
@@ -99,12 +105,6 @@ def conformance(
     suite: str = "default",
     *,
     ignore_fields: Sequence[str] = (),
-    fuel: int | None = None,
-    deadline_ms: int | None = None,
-    max_memory_mib: int | None = None,
-    max_stack_kib: int | None = None,
-    max_input_bytes: int | None = None,
-    max_output_bytes: int | None = None,
-    cache_dir: str | PathLike[str] | Literal[False] | None = None,
+    **limits: Unpack[SandboxLimits],
 ) -> dict[str, Any]:
     """Run a policy against a suite ("default", "contract" or a path): passed, failed, failures."""

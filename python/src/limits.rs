@@ -1,6 +1,6 @@
 //! The sandbox's limits as keyword arguments (`Policy.load(path, fuel=..., deadline_ms=...)`),
-//! the command line's flags under the same names. Every entry point takes them as `**limits`,
-//! read here, once.
+//! one per row of the core's [`LIMIT_KNOBS`] (the command line's flags take the same rows).
+//! Every entry point takes them as `**limits`, read here, once.
 
 use std::path::PathBuf;
 
@@ -8,12 +8,12 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use runretry::{LimitOverrides, SandboxConfig};
+use runretry::{LimitOverrides, SandboxConfig, LIMIT_KNOBS};
 
 use crate::errors;
 
-/// The keyword arguments, as the stubs (`_runretry.pyi`) list them.
-const NAMES: &str = "fuel, deadline_ms, max_memory_mib, max_stack_kib, max_input_bytes, max_output_bytes, cache_dir";
+/// The keyword beside the limits: where the compile cache goes.
+const CACHE_DIR: &str = "cache_dir";
 
 /// Limits a caller may set, and where the compile cache goes.
 #[derive(Clone, Debug, Default)]
@@ -34,20 +34,16 @@ impl Limits {
                 continue;
             }
             let typed = |e: PyErr| PyTypeError::new_err(format!("{key}: {e}"));
-            let o = &mut limits.overrides;
-            match key.as_str() {
-                "fuel" => o.fuel = Some(value.extract().map_err(typed)?),
-                "deadline_ms" => o.deadline_ms = Some(value.extract().map_err(typed)?),
-                "max_memory_mib" => o.max_memory_mib = Some(value.extract().map_err(typed)?),
-                "max_stack_kib" => o.max_stack_kib = Some(value.extract().map_err(typed)?),
-                "max_input_bytes" => o.max_input_bytes = Some(value.extract().map_err(typed)?),
-                "max_output_bytes" => o.max_output_bytes = Some(value.extract().map_err(typed)?),
-                "cache_dir" => limits.cache_dir = Some(cache_dir(&value)?),
-                other => {
-                    return Err(PyTypeError::new_err(format!(
-                        "got an unexpected keyword argument '{other}' (the limits are {NAMES})"
-                    )))
-                }
+            if key == CACHE_DIR {
+                limits.cache_dir = Some(cache_dir(&value)?);
+            } else if let Some(knob) = LIMIT_KNOBS.iter().find(|knob| knob.name == key) {
+                knob.set(&mut limits.overrides, value.extract().map_err(typed)?);
+            } else {
+                let names: Vec<&str> = LIMIT_KNOBS.iter().map(|knob| knob.name).chain([CACHE_DIR]).collect();
+                return Err(PyTypeError::new_err(format!(
+                    "got an unexpected keyword argument '{key}' (the limits are {})",
+                    names.join(", ")
+                )));
             }
         }
         Ok(limits)

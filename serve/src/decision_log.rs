@@ -29,6 +29,7 @@ use serde_json::Value;
 
 use runretry::Error;
 
+use super::error::ServeError;
 use super::metrics::Metrics;
 
 /// Where and how decisions are logged.
@@ -130,7 +131,7 @@ impl DecisionLog {
     /// Open (or create) the log, cutting off a torn last line first, and start its writer. A
     /// named pipe must have its reader already: with none, opening fails (ENXIO) rather than
     /// waiting for one, so a server whose log shipper is missing says so at start.
-    pub(crate) fn open(config: &DecisionLogConfig, metrics: Arc<Metrics>) -> Result<Self, Error> {
+    pub(crate) fn open(config: &DecisionLogConfig, metrics: Arc<Metrics>) -> Result<Self, ServeError> {
         let mut mask = GlobSetBuilder::new();
         for pattern in &config.mask {
             let glob = GlobBuilder::new(pattern).case_insensitive(true).build().map_err(|e| {
@@ -142,11 +143,11 @@ impl DecisionLog {
         let mut sink = Sink::new(config);
         sink.open().map_err(|e| {
             let hint = if e.raw_os_error() == Some(libc::ENXIO) {
-                ": nothing reads this named pipe; start its reader (the log shipper) first"
+                " (nothing reads this named pipe: start its reader, the log shipper, first)"
             } else {
                 ""
             };
-            Error::bad_input_caused(format!("decision log {}: cannot open: {e}{hint}", config.path.display()), &e)
+            ServeError::system(format!("decision log {}: cannot open{hint}", config.path.display()), e)
         })?;
         let shared =
             Arc::new(Shared { queue: Mutex::new(Queue::default()), wake: Condvar::new(), done: Condvar::new() });
@@ -155,7 +156,7 @@ impl DecisionLog {
             std::thread::Builder::new()
                 .name("runretry-decision-log".into())
                 .spawn(move || write_queued(&shared, sink, &metrics))
-                .map_err(|e| Error::bad_input_caused(format!("cannot start the decision log's thread: {e}"), &e))?
+                .map_err(|e| ServeError::system("cannot start the decision log's thread", e))?
         };
         // Never joined: a writer stuck on a stalled pipe must not hold up the process's exit
         // (`close` waits for it within a deadline instead).

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runretry_kit::Config;
+use runretry_kit::RunRetries;
 
 use runretry::conformance::{load_cases, ConformanceCase};
 use runretry::Error;
@@ -34,6 +34,7 @@ use runretry::{OnFailure, Sandbox, DEFAULT_POLICY_NAME, DEFAULT_POLICY_WASM};
 mod auth;
 mod body;
 mod decision_log;
+mod error;
 mod listener;
 mod metrics;
 mod routes;
@@ -42,6 +43,7 @@ mod watch;
 
 pub use auth::validate_token;
 pub use decision_log::{repair_torn_tail, DecisionLogConfig};
+pub use error::ServeError;
 pub use versions::{sha256_hex, Origin, Rejection, VersionInfo};
 
 /// Everything `runretry serve` is configured with. [`ServeConfig::default`] is the CLI's
@@ -59,7 +61,7 @@ pub struct ServeConfig {
     /// What to do when the policy fails on a request.
     pub on_policy_error: OnPolicyError,
     /// A `run_retries` block that replaces every case's `config` (`--config dagster.yaml`).
-    pub config_override: Option<Config>,
+    pub config_override: Option<RunRetries>,
     /// Golden cases (conformance case files or directories) every candidate must pass, after
     /// the contract suite.
     pub golden: Vec<PathBuf>,
@@ -156,14 +158,14 @@ pub struct Server {
     addr: SocketAddr,
     state: Arc<routes::AppState>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<Result<(), Error>>>,
+    thread: Option<std::thread::JoinHandle<Result<(), ServeError>>>,
 }
 
 impl Server {
     /// Load and check the policy, open the decision log, bind the address, and serve on
     /// threads of its own. Fails when the policy does not pass its checks (the reason names
     /// the check), the golden cases do not parse, or the address or log cannot be opened.
-    pub fn start(config: ServeConfig) -> Result<Server, Error> {
+    pub fn start(config: ServeConfig) -> Result<Server, ServeError> {
         return_large_blocks_to_the_system();
         if let Some(token) = &config.token {
             validate_token(token).map_err(|why| Error::bad_input(format!("the bearer token {why}")))?;
@@ -196,15 +198,14 @@ impl Server {
         };
         let listener = std::net::TcpListener::bind(config.listen)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
-            .map_err(|e| Error::bad_input_caused(format!("cannot listen on {}: {e}", config.listen), &e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::bad_input_caused(format!("cannot listen on {}: {e}", config.listen), &e))?;
+            .map_err(|e| ServeError::system(format!("cannot listen on {}", config.listen), e))?;
+        let addr =
+            listener.local_addr().map_err(|e| ServeError::system(format!("cannot listen on {}", config.listen), e))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("runretry-serve")
             .build()
-            .map_err(|e| Error::bad_input_caused(format!("cannot start the server's runtime: {e}"), &e))?;
+            .map_err(|e| ServeError::system("cannot start the server's runtime", e))?;
         let state = Arc::new(routes::AppState::new(&config, versions, metrics, log));
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let thread_state = state.clone();
@@ -224,7 +225,7 @@ impl Server {
                 }
                 served
             })
-            .map_err(|e| Error::bad_input_caused(format!("cannot start the server's thread: {e}"), &e))?;
+            .map_err(|e| ServeError::system("cannot start the server's thread", e))?;
         Ok(Server { addr, state, shutdown: Some(shutdown), thread: Some(thread) })
     }
 
@@ -234,22 +235,22 @@ impl Server {
     }
 
     /// Serve until SIGINT or SIGTERM (with [`ServeConfig::signals`]) or until the server stops.
-    pub fn wait(mut self) -> Result<(), Error> {
+    pub fn wait(mut self) -> Result<(), ServeError> {
         let thread = self.thread.take().expect("joined only here or on drop");
-        thread.join().unwrap_or_else(|_| Err(Error::bad_input("the server's thread panicked")))
+        thread.join().unwrap_or(Err(ServeError::Panicked))
     }
 
     /// Stop accepting connections, answer the requests in flight, and return.
-    pub fn shutdown(mut self) -> Result<(), Error> {
+    pub fn shutdown(mut self) -> Result<(), ServeError> {
         self.stop()
     }
 
-    fn stop(&mut self) -> Result<(), Error> {
+    fn stop(&mut self) -> Result<(), ServeError> {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
         match self.thread.take() {
-            Some(thread) => thread.join().unwrap_or_else(|_| Err(Error::bad_input("the server's thread panicked"))),
+            Some(thread) => thread.join().unwrap_or(Err(ServeError::Panicked)),
             None => Ok(()),
         }
     }
@@ -289,9 +290,8 @@ async fn run(
     seen: watch::Fingerprint,
     stop: tokio::sync::oneshot::Receiver<()>,
     stopped_at: Arc<std::sync::Mutex<Option<Instant>>>,
-) -> Result<(), Error> {
-    let listener = tokio::net::TcpListener::from_std(listener)
-        .map_err(|e| Error::bad_input_caused(format!("cannot listen: {e}"), &e))?;
+) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| ServeError::system("cannot listen", e))?;
     if let Some(path) = config.policy.clone() {
         watch::spawn(state.clone(), path, seen, config.poll_interval, config.signals);
     }
@@ -308,7 +308,7 @@ async fn run(
         // Not ready from now on: a load balancer stops sending while the last answers go out.
         stopping.set_ready(false);
         // A candidate being checked is given up: the server must stop within its drain.
-        stopping.versions.stop_pending(runretry::StopReason::Shutdown);
+        stopping.versions.stop_pending(runretry::calls::StopReason::Shutdown);
         if signalled {
             tracing::info!("stopping: not ready, serving for {} ms more", drain.as_millis());
             tokio::time::sleep(drain).await;
@@ -410,5 +410,5 @@ fn normalise_pins(pins: &[String]) -> Result<Vec<String>, Error> {
 }
 
 pub(crate) fn read_policy(path: &std::path::Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|e| Error::bad_input_caused(format!("{}: cannot read policy: {e}", path.display()), &e))
+    std::fs::read(path).map_err(|e| Error::unreadable(format_args!("policy {}", path.display()), &e))
 }

@@ -21,10 +21,11 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, Semaphore};
 use tower_http::catch_panic::CatchPanicLayer;
 
-use runretry_kit::{Case, CaseError, Config, SelectionAnswer, Strategy};
+use runretry_kit::{Case, CaseError, RunRetries, SelectionAnswer, Strategy};
 
+use runretry::text::clip_to;
 use runretry::Error;
-use runretry::{clip_to, Decided, OnPolicyError};
+use runretry::{Decided, OnPolicyError};
 
 use super::auth::{presents, require_token, Token};
 use super::body::{BodyLimits, ReadBody, Unread};
@@ -32,8 +33,8 @@ use super::decision_log::DecisionLog;
 use super::metrics::{Metrics, CONTENT_TYPE};
 use super::versions::{Origin, Version, Versions};
 use super::ServeConfig;
+use runretry::calls::{Interrupt, StopReason};
 use runretry::decision_record::{DecisionRecord, RecordedAnswer, RecordedError, RecordedFallback, RecordedPolicy};
-use runretry::{Interrupt, StopReason};
 
 /// Largest policy component `PUT /v1/policy` accepts: interpreted guests (Python, JavaScript)
 /// are tens of MiB.
@@ -44,7 +45,7 @@ pub(crate) struct AppState {
     pub(crate) versions: Arc<Versions>,
     /// `--on-policy-error`, for the answers and the log (each version's deployment applies it).
     mode: OnPolicyError,
-    config_override: Option<Config>,
+    config_override: Option<RunRetries>,
     metrics: Arc<Metrics>,
     pub(crate) log: Option<Arc<DecisionLog>>,
     workers: Arc<Semaphore>,
@@ -93,16 +94,16 @@ impl AppState {
     fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> impl std::future::Future<Output = Result<T, Failure>> + Send + 'static {
+    ) -> impl std::future::Future<Output = Result<T, ErrorReply>> + Send + 'static {
         let workers = self.workers.clone();
         async move {
-            let permit = workers.acquire_owned().await.map_err(|_| Failure::unavailable("stopping"))?;
+            let permit = workers.acquire_owned().await.map_err(|_| ErrorReply::unavailable("stopping"))?;
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 work()
             })
             .await
-            .map_err(|e| Failure::internal(format!("the decision's thread failed: {e}")))
+            .map_err(|e| ErrorReply::internal(format!("the decision's thread failed: {e}")))
         }
     }
 
@@ -119,10 +120,10 @@ impl AppState {
         decided
     }
 
-    fn parse(&self, source: &str, body: &[u8]) -> Result<Case, Failure> {
-        let text =
-            std::str::from_utf8(body).map_err(|e| Failure::bad_request(format!("{source}: not UTF-8: {e}"), None))?;
-        let mut case = Case::from_json(source, text).map_err(Failure::from)?;
+    fn parse(&self, source: &str, body: &[u8]) -> Result<Case, ErrorReply> {
+        let text = std::str::from_utf8(body)
+            .map_err(|e| ErrorReply::bad_request(format!("{source}: not UTF-8: {e}"), None))?;
+        let mut case = Case::from_json(source, text).map_err(ErrorReply::from)?;
         if let Some(config) = self.config_override {
             case.config = config;
         }
@@ -135,13 +136,13 @@ impl AppState {
         self: &Arc<Self>,
         headers: &HeaderMap,
         body: Body,
-        work: impl FnOnce(&AppState, &Case) -> Result<T, Failure> + Send + 'static,
-    ) -> Result<(Case, T), Failure> {
+        work: impl FnOnce(&AppState, &Case) -> Result<T, ErrorReply> + Send + 'static,
+    ) -> Result<(Case, T), ErrorReply> {
         let body = self.read_body(headers, body, self.max_request_bytes).await?.bytes;
         match tokio::time::timeout(self.deadline, self.on_case("request body".into(), body, work)).await {
             Ok(Ok(result)) => result,
             Ok(Err(failure)) => Err(failure),
-            Err(_) => Err(Failure::deadline(self.deadline)),
+            Err(_) => Err(ErrorReply::deadline(self.deadline)),
         }
     }
 
@@ -150,8 +151,8 @@ impl AppState {
         self: &Arc<Self>,
         source: String,
         body: Bytes,
-        work: impl FnOnce(&AppState, &Case) -> Result<T, Failure> + Send + 'static,
-    ) -> impl std::future::Future<Output = Result<Result<(Case, T), Failure>, Failure>> + Send + 'static {
+        work: impl FnOnce(&AppState, &Case) -> Result<T, ErrorReply> + Send + 'static,
+    ) -> impl std::future::Future<Output = Result<Result<(Case, T), ErrorReply>, ErrorReply>> + Send + 'static {
         let shared = self.clone();
         self.blocking(move || {
             let case = shared.parse(&source, &body)?;
@@ -161,8 +162,8 @@ impl AppState {
     }
 
     /// Read a request body of at most `max_bytes` (see `body`).
-    async fn read_body(&self, headers: &HeaderMap, body: Body, max_bytes: usize) -> Result<ReadBody, Failure> {
-        self.bodies.read(headers, body, max_bytes).await.map_err(Failure::unreadable)
+    async fn read_body(&self, headers: &HeaderMap, body: Body, max_bytes: usize) -> Result<ReadBody, ErrorReply> {
+        self.bodies.read(headers, body, max_bytes).await.map_err(ErrorReply::unreadable)
     }
 
     /// Log `record`: queued for the log's writer, and normally written before this returns
@@ -176,7 +177,7 @@ impl AppState {
 
 /// Why there is no answer: an HTTP status, and the error object the body carries.
 #[derive(Debug)]
-struct Failure {
+struct ErrorReply {
     status: StatusCode,
     kind: String,
     message: String,
@@ -184,13 +185,13 @@ struct Failure {
     path: Option<String>,
 }
 
-impl Failure {
+impl ErrorReply {
     fn bad_request(message: String, path: Option<String>) -> Self {
-        Failure { status: StatusCode::BAD_REQUEST, kind: "bad input".into(), message, path }
+        ErrorReply { status: StatusCode::BAD_REQUEST, kind: "bad input".into(), message, path }
     }
 
     fn unavailable(message: &str) -> Self {
-        Failure {
+        ErrorReply {
             status: StatusCode::SERVICE_UNAVAILABLE,
             kind: "unavailable".into(),
             message: message.into(),
@@ -199,7 +200,7 @@ impl Failure {
     }
 
     fn deadline(deadline: Duration) -> Self {
-        Failure {
+        ErrorReply {
             status: StatusCode::SERVICE_UNAVAILABLE,
             kind: "request deadline exceeded".into(),
             message: format!("no answer within the request deadline of {} ms", deadline.as_millis()),
@@ -209,11 +210,11 @@ impl Failure {
 
     /// The body could not be read: over the size limit (413), too slow (408), cut short (400).
     fn unreadable(unread: Unread) -> Self {
-        Failure { status: unread.status, kind: unread.kind.into(), message: unread.message, path: None }
+        ErrorReply { status: unread.status, kind: unread.kind.into(), message: unread.message, path: None }
     }
 
     fn internal(message: String) -> Self {
-        Failure { status: StatusCode::INTERNAL_SERVER_ERROR, kind: "internal".into(), message, path: None }
+        ErrorReply { status: StatusCode::INTERNAL_SERVER_ERROR, kind: "internal".into(), message, path: None }
     }
 
     fn json(&self) -> Value {
@@ -225,19 +226,19 @@ impl Failure {
     }
 }
 
-impl From<CaseError> for Failure {
+impl From<CaseError> for ErrorReply {
     fn from(error: CaseError) -> Self {
         let path = error.path.clone();
-        Failure::bad_request(error.to_string(), path)
+        ErrorReply::bad_request(error.to_string(), path)
     }
 }
 
-impl From<Error> for Failure {
+impl From<Error> for ErrorReply {
     /// Bad input is the client's (400); anything else is the policy's failure (500), named by
     /// its kind.
     fn from(error: Error) -> Self {
         let status = if error.is_bad_input() { StatusCode::BAD_REQUEST } else { StatusCode::INTERNAL_SERVER_ERROR };
-        Failure { status, kind: error.kind().into(), message: error.to_string(), path: None }
+        ErrorReply { status, kind: error.kind().into(), message: error.to_string(), path: None }
     }
 }
 
@@ -296,7 +297,7 @@ fn answer_decision(
     id: String,
     at: SystemTime,
     version: &Version,
-    outcome: Result<(Case, Decided), Failure>,
+    outcome: Result<(Case, Decided), ErrorReply>,
     started: Instant,
 ) -> Answered {
     let latency = started.elapsed();
@@ -315,7 +316,7 @@ fn answer_decision(
             });
             (StatusCode::OK, Some(decision), None, fallback)
         }
-        Ok(Decided { decision: Err(error), .. }) => failed(state, Failure::from(error)),
+        Ok(Decided { decision: Err(error), .. }) => failed(state, ErrorReply::from(error)),
         Err(failure) => failed(state, failure),
     };
     let policy = recorded_policy(version);
@@ -343,7 +344,7 @@ fn answer_decision(
 
 fn failed<T>(
     state: &AppState,
-    failure: Failure,
+    failure: ErrorReply,
 ) -> (StatusCode, Option<T>, Option<RecordedError>, Option<RecordedFallback>) {
     if failure.status == StatusCode::BAD_REQUEST {
         state.metrics.bad_request();
@@ -409,7 +410,7 @@ async fn decide_batch(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
         None => match producer.await {
             Ok(()) => ([(header::CONTENT_TYPE, "application/x-ndjson")], "").into_response(),
             Err(e) => {
-                let failure = Failure::internal(format!("the batch's task failed: {e}"));
+                let failure = ErrorReply::internal(format!("the batch's task failed: {e}"));
                 (failure.status, Json(json!({"error": failure.json()}))).into_response()
             }
         },
@@ -491,11 +492,11 @@ impl Batch {
             let outcome = match tokio::time::timeout_at(self.deadline, &mut task).await {
                 Ok(Ok(Ok(result))) => result,
                 Ok(Ok(Err(failure))) => Err(failure),
-                Ok(Err(join)) => Err(Failure::internal(format!("the decision's task failed: {join}"))),
+                Ok(Err(join)) => Err(ErrorReply::internal(format!("the decision's task failed: {join}"))),
                 Err(_) => {
                     task.abort();
                     cut_at = Some(number);
-                    break Some(Failure::deadline(state.deadline).recorded());
+                    break Some(ErrorReply::deadline(state.deadline).recorded());
                 }
             };
             let mut line = answer_decision(state, decision_id(), self.at, &self.version, outcome, self.started);
@@ -649,12 +650,12 @@ async fn select_steps(
         Some((_, Some(strategy))) => Ok(strategy),
         Some((text, None)) => {
             let known: Vec<&str> = Strategy::ALL.iter().map(|s| s.as_str()).collect();
-            Err(Failure::bad_request(
+            Err(ErrorReply::bad_request(
                 format!("query parameter strategy: {text:?} is not one of {}", known.join(", ")),
                 Some("?strategy".into()),
             ))
         }
-        None => Err(Failure::bad_request(
+        None => Err(ErrorReply::bad_request(
             "query parameter strategy is required (ALL_STEPS, FROM_FAILURE, ...)".into(),
             Some("?strategy".into()),
         )),
@@ -670,7 +671,7 @@ async fn select_steps(
                     if !error.is_bad_input() {
                         state.metrics.policy_error(error.kind());
                     }
-                    Failure::from(error)
+                    ErrorReply::from(error)
                 })
             };
             state.on_worker(&headers, body, select).await
@@ -776,8 +777,10 @@ async fn upload_policy(
             })),
         )
             .into_response(),
-        Err(message) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": Failure::internal(message).json()})))
-            .into_response(),
+        Err(message) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": ErrorReply::internal(message).json()})))
+                .into_response()
+        }
     }
 }
 
@@ -810,7 +813,7 @@ async fn rollback(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
             Ok(rollback) => rollback.revision,
             Err(e) => {
                 let path = e.path().to_string();
-                let failure = Failure::bad_request(format!("request body: {path}: {}", e.inner()), Some(path));
+                let failure = ErrorReply::bad_request(format!("request body: {path}: {}", e.inner()), Some(path));
                 return (failure.status, Json(json!({"error": failure.json()}))).into_response();
             }
         }

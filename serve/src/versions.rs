@@ -18,10 +18,11 @@ use arc_swap::ArcSwapOption;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use runretry::calls::{Interrupt, StopReason};
 use runretry::conformance::{check_candidate, CandidateSuite, ConformanceCase, Verdict};
-use runretry::{escape_untrusted, Error};
+use runretry::text::escape_untrusted;
+use runretry::Error;
 use runretry::{Deployment, OnFailure, Policy, Sandbox};
-use runretry::{Interrupt, StopReason};
 
 use super::metrics::Metrics;
 

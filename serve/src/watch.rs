@@ -67,7 +67,7 @@ async fn reload(state: &Arc<AppState>, path: &Path, origin: Origin) {
             Ok(bytes) => {
                 let _ = state.versions.offer(&path.display().to_string(), origin, &bytes);
             }
-            Err(error) => tracing::warn!("{}", runretry::escape_untrusted(&error.to_string())),
+            Err(error) => tracing::warn!("{}", runretry::text::escape_untrusted(&error.to_string())),
         }
         let _ = done.send(());
     });

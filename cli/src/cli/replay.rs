@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use runretry::dagster_yaml::read_run_retries;
 use runretry::replay::{read_replay_input, render_replay, replay, Baseline, ReplayFormat, ReplayReport};
 use runretry::{Deployment, Error, OnPolicyError, Sandbox};
 
-use crate::{Failure, SandboxArgs};
+use super::args::{RunRetriesArg, SandboxArgs};
+use crate::CommandError;
 
 /// Replays at least this long get a progress bar (on a terminal).
 const PROGRESS_FROM: u64 = 1_000;
@@ -37,9 +37,8 @@ pub(crate) struct ReplayArgs {
     /// Decide on this many threads (default: every core).
     #[arg(long)]
     jobs: Option<usize>,
-    /// A Dagster instance file whose `run_retries:` block replaces every case's `config`.
-    #[arg(long)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: RunRetriesArg,
     #[command(flatten)]
     sandbox: SandboxArgs,
 }
@@ -78,14 +77,13 @@ fn parse_threshold(text: &str) -> Result<Threshold, String> {
     }
 }
 
-pub(crate) fn run(args: ReplayArgs) -> Result<u8, Failure> {
+pub(crate) fn run(args: ReplayArgs) -> Result<u8, CommandError> {
     let sandbox = Sandbox::new(args.sandbox.config())?;
-    let config = args.config.as_deref().map(read_run_retries).transpose()?;
+    let config = args.config.read()?;
     let (source, reader): (String, Box<dyn BufRead>) = if args.input.as_os_str() == "-" {
         ("<stdin>".into(), Box::new(std::io::stdin().lock()))
     } else {
-        let file = std::fs::File::open(&args.input)
-            .map_err(|e| Error::bad_input_caused(format!("{}: cannot read: {e}", args.input.display()), &e))?;
+        let file = std::fs::File::open(&args.input).map_err(|e| Error::unreadable(args.input.display(), &e))?;
         (args.input.display().to_string(), Box::new(std::io::BufReader::new(file)))
     };
     let entries = read_replay_input(&source, reader)?;

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use runretry::dagster_yaml::read_run_retries;
 use runretry::Error;
 use runretry_serve::{validate_token, DecisionLogConfig, ServeConfig, Server};
 
-use crate::{Failure, OnError, PolicyArgs};
+use super::args::{OnErrorArg, PolicyArgs};
+use crate::CommandError;
 
 /// The environment variable a bearer token can come from (not an argument: `ps` shows those).
 const TOKEN_VARIABLE: &str = "RUNRETRY_TOKEN";
@@ -22,10 +22,8 @@ pub(crate) struct ServeArgs {
     listen: SocketAddr,
     #[command(flatten)]
     policy: PolicyArgs,
-    /// What to do when the policy fails on a request: fail (HTTP 500 naming the error kind),
-    /// give-up (action NONE) or default (the embedded default policy decides).
-    #[arg(long, value_enum, default_value = "fail")]
-    on_policy_error: OnError,
+    #[command(flatten)]
+    on_policy_error: OnErrorArg,
     /// Golden cases (a case file or a directory of them) every new version must pass, after
     /// the contract suite. Repeatable.
     #[arg(long)]
@@ -109,7 +107,7 @@ pub(crate) struct ServeArgs {
     decision_log_batch_max_bytes: Option<u64>,
 }
 
-pub(crate) fn serve(args: ServeArgs) -> Result<u8, Failure> {
+pub(crate) fn serve(args: ServeArgs) -> Result<u8, CommandError> {
     let config = config(args)?;
     let server = Server::start(config)?;
     // The one line on stdout: scripts and tests read the port from it (--listen ...:0).
@@ -120,7 +118,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<u8, Failure> {
     Ok(0)
 }
 
-fn config(args: ServeArgs) -> Result<ServeConfig, Failure> {
+fn config(args: ServeArgs) -> Result<ServeConfig, CommandError> {
     let token = match (&args.token_file, std::env::var_os(TOKEN_VARIABLE)) {
         (Some(path), Some(_)) => {
             return Err(Error::bad_input(format!(
@@ -132,7 +130,7 @@ fn config(args: ServeArgs) -> Result<ServeConfig, Failure> {
         // The token alone on one line; surrounding whitespace (a final newline) is not part of it.
         (Some(path), None) => {
             let token = std::fs::read_to_string(path)
-                .map_err(|e| Error::bad_input_caused(format!("{}: cannot read the token: {e}", path.display()), &e))?
+                .map_err(|e| Error::unreadable(format_args!("token file {}", path.display()), &e))?
                 .trim()
                 .to_string();
             validate_token(&token)
@@ -154,10 +152,10 @@ fn config(args: ServeArgs) -> Result<ServeConfig, Failure> {
     let defaults = ServeConfig::default();
     Ok(ServeConfig {
         listen: args.listen,
-        config_override: args.policy.config.as_deref().map(read_run_retries).transpose()?,
+        config_override: args.policy.config.read()?,
         policy: args.policy.policy,
         sandbox: args.policy.sandbox.config(),
-        on_policy_error: args.on_policy_error.into(),
+        on_policy_error: args.on_policy_error.mode,
         golden: args.golden,
         golden_ignore: args.golden_ignore_field,
         keep_versions: args.keep_versions,

@@ -405,3 +405,49 @@ fn help_lists_the_exit_codes() {
         assert!(help.contains(code), "{code:?} missing from:\n{help}");
     }
 }
+
+/// Issue #30 (what a new user met): `--help` showed no defaults for the sandbox limits, and
+/// `serve --help` said "exit 3". Every command with a sandbox shows each knob's default, as
+/// the core declares it.
+#[test]
+fn help_shows_each_limit_with_its_default() {
+    for command in ["decide", "select-steps", "conformance", "serve", "replay", "inspect"] {
+        let help = String::from_utf8(runretry(&[command, "--help"], None).stdout).unwrap();
+        for knob in &runretry::LIMIT_KNOBS {
+            // The flag's entry: its line, and its help on the next when clap wraps.
+            let at = help.lines().position(|line| line.trim_start().starts_with(&knob.flag()));
+            let at = at.unwrap_or_else(|| panic!("{command} --help has no {}:\n{help}", knob.flag()));
+            let entry: Vec<&str> = help.lines().skip(at).take(2).collect();
+            let entry = entry.join(" ");
+            assert!(
+                entry.contains(&format!("{} [default: {}]", knob.help, knob.default_value())),
+                "{command}: {entry}"
+            );
+        }
+    }
+    let serve = String::from_utf8(runretry(&["serve", "--help"], None).stdout).unwrap();
+    assert!(serve.contains("serve: HTTP 500"), "{serve}");
+}
+
+/// Issue #30 (what a new user met): the docs' example policies (`circuit_breaker_policy.wasm`,
+/// `backoff_policy.wasm`) were out of a wheel user's reach. `runretry example` writes them:
+/// the same component the tests build from `examples/`, and a valid policy.
+#[test]
+fn example_writes_the_policies_the_docs_use() {
+    let list = String::from_utf8(runretry(&["example", "--list"], None).stdout).unwrap();
+    for name in ["asset-pattern", "backoff", "circuit-breaker", "infra-only", "permanent-errors", "retry-budget"] {
+        assert!(list.lines().any(|line| line.starts_with(name)), "{name} missing from:\n{list}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("backoff_policy.wasm");
+    let output = runretry(&["example", "backoff", "-o", out.to_str().unwrap()], None);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let written = std::fs::read(&out).unwrap();
+    assert_eq!(written, std::fs::read(runretry_test_guests::example_policy("backoff_policy")).unwrap());
+    let decided = runretry(&["decide", "--policy", out.to_str().unwrap(), &example("01")], None);
+    assert_eq!(decided.status.code(), Some(0), "{}", stderr(&decided));
+
+    let unknown = runretry(&["example", "nope", "-o", out.to_str().unwrap()], None);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(stderr(&unknown).contains("the examples are asset-pattern, backoff"), "{}", stderr(&unknown));
+}

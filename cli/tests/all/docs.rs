@@ -127,11 +127,11 @@ fn every_shell_and_python_block_is_run_or_says_why_not() {
     }
 }
 
-/// docs/cli.md's policy commands, as written, with the backoff example policy.
+/// docs/cli.md's policy commands, as written: the backoff example policy from `runretry
+/// example`, as a wheel user gets it.
 #[test]
 fn the_cli_guide_policy_commands_run_as_written() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(crate::support::example_policy("backoff_policy"), dir.path().join("backoff_policy.wasm")).unwrap();
     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_runretry")).parent().unwrap().to_path_buf();
     let path = format!("{}:{}", binary.display(), std::env::var("PATH").unwrap_or_default());
     let output = std::process::Command::new("bash")
@@ -147,15 +147,11 @@ fn the_cli_guide_policy_commands_run_as_written() {
     assert!(stdout.contains("delay_seconds") && stdout.contains("contract"), "{stdout}");
 }
 
-/// README's replay of a retry storm, as written, with the circuit-breaker example policy.
+/// README's replay of a retry storm, as written (the circuit-breaker example policy from
+/// `runretry example`).
 #[test]
 fn the_readme_storm_replay_runs_as_written() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(
-        crate::support::example_policy("circuit_breaker_policy"),
-        dir.path().join("circuit_breaker_policy.wasm"),
-    )
-    .unwrap();
     std::fs::create_dir_all(dir.path().join("tests/replay")).unwrap();
     std::fs::copy(repo().join("tests/replay/storm-cases.jsonl"), dir.path().join("tests/replay/storm-cases.jsonl"))
         .unwrap();
@@ -193,4 +189,33 @@ fn the_docs_index_links_every_document() {
             assert!(index.contains(&format!("]({name})")), "docs/README.md does not link {name}");
         }
     }
+}
+
+/// Issue #30, finding 3: the six limits were spelt in five places. The stubs' `SandboxLimits`
+/// lists the core's knobs (name, help and default, as `--help` shows them), then `cache_dir`.
+#[test]
+fn the_stubs_list_every_limit_the_core_declares() {
+    let stubs = std::fs::read_to_string(repo().join("python/runretry/_runretry.pyi")).unwrap();
+    let body: Vec<&str> = stubs
+        .lines()
+        .skip_while(|line| !line.starts_with("class SandboxLimits("))
+        .skip(1)
+        .take_while(|line| line.is_empty() || line.starts_with("    "))
+        .map(str::trim)
+        .collect();
+    // `name: type` then its one-line docstring.
+    let fields: Vec<(&str, &str)> = body
+        .windows(2)
+        .filter_map(|pair| Some((pair[0].split_once(": ")?.0, pair[1].strip_prefix("\"\"\"")?.strip_suffix("\"\"\"")?)))
+        .collect();
+    let mut expected: Vec<(String, String)> = runretry::LIMIT_KNOBS
+        .iter()
+        .map(|knob| (knob.name.to_string(), format!("{} Default {}.", knob.help, knob.default_value())))
+        .collect();
+    expected.push(("cache_dir".into(), "Where compiled components are cached; ``False`` for no cache.".into()));
+    let found: Vec<(String, String)> = fields.iter().map(|(n, d)| (n.to_string(), d.to_string())).collect();
+    assert_eq!(found, expected, "python/runretry/_runretry.pyi, class SandboxLimits");
+    // Every entry point takes them all, by that one declaration.
+    assert_eq!(stubs.matches("**limits: Unpack[SandboxLimits]").count(), 3);
+    assert!(!stubs.contains("deadline_ms: int | None = None"), "a limit spelt again in a signature");
 }

@@ -5,7 +5,6 @@
 
 mod support;
 
-mod cache;
 mod cli;
 mod conformance_kit;
 mod docs;

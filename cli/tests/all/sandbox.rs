@@ -109,7 +109,7 @@ fn expectation(feature: &str) -> (SandboxConfig, fn(Result<runretry::Decision, E
         // Issue #31: a reason or an event is cut to a size a person can read, the cut marked.
         "long_texts" => (base, |r| {
             let decision = r.unwrap();
-            let cap = runretry::limits::MAX_DECISION_TEXT_BYTES;
+            let cap = runretry::rules::MAX_DECISION_TEXT_BYTES;
             for text in [&decision.reason, &decision.events[0]] {
                 assert!(text.len() < cap + 64 && text.ends_with(" more bytes cut]"), "{} bytes", text.len());
             }
@@ -214,7 +214,7 @@ fn contain(feature: &str, path: &str) {
             Ok(answer) => serde_json::to_string(&answer).unwrap(),
             Err(error) => error.to_string(),
         };
-        assert!(shown.len() < 4 * runretry::MAX_GUEST_TEXT_BYTES, "{feature}: {} bytes shown", shown.len());
+        assert!(shown.len() < 4 * runretry::text::MAX_GUEST_TEXT_BYTES, "{feature}: {} bytes shown", shown.len());
     }
     // ...and the host goes on serving from the same sandbox.
     let default = sandbox.load_default().unwrap();

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeSet;
 
-use runretry_kit::{export_policy, tag, Action, Config, Decision, Failure, Policy, Run, Selection, Strategy};
+use runretry_kit::{export_policy, tag, Action, RunRetries, Decision, Failure, Policy, Run, Selection, Strategy};
 use wildmatch::WildMatch;
 
 /// The tag that names the assets worth retrying.
@@ -83,7 +83,7 @@ pub struct AssetPatternPolicy;
 
 // ANCHOR: policy
 impl Policy for AssetPatternPolicy {
-    fn should_retry(run: &Run, failure: &Failure, config: &Config) -> Decision {
+    fn should_retry(run: &Run, failure: &Failure, config: &RunRetries) -> Decision {
         let mut decision = runretry_default_policy::should_retry(run, failure, config);
         let Some(patterns) = patterns(run) else { return decision };
         if decision.action != Action::LaunchNew || decision.strategy != Some(Strategy::FromAssetFailure) {
@@ -158,7 +158,7 @@ mod tests {
     }
 
     fn decide(run: &Run) -> Decision {
-        let config = Config { enabled: true, max_retries: 2, retry_on_asset_or_op_failure: true };
+        let config = RunRetries { enabled: true, max_retries: 2, retry_on_asset_or_op_failure: true };
         AssetPatternPolicy::should_retry(run, &Failure::default(), &config)
     }
 
@@ -187,7 +187,7 @@ mod tests {
     #[test]
     fn without_the_tag_it_is_the_default_policy() {
         let run = run(None);
-        let config = Config { enabled: true, max_retries: 2, retry_on_asset_or_op_failure: true };
+        let config = RunRetries { enabled: true, max_retries: 2, retry_on_asset_or_op_failure: true };
         assert_eq!(decide(&run), runretry_default_policy::should_retry(&run, &Failure::default(), &config));
     }
 }

@@ -25,7 +25,7 @@
 //! history_seconds=7 days)`): K run groups of `1 + max_retries` runs must fit in it.
 
 use runretry_kit::{
-    duration_words, export_policy, number_tag, set_tag, Action, Config, Decision, Failure, FailureReason, HistoryRun,
+    duration_words, export_policy, number_tag, set_tag, Action, RunRetries, Decision, Failure, FailureReason, HistoryRun,
     Policy, Run, RunStatus, Selection, Strategy,
 };
 
@@ -145,7 +145,7 @@ struct CircuitBreakerPolicy;
 
 // ANCHOR: policy
 impl Policy for CircuitBreakerPolicy {
-    fn should_retry(run: &Run, failure: &Failure, config: &Config) -> Decision {
+    fn should_retry(run: &Run, failure: &Failure, config: &RunRetries) -> Decision {
         let decision = runretry_default_policy::should_retry(run, failure, config);
         if decision.action != Action::LaunchNew {
             return decision;
@@ -289,7 +289,7 @@ mod tests {
         let mut run = storm(3);
         run.steps = vec![runretry_kit::Step::new("op", &[], runretry_kit::StepStatus::Failure)];
         run.job = Some("storm".into());
-        let config = Config { enabled: true, max_retries: 2, retry_on_asset_or_op_failure: true };
+        let config = RunRetries { enabled: true, max_retries: 2, retry_on_asset_or_op_failure: true };
         let decision = CircuitBreakerPolicy::should_retry(&run, &failure("Exception: down (try 3)"), &config);
         assert_eq!(decision.action, Action::None);
         assert_eq!(tag(&decision.failed_run_tags, CIRCUIT_TAG), Some("open"));

@@ -17,7 +17,7 @@
 //! resource requests.
 
 use runretry_kit::{
-    export_policy, set_tag, tag, Action, Config, Decision, Failure, FailureReason, Policy, Run, Selection, Strategy,
+    export_policy, set_tag, tag, Action, RunRetries, Decision, Failure, FailureReason, Policy, Run, Selection, Strategy,
 };
 
 // ANCHOR: classify
@@ -70,7 +70,7 @@ struct InfraOnlyPolicy;
 
 // ANCHOR: policy
 impl Policy for InfraOnlyPolicy {
-    fn should_retry(run: &Run, failure: &Failure, config: &Config) -> Decision {
+    fn should_retry(run: &Run, failure: &Failure, config: &RunRetries) -> Decision {
         let kind = classify(run, failure);
         if kind == Kind::UserError {
             let mut decision = runretry_default_policy::should_retry(run, failure, config);
@@ -88,7 +88,7 @@ impl Policy for InfraOnlyPolicy {
         // surfaces as a STEP_FAILURE of the step that was killed.
         let mut run = run.clone();
         run.tags.retain(|(key, _)| key != "dagster/retry_on_asset_or_op_failure");
-        let config = Config { retry_on_asset_or_op_failure: true, ..*config };
+        let config = RunRetries { retry_on_asset_or_op_failure: true, ..*config };
         let mut decision = runretry_default_policy::should_retry(&run, failure, &config);
         let what = match kind {
             Kind::OutOfMemory => "killed for running out of memory",

@@ -11,7 +11,7 @@
 //! extend it), and HTTP client errors (4xx) other than 408 Request Timeout and 429 Too Many
 //! Requests, which are worth a retry.
 
-use runretry_kit::{export_policy, set_tag, Action, Config, Decision, Failure, Policy, Run, Selection, Strategy};
+use runretry_kit::{export_policy, set_tag, Action, RunRetries, Decision, Failure, Policy, Run, Selection, Strategy};
 
 /// The tag this policy writes on a run it did not retry, with the error's kind.
 pub const PERMANENT_TAG: &str = "runretry/permanent_error";
@@ -98,7 +98,7 @@ struct PermanentErrorsPolicy;
 
 // ANCHOR: policy
 impl Policy for PermanentErrorsPolicy {
-    fn should_retry(run: &Run, failure: &Failure, config: &Config) -> Decision {
+    fn should_retry(run: &Run, failure: &Failure, config: &RunRetries) -> Decision {
         let decision = runretry_default_policy::should_retry(run, failure, config);
         if decision.action != Action::LaunchNew {
             return decision;

@@ -19,7 +19,7 @@
 //! has no `failure.now`.
 
 use runretry_kit::{
-    duration_words, export_policy, number_tag, set_tag, Action, Config, Decision, Failure, HistoryRun, Policy, Run,
+    duration_words, export_policy, number_tag, set_tag, Action, RunRetries, Decision, Failure, HistoryRun, Policy, Run,
     Selection, Strategy,
 };
 
@@ -57,7 +57,7 @@ struct RetryBudgetPolicy;
 
 // ANCHOR: policy
 impl Policy for RetryBudgetPolicy {
-    fn should_retry(run: &Run, failure: &Failure, config: &Config) -> Decision {
+    fn should_retry(run: &Run, failure: &Failure, config: &RunRetries) -> Decision {
         let mut decision = runretry_default_policy::should_retry(run, failure, config);
         if decision.action != Action::LaunchNew {
             return decision;
@@ -119,7 +119,7 @@ mod tests {
 
     fn decide(run: &Run) -> Decision {
         let failure = Failure { now: Some(NOW), ..Failure::new(Some(FailureReason::StepFailure)) };
-        let config = Config { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true };
+        let config = RunRetries { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true };
         RetryBudgetPolicy::should_retry(run, &failure, &config)
     }
 

@@ -15,8 +15,8 @@
 //! subset, in-step and separate checks, blocking flags, materialisations and evaluations.
 
 use runretry_kit::{
-    Backfill, BackfillStatus, Case, CheckEvaluation, CheckSeverity, Config, Decision, Failure, FailureReason,
-    GroupMember, MappedInstance, Run, RunStatus, Step, StepStatus, Strategy,
+    Backfill, BackfillStatus, Case, CheckEvaluation, CheckSeverity, Decision, Failure, FailureReason, GroupMember,
+    MappedInstance, Run, RunRetries, RunStatus, Step, StepStatus, Strategy,
 };
 
 use crate::policy::Policy;
@@ -88,9 +88,9 @@ pub(crate) fn generate() -> Vec<(String, Case)> {
         .chain([Some(FailureReason::parse("PREEMPTED_BY_A_NEWER_DAGSTER"))])
         .collect();
     let configs = [
-        Config { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true },
-        Config { enabled: true, max_retries: 0, retry_on_asset_or_op_failure: false },
-        Config { enabled: false, max_retries: 5, retry_on_asset_or_op_failure: true },
+        RunRetries { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true },
+        RunRetries { enabled: true, max_retries: 0, retry_on_asset_or_op_failure: false },
+        RunRetries { enabled: false, max_retries: 5, retry_on_asset_or_op_failure: true },
     ];
     for (c, config) in configs.iter().enumerate() {
         for reason in &reasons {
@@ -150,7 +150,7 @@ fn random_asset_case(rng: &mut Lcg, n: usize) -> Case {
         }
         steps.push(step);
     }
-    let mut case = base_case(steps, Config { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true });
+    let mut case = base_case(steps, RunRetries { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true });
     if rng.below(3) == 0 {
         let subset = case.run.steps.iter().filter(|_| rng.below(2) == 0).map(|s| s.key.clone()).collect();
         case.run.step_keys_to_execute = Some(subset);
@@ -169,7 +169,7 @@ fn random_asset_case(rng: &mut Lcg, n: usize) -> Case {
 }
 
 fn edge_cases() -> Vec<(String, Case)> {
-    let enabled = Config { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true };
+    let enabled = RunRetries { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true };
     let mut out = vec![("empty-plan".to_string(), base_case(Vec::new(), enabled))];
 
     // Plans listed in reverse dependency order: a policy that walks the plan as listed, instead
@@ -219,7 +219,7 @@ fn edge_cases() -> Vec<(String, Case)> {
     }
     out.push(("1000-tags".into(), many_tags));
 
-    let mut big_group = base_case(diamond(), Config { max_retries: 1_000, ..enabled });
+    let mut big_group = base_case(diamond(), RunRetries { max_retries: 1_000, ..enabled });
     big_group.run.run_id = "run-499".into();
     big_group.run.root_run_id = Some("run-0".into());
     big_group.run.parent_run_id = Some("run-498".into());
@@ -236,7 +236,7 @@ fn edge_cases() -> Vec<(String, Case)> {
     out
 }
 
-fn base_case(steps: Vec<Step>, config: Config) -> Case {
+fn base_case(steps: Vec<Step>, config: RunRetries) -> Case {
     let run = Run { steps, job: Some("contract_job".into()), ..Run::new("run-A", RunStatus::Failure) };
     Case { config, run, failure: Failure { reason: Some(FailureReason::StepFailure), ..Failure::default() } }
 }
@@ -292,7 +292,7 @@ fn random_case(rng: &mut Lcg) -> Case {
             steps.push(step(&format!("op_{i}"), upstream, *rng.pick(&STATUSES)));
         }
     }
-    let config = Config {
+    let config = RunRetries {
         enabled: rng.below(5) != 0,
         max_retries: rng.below(5) as i64 - 1,
         retry_on_asset_or_op_failure: rng.below(2) == 0,

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
-use runretry_kit::{Case, Config, Decision};
+use runretry_kit::{Case, Decision, RunRetries};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -48,7 +48,7 @@ pub fn read_replay_input(source: &str, input: impl BufRead) -> Result<Vec<Replay
     for (index, text) in input.lines().enumerate() {
         let line = index + 1;
         let at = format!("{source}:{line}");
-        let text = text.map_err(|e| Error::bad_input_caused(format!("{at}: cannot read: {e}"), &e))?;
+        let text = text.map_err(|e| Error::unreadable(&at, &e))?;
         if text.trim().is_empty() {
             continue;
         }
@@ -177,7 +177,7 @@ pub fn replay(
     entries: &[ReplayEntry],
     candidate: &Deployment,
     baseline: Baseline<'_>,
-    config: Option<Config>,
+    config: Option<RunRetries>,
     jobs: usize,
     progress: &(dyn Fn() + Sync),
 ) -> Result<ReplayReport, Error> {
@@ -265,7 +265,7 @@ fn kind_order(kind: &str) -> usize {
 fn decide_all(
     entries: &[ReplayEntry],
     deployment: &Deployment,
-    config: Option<Config>,
+    config: Option<RunRetries>,
     jobs: usize,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Vec<Result<Decision, String>>, Error> {

@@ -15,15 +15,15 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::model::{Config, Decision, Failure, Run, Selection};
+use crate::model::{Decision, Failure, Run, RunRetries, Selection};
 
 #[cfg(feature = "serde")]
 pub mod shape;
 
 /// What `packed.should-retry` carries in: the three arguments of `policy.should-retry`.
-pub type CaseRef<'a> = (&'a Run, &'a Failure, &'a Config);
+pub type CaseRef<'a> = (&'a Run, &'a Failure, &'a RunRetries);
 /// The same, decoded.
-pub type OwnedCase = (Run, Failure, Config);
+pub type OwnedCase = (Run, Failure, RunRetries);
 /// What `packed.select-steps` carries out: `policy.select-steps`'s answer.
 pub type SelectionResult = Result<Selection, String>;
 

@@ -336,7 +336,7 @@ def test_missing_policy_file_under_fail_fails_the_tick_naming_the_file(deploymen
     tick = d.sensor_ticks()[0]
     assert tick.status == TickStatus.FAILURE, tick
     error = tick.error.to_string() if tick.error else ""
-    assert f"{missing}: cannot read policy" in error and "BadInput" in error, error
+    assert f"policy {missing}: cannot read" in error and "BadInput" in error, error
 
 
 @pytest.fixture(scope="session")

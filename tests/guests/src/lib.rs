@@ -31,7 +31,7 @@ macro_rules! hostile_policy {
             fn should_retry(
                 run: &runretry_kit::Run,
                 _failure: &runretry_kit::Failure,
-                _config: &runretry_kit::Config,
+                _config: &runretry_kit::RunRetries,
             ) -> runretry_kit::Decision {
                 $misbehave(run)
             }
@@ -66,7 +66,7 @@ macro_rules! hostile_packed {
             fn should_retry(
                 _run: runretry_kit::Run,
                 _failure: runretry_kit::Failure,
-                _config: runretry_kit::Config,
+                _config: runretry_kit::RunRetries,
             ) -> runretry_kit::Decision {
                 runretry_kit::Decision::none("the typed interface: the host calls packed")
             }

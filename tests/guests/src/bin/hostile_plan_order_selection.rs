@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use runretry_kit::{export_policy, Config, Decision, Failure, Policy, Run, Selection, Strategy};
+use runretry_kit::{export_policy, RunRetries, Decision, Failure, Policy, Run, Selection, Strategy};
 
 /// The plan as a walk in listed order sees it: an upstream listed after its step has not been
 /// visited yet, so it can never pull that step into the selection.
@@ -23,7 +23,7 @@ fn as_walked_in_listed_order(run: &Run) -> Run {
 struct ListedOrder;
 
 impl Policy for ListedOrder {
-    fn should_retry(run: &Run, failure: &Failure, config: &Config) -> Decision {
+    fn should_retry(run: &Run, failure: &Failure, config: &RunRetries) -> Decision {
         runretry_default_policy::should_retry(&as_walked_in_listed_order(run), failure, config)
     }
 

@@ -1,12 +1,12 @@
 //! Deliberately wrong: drops the `dagster/max_retries` tag before deciding, so the deployment's
 //! config always wins. The conformance kit must catch it (cli/tests/all/conformance_kit.rs).
 
-use runretry_kit::{export_policy, Config, Decision, Failure, Policy, Run, Selection, Strategy};
+use runretry_kit::{export_policy, RunRetries, Decision, Failure, Policy, Run, Selection, Strategy};
 
 struct IgnoresMaxRetriesTag;
 
 impl Policy for IgnoresMaxRetriesTag {
-    fn should_retry(run: &Run, failure: &Failure, config: &Config) -> Decision {
+    fn should_retry(run: &Run, failure: &Failure, config: &RunRetries) -> Decision {
         let mut run = run.clone();
         run.tags.retain(|(key, _)| key != "dagster/max_retries");
         runretry_default_policy::should_retry(&run, failure, config)

@@ -67,11 +67,13 @@ impl CacheRefusal {
     }
 
     /// The path found wanting.
+    #[cfg(test)]
     pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// What is wrong with it, e.g. "is writable by group or others (mode 0775)".
+    #[cfg(test)]
     pub fn reason(&self) -> &str {
         &self.reason
     }
@@ -470,3 +472,7 @@ mod tests {
         assert!(!verify(&[8u8; KEY_LEN], b"body", &good));
     }
 }
+
+/// Reuse, and every refusal, through a real sandbox and planted entries.
+#[cfg(test)]
+mod trust_tests;

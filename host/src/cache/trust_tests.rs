@@ -10,11 +10,11 @@
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
-use runretry::cache::CompileCache;
-use runretry::{Case, Sandbox, SandboxConfig, DEFAULT_POLICY_WASM};
-use sha2::Sha256;
+use runretry_test_guests::{cache_entries, example_text, variant};
 
-use crate::support::{cache_entries, example_text, variant};
+use super::CompileCache;
+use crate::{Case, Sandbox, SandboxConfig, DEFAULT_POLICY_WASM};
+use sha2::Sha256;
 
 fn sandbox(dir: &Path) -> Sandbox {
     Sandbox::new(SandboxConfig { cache_dir: Some(dir.to_path_buf()), ..SandboxConfig::default() }).unwrap()
