@@ -18,7 +18,7 @@ const TOKEN_VARIABLE: &str = "RUNRETRY_TOKEN";
 #[derive(Args)]
 pub(crate) struct ServeArgs {
     /// Address to listen on; loopback by default (0.0.0.0:8080 to serve other hosts).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value_t = served().listen)]
     listen: SocketAddr,
     #[command(flatten)]
     policy: PolicyArgs,
@@ -32,7 +32,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_delimiter = ',')]
     golden_ignore_field: Vec<String>,
     /// Versions kept for `POST /v1/policy/rollback`, the active one included.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = served().keep_versions)]
     keep_versions: usize,
     /// Accept only a policy with this SHA-256 (hex), from every source. Repeatable.
     #[arg(long)]
@@ -46,48 +46,48 @@ pub(crate) struct ServeArgs {
     token_file: Option<PathBuf>,
     /// Largest request body, in bytes (uploads: 256 MiB); a larger Content-Length is refused
     /// (413) before the body is read.
-    #[arg(long, default_value_t = 16 << 20)]
+    #[arg(long, default_value_t = served().max_request_bytes)]
     max_request_bytes: usize,
     /// Request-body bytes held at once across all requests.
-    #[arg(long, default_value_t = 256 << 20)]
+    #[arg(long, default_value_t = served().max_buffered_bytes)]
     max_buffered_bytes: usize,
     /// Time to receive a whole request body, in milliseconds.
-    #[arg(long, default_value_t = 30_000)]
+    #[arg(long, default_value_t = ms(served().body_timeout))]
     body_timeout_ms: u64,
     /// Time to receive a request's head, from connecting or from the previous answer (so also
     /// the idle keep-alive timeout), in milliseconds.
-    #[arg(long, default_value_t = 15_000)]
+    #[arg(long, default_value_t = ms(served().header_timeout))]
     header_timeout_ms: u64,
     /// Time an answer may wait for the client to read it, in milliseconds.
-    #[arg(long, default_value_t = 30_000)]
+    #[arg(long, default_value_t = ms(served().write_timeout))]
     write_timeout_ms: u64,
     /// Connections served at once (16 more answer only /health*); capped by the file limit.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = served().max_connections)]
     max_connections: usize,
     /// Time all checks of one candidate version may take together, in milliseconds.
-    #[arg(long, default_value_t = 60_000)]
+    #[arg(long, default_value_t = ms(served().check_budget))]
     check_budget_ms: u64,
     /// On SIGTERM or SIGINT: how long /health/ready answers 503 while the server still serves,
     /// in milliseconds, before it stops accepting and finishes the requests in flight.
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, default_value_t = ms(served().drain))]
     drain_ms: u64,
     /// Deadline of one request (a batch as a whole), queueing included, in milliseconds.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = ms(served().request_deadline))]
     request_deadline_ms: u64,
     /// Policy calls at once (default: every core).
     #[arg(long)]
     workers: Option<usize>,
     /// How often the policy file is checked for changes, in milliseconds; 0 disables it.
-    #[arg(long, default_value_t = 2_000)]
+    #[arg(long, default_value_t = served().poll_interval.map_or(0, ms))]
     poll_interval_ms: u64,
     /// Log every decision to this JSON Lines file (docs/decision-log.md).
     #[arg(long)]
     decision_log: Option<PathBuf>,
     /// Rotate the decision log past this many bytes.
-    #[arg(long, default_value_t = 100 << 20, requires = "decision_log")]
+    #[arg(long, default_value_t = logged().max_bytes, requires = "decision_log")]
     decision_log_max_bytes: u64,
     /// Rotated decision-log files kept.
-    #[arg(long, default_value_t = 5, requires = "decision_log")]
+    #[arg(long, default_value_t = logged().keep_files, requires = "decision_log")]
     decision_log_keep: usize,
     /// Mask the values of tags whose key matches this glob (case-insensitive), e.g. '*token*'.
     /// Repeatable.
@@ -95,16 +95,29 @@ pub(crate) struct ServeArgs {
     decision_log_mask: Vec<String>,
     /// Bytes of decision-log records waiting to be written; past it records are dropped (and
     /// counted), answers go on.
-    #[arg(long, default_value_t = 16 << 20, requires = "decision_log")]
+    #[arg(long, default_value_t = logged().queue_bytes, requires = "decision_log")]
     decision_log_queue_bytes: usize,
     /// How long an answer waits for its record to be written, in milliseconds; past it answers
     /// stop waiting until the log catches up.
-    #[arg(long, default_value_t = 500, requires = "decision_log")]
+    #[arg(long, default_value_t = ms(logged().wait), requires = "decision_log")]
     decision_log_wait_ms: u64,
     /// Bytes of line records one batch may write; its decide-batch record counts the lines past
     /// it [default: a twentieth of --decision-log-max-bytes].
     #[arg(long, requires = "decision_log")]
     decision_log_batch_max_bytes: Option<u64>,
+}
+
+// The flags' defaults are the library's, declared once there.
+fn served() -> ServeConfig {
+    ServeConfig::default()
+}
+
+fn logged() -> DecisionLogConfig {
+    DecisionLogConfig::new("")
+}
+
+fn ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 pub(crate) fn serve(args: ServeArgs) -> Result<u8, CommandError> {
