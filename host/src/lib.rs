@@ -18,8 +18,6 @@
 //! the case ([`determinism`]); every answer is checked against the contract before it
 //! is returned. Errors are typed ([`Error`]). The case and decision types are the contract's one
 //! model, from the `runretry-kit` crate, re-exported here.
-
-#![deny(missing_docs)]
 //!
 //! The root holds the core: [`Sandbox`] and its limits ([`SandboxConfig`], [`LimitOverrides`]),
 //! a loaded [`Policy`] and a [`Deployment`] (a policy and what to do when it fails), [`Error`],
@@ -35,6 +33,8 @@
 //!   bounded before it is shown).
 //!
 //! The HTTP service is the `runretry-serve` crate; the command line, `runretry-cli`.
+
+#![deny(missing_docs)]
 
 mod answer_budget;
 pub mod batch;
