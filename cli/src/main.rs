@@ -16,6 +16,7 @@ mod cli {
     pub(crate) mod log;
     pub(crate) mod replay;
     pub(crate) mod serve;
+    pub(crate) mod sign;
 }
 use runretry::conformance::{run_suite, SuiteChoice};
 use runretry::inspect::inspect;
@@ -81,6 +82,10 @@ enum Command {
     Serve(Box<cli::serve::ServeArgs>),
     /// Decide recorded cases again with a candidate policy and report what changes.
     Replay(cli::replay::ReplayArgs),
+    /// Write a key pair for signing policies (NAME.key, NAME.pub).
+    Keygen(cli::sign::KeygenArgs),
+    /// Sign a policy component: writes POLICY.sig, which `--trusted-key` asks for.
+    Sign(cli::sign::SignArgs),
     /// Write one of the example policies (`--list` names them), to try or to start from.
     Example(cli::example::ExampleArgs),
     /// Describe a component: world, exports, imports, size, and whether it is a valid policy.
@@ -178,12 +183,29 @@ fn run(command: Command) -> Result<u8, CommandError> {
         Command::Serve(args) => cli::serve::serve(*args),
         Command::Replay(args) => cli::replay::run(args),
         Command::Example(args) => cli::example::run(args),
-        Command::Inspect { file, sandbox } => {
-            let sandbox = Sandbox::new(sandbox.config())?;
+        Command::Keygen(args) => cli::sign::keygen(args),
+        Command::Sign(args) => cli::sign::sign(args),
+        Command::Inspect { file, sandbox: args } => {
+            let sandbox = Sandbox::new(args.config())?;
             let bytes = std::fs::read(&file).map_err(|e| Error::unreadable(file.display(), &e))?;
-            let report = inspect(&sandbox, &file.display().to_string(), &bytes);
-            let _ = write!(std::io::stdout().lock(), "{report}");
-            Ok(if report.satisfies_contract() { 0 } else { 3 })
+            let name = file.display().to_string();
+            let report = inspect(&sandbox, &name, &bytes);
+            let mut stdout = std::io::stdout().lock();
+            let _ = write!(stdout, "{report}");
+            // With --trusted-key: whether a trusting sandbox would load it.
+            let trusted = match args.trusted_keys()? {
+                Some(keys) => {
+                    let signature = runretry::signing::read_signature(&file)?;
+                    let verdict = keys.check(&name, &bytes, signature.as_deref());
+                    let _ = match &verdict {
+                        Ok(key) => writeln!(stdout, "signature: by trusted key {key}"),
+                        Err(refused) => writeln!(stdout, "signature: refused: {refused}"),
+                    };
+                    verdict.is_ok()
+                }
+                None => true,
+            };
+            Ok(if report.satisfies_contract() && trusted { 0 } else { 3 })
         }
     }
 }
@@ -196,7 +218,7 @@ struct Loaded {
 
 fn load(args: &PolicyArgs, mode: OnPolicyError) -> Result<Loaded, CommandError> {
     let config = args.config.read()?;
-    let sandbox = Sandbox::new(args.sandbox.config())?;
+    let sandbox = args.sandbox.sandbox()?;
     let deployment = Deployment::load(&sandbox, args.policy.as_deref(), mode)?;
     Ok(Loaded { deployment, config })
 }

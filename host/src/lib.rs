@@ -28,6 +28,7 @@
 //!   [`inspect`] (what a component is), [`dagster_yaml`] (a deployment's `run_retries` block),
 //!   [`decision_record`] (the service's log);
 //! - for a long-running host: [`calls`] (an instance kept warm, calls ended from outside);
+//! - trust: [`signing`] (keys, signatures, and the keys a sandbox trusts);
 //! - reference: [`rules`] (what the host checks of a component and its answers),
 //!   [`determinism`] (what a policy sees of time and chance), [`text`] (how guest text is
 //!   bounded before it is shown).
@@ -53,6 +54,7 @@ pub mod inspect;
 mod policy;
 pub mod replay;
 mod sandbox;
+pub mod signing;
 mod validate;
 
 pub use runretry_kit::{

@@ -15,6 +15,7 @@ use crate::component;
 use crate::determinism::seed_for;
 use crate::error::{clip_untrusted, Error};
 use crate::sandbox::{self, HostState, Interrupt, SandboxConfig};
+use crate::signing::{self, TrustedKeys};
 use crate::validate;
 
 /// The name the embedded default policy goes by, where a policy's path would be.
@@ -31,6 +32,8 @@ pub struct Sandbox {
     linker: Arc<Linker<HostState>>,
     config: Arc<SandboxConfig>,
     cache: Option<CompileCache>,
+    /// When set, only policies signed by one of these keys load (the embedded one always does).
+    trusted: Option<Arc<TrustedKeys>>,
 }
 
 impl Sandbox {
@@ -46,7 +49,20 @@ impl Sandbox {
             .as_deref()
             .and_then(|dir| CompileCache::open(dir).map_err(|refusal| tracing::warn!("{refusal}")).ok())
             .map(|cache| cache.with_max_bytes(config.cache_max_bytes));
-        Ok(Sandbox { engine, linker: Arc::new(linker), config: Arc::new(config), cache })
+        Ok(Sandbox { engine, linker: Arc::new(linker), config: Arc::new(config), cache, trusted: None })
+    }
+
+    /// This sandbox, loading only policies signed by one of `keys` ([`signing`](crate::signing)):
+    /// [`load_file`](Self::load_file) reads the signature beside the file, and
+    /// [`load_signed`](Self::load_signed) takes it; [`load_bytes`](Self::load_bytes) refuses.
+    pub fn trusting(mut self, keys: TrustedKeys) -> Self {
+        self.trusted = Some(Arc::new(keys));
+        self
+    }
+
+    /// The keys a policy must be signed by, when there are any.
+    pub fn trusted_keys(&self) -> Option<&TrustedKeys> {
+        self.trusted.as_deref()
     }
 
     /// The limits in force.
@@ -59,15 +75,35 @@ impl Sandbox {
         &self.engine
     }
 
-    /// Load a policy component from a file.
+    /// Load a policy component from a file (on a trusting sandbox, with its signature from
+    /// `FILE.sig`).
     pub fn load_file(&self, path: &Path) -> Result<Policy, Error> {
         let bytes =
             std::fs::read(path).map_err(|e| Error::unreadable(format_args!("policy {}", path.display()), &e))?;
-        self.load_bytes(&path.display().to_string(), &bytes)
+        let name = path.display().to_string();
+        if self.trusted.is_none() {
+            return self.compile_and_prepare(&name, &bytes);
+        }
+        let signature = signing::read_signature(path)?;
+        self.load_signed(&name, &bytes, signature.as_deref())
     }
 
-    /// Load a policy component from bytes; `name` identifies it in errors.
+    /// Load a policy component from bytes and its signature line (`None`: unsigned), checked
+    /// against the trusted keys first when the sandbox has any.
+    pub fn load_signed(&self, name: &str, bytes: &[u8], signature: Option<&str>) -> Result<Policy, Error> {
+        if let Some(keys) = &self.trusted {
+            keys.check(name, bytes, signature)?;
+        }
+        self.compile_and_prepare(name, bytes)
+    }
+
+    /// Load a policy component from bytes; `name` identifies it in errors. A trusting sandbox
+    /// refuses it as unsigned: give the signature with [`load_signed`](Self::load_signed).
     pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Policy, Error> {
+        self.load_signed(name, bytes, None)
+    }
+
+    fn compile_and_prepare(&self, name: &str, bytes: &[u8]) -> Result<Policy, Error> {
         let compiled = match &self.cache {
             Some(cache) => {
                 cache.load_or_compile(&self.engine, bytes, || component::compile(&self.engine, name, bytes))?
@@ -80,7 +116,8 @@ impl Sandbox {
 
     /// Load the embedded default policy.
     pub fn load_default(&self) -> Result<Policy, Error> {
-        self.load_bytes(DEFAULT_POLICY_NAME, DEFAULT_POLICY_WASM)
+        // Part of the binary: trusted as the binary is.
+        self.compile_and_prepare(DEFAULT_POLICY_NAME, DEFAULT_POLICY_WASM)
     }
 }
 

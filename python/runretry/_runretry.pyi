@@ -32,6 +32,8 @@ class SandboxLimits(TypedDict, total=False):
     """Largest output, in bytes of text. Default 16777216."""
     cache_dir: str | PathLike[str] | Literal[False] | None
     """Where compiled components are cached; ``False`` for no cache."""
+    trusted_keys: Sequence[str | PathLike[str]] | str | PathLike[str] | None
+    """Public key files (``runretry keygen``): only a policy signed by one of them loads."""
 
 class RunretryError(Exception):
     """Every error raised by runretry."""

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use runretry::conformance::{run_suite, SuiteChoice};
-use runretry::{Deployment, Error, OnFailure, OnPolicyError, Sandbox, Strategy, DEFAULT_POLICY_NAME};
+use runretry::{Deployment, Error, OnFailure, OnPolicyError, Strategy, DEFAULT_POLICY_NAME};
 
 use crate::errors;
 use crate::json;
@@ -39,14 +39,14 @@ fn parse_mode(text: &str) -> PyResult<OnPolicyError> {
 fn load(py: Python<'_>, path: Option<PathBuf>, limits: Limits, mode: OnPolicyError) -> PyResult<PyPolicy> {
     let Some(path) = path else {
         let deployment = py
-            .detach(|| Sandbox::new(limits.config()).and_then(|sandbox| Deployment::load(&sandbox, None, mode)))
+            .detach(|| limits.sandbox().and_then(|sandbox| Deployment::load(&sandbox, None, mode)))
             .map_err(errors::to_py)?;
         return Ok(PyPolicy { deployment, name: DEFAULT_POLICY_NAME.into(), mode: mode.as_str() });
     };
     let name = path.display().to_string();
     let deployment = py
         .detach(|| {
-            let sandbox = Sandbox::new(limits.config())?;
+            let sandbox = limits.sandbox()?;
             match Deployment::load(&sandbox, Some(&path), mode) {
                 // The sandbox is built: bad input here is the file, which could not be read.
                 // The host refuses an unreadable file whatever the mode, as the command line
@@ -185,7 +185,7 @@ pub(crate) fn conformance(
     let choice = SuiteChoice::parse(suite);
     let report = py
         .detach(|| {
-            let sandbox = Sandbox::new(limits.config())?;
+            let sandbox = limits.sandbox()?;
             let policy = match &policy_path {
                 Some(path) => sandbox.load_file(path)?,
                 None => sandbox.load_default()?,

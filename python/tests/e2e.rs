@@ -29,6 +29,7 @@ fn python_package_and_dagster_integration() {
             .env("PATH", &path),
     );
     let report = Path::new(env!("CARGO_TARGET_TMPDIR")).join("py-e2e/shadow-agreement.md");
+    let signed = signed_fixtures(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("py-e2e/signed"));
     let output = run(
         "pytest",
         Command::new(bin.join("python"))
@@ -42,10 +43,31 @@ fn python_package_and_dagster_integration() {
             .env("RUNRETRY_E2E_HOSTILE_POLICY", runretry_test_guests::hostile("panic"))
             .env("RUNRETRY_E2E_LOOP_POLICY", runretry_test_guests::hostile("infinite_loop"))
             .env("RUNRETRY_E2E_OTHER_WORLD_POLICY", runretry_test_guests::OTHER_WORLD)
-            .env("RUNRETRY_E2E_CONTRACT_SUITE", crate_dir().join("../tests/conformance")),
+            .env("RUNRETRY_E2E_CONTRACT_SUITE", crate_dir().join("../tests/conformance"))
+            .env("RUNRETRY_E2E_SIGNED_POLICY", signed.join("backoff.wasm"))
+            .env("RUNRETRY_E2E_TRUSTED_KEY", signed.join("trusted.pub"))
+            .env("RUNRETRY_E2E_OTHER_KEY", signed.join("other.pub")),
     );
     println!("{output}");
     if let Ok(table) = std::fs::read_to_string(&report) {
         println!("shadow-mode agreement:\n{table}");
     }
+}
+
+/// In `dir`: the backoff example signed (`backoff.wasm`, `backoff.wasm.sig`) by the key of
+/// `trusted.pub`, and another key, `other.pub`, for the signed-policy tests of the bindings.
+fn signed_fixtures(dir: &Path) -> std::path::PathBuf {
+    use runretry::signing;
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let (secret, public) = signing::generate_key_pair().unwrap();
+    let (_, other) = signing::generate_key_pair().unwrap();
+    std::fs::write(dir.join("trusted.pub"), public).unwrap();
+    std::fs::write(dir.join("other.pub"), other).unwrap();
+    let policy = dir.join("backoff.wasm");
+    let component = std::fs::read(example_policy("backoff_policy")).unwrap();
+    std::fs::write(&policy, &component).unwrap();
+    let line = signing::sign("trusted.key", &secret, &component).unwrap();
+    std::fs::write(signing::signature_path(&policy), format!("{line}\n")).unwrap();
+    dir.to_path_buf()
 }

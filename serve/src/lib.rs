@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use runretry_kit::RunRetries;
 
 use runretry::conformance::{load_cases, ConformanceCase};
+use runretry::signing::TrustedKeys;
 use runretry::Error;
 use runretry::OnPolicyError;
 use runretry::SandboxConfig;
@@ -72,6 +73,10 @@ pub struct ServeConfig {
     /// When not empty, only policies whose SHA-256 (lowercase hex) is listed are accepted,
     /// from every source: the start-up file, a file change, SIGHUP, an upload.
     pub pin_sha256: Vec<String>,
+    /// When set, only policies signed by one of these keys are accepted, from every source:
+    /// the start-up file and a file change or SIGHUP (with `POLICY.sig` beside it), an upload
+    /// (with the `X-Runretry-Signature` header). The embedded default policy needs none.
+    pub trusted_keys: Option<TrustedKeys>,
     /// Accept new versions by `PUT /v1/policy`. Default off.
     pub allow_uploads: bool,
     /// Require `Authorization: Bearer <token>` on every endpoint but `/health*`, and show the
@@ -131,6 +136,7 @@ impl Default for ServeConfig {
             golden_ignore: Vec::new(),
             keep_versions: 5,
             pin_sha256: Vec::new(),
+            trusted_keys: None,
             allow_uploads: false,
             token: None,
             max_request_bytes: 16 << 20,
@@ -181,17 +187,20 @@ impl Server {
                 golden,
                 ignore: config.golden_ignore.clone(),
                 pins: normalise_pins(&config.pin_sha256)?,
+                trusted: config.trusted_keys.clone(),
                 budget: config.check_budget,
             },
             config.keep_versions.max(1),
             metrics.clone(),
         ));
         let seen = config.policy.as_deref().and_then(watch::fingerprint);
-        let (name, bytes) = match &config.policy {
+        let (name, (bytes, signature)) = match &config.policy {
             Some(path) => (path.display().to_string(), read_policy(path)?),
-            None => (DEFAULT_POLICY_NAME.to_string(), DEFAULT_POLICY_WASM.to_vec()),
+            None => (DEFAULT_POLICY_NAME.to_string(), (DEFAULT_POLICY_WASM.to_vec(), None)),
         };
-        versions.offer(&name, Origin::Startup, &bytes).map_err(|rejection| rejection.into_error())?;
+        versions
+            .offer(&name, Origin::Startup, &bytes, signature.as_deref())
+            .map_err(|rejection| rejection.into_error())?;
         let log = match &config.decision_log {
             Some(log) => Some(Arc::new(decision_log::DecisionLog::open(log, metrics.clone())?)),
             None => None,
@@ -258,7 +267,13 @@ impl Server {
     /// Offer a new version as `PUT /v1/policy` would (whether or not uploads are enabled):
     /// checked, then swapped in, or rejected with the reason.
     pub fn offer(&self, name: &str, bytes: &[u8]) -> Result<VersionInfo, Rejection> {
-        self.state.versions.offer(name, Origin::Api, bytes).map(|version| version.info())
+        self.offer_signed(name, bytes, None)
+    }
+
+    /// [`offer`](Self::offer) with the component's signature line (`POLICY.sig`), which a
+    /// server with [`ServeConfig::trusted_keys`] asks for.
+    pub fn offer_signed(&self, name: &str, bytes: &[u8], signature: Option<&str>) -> Result<VersionInfo, Rejection> {
+        self.state.versions.offer(name, Origin::Api, bytes, signature).map(|version| version.info())
     }
 
     /// Test hook (and last resort): swap in a component after compiling it, skipping the
@@ -409,6 +424,7 @@ fn normalise_pins(pins: &[String]) -> Result<Vec<String>, Error> {
         .collect()
 }
 
-pub(crate) fn read_policy(path: &std::path::Path) -> Result<Vec<u8>, Error> {
-    std::fs::read(path).map_err(|e| Error::unreadable(format_args!("policy {}", path.display()), &e))
+pub(crate) fn read_policy(path: &std::path::Path) -> Result<(Vec<u8>, Option<String>), Error> {
+    let bytes = std::fs::read(path).map_err(|e| Error::unreadable(format_args!("policy {}", path.display()), &e))?;
+    Ok((bytes, runretry::signing::read_signature(path)?))
 }

@@ -739,6 +739,9 @@ async fn describe_policy(State(state): State<Arc<AppState>>) -> Response {
 /// with the check and the reason). 403 unless uploads are enabled, before the body is read.
 /// The checks run on a thread of their own within the check budget, never holding up other
 /// requests; a client that goes away stops them, and so does a newer candidate.
+/// The header an upload's signature comes in.
+pub(crate) const SIGNATURE_HEADER: &str = "x-runretry-signature";
+
 async fn upload_policy(
     State(state): State<Arc<AppState>>,
     Query(query): Query<HashMap<String, String>>,
@@ -755,13 +758,16 @@ async fn upload_policy(
         Err(failure) => return (failure.status, Json(json!({"error": failure.json()}))).into_response(),
     };
     let name = query.get("name").cloned().unwrap_or_else(|| "upload".into());
+    // The signature line (`runretry sign` writes it to POLICY.sig), for a server with trusted
+    // keys; bounded by the header limits, checked by the versions.
+    let signature = headers.get(SIGNATURE_HEADER).and_then(|value| value.to_str().ok()).map(str::to_string);
     let interrupt = Interrupt::new(state.versions.check_budget());
     // Dropped with this handler: when the client disconnects, the checks stop.
     let _cancel_on_drop = CancelOnDrop(interrupt.clone());
     let (answer, answered) = tokio::sync::oneshot::channel();
     let versions = state.versions.clone();
     let spawned = std::thread::Builder::new().name("runretry-check".into()).spawn(move || {
-        let _ = answer.send(versions.offer_interruptible(&name, Origin::Api, &body, interrupt));
+        let _ = answer.send(versions.offer_interruptible(&name, Origin::Api, &body, signature.as_deref(), interrupt));
     });
     let offered = match spawned {
         Ok(_) => answered.await.map_err(|_| "the check's thread ended without an answer".to_string()),

@@ -20,9 +20,10 @@ use sha2::{Digest, Sha256};
 
 use runretry::calls::{Interrupt, StopReason};
 use runretry::conformance::{check_candidate, CandidateSuite, ConformanceCase, Verdict};
+use runretry::signing::TrustedKeys;
 use runretry::text::escape_untrusted;
 use runretry::Error;
-use runretry::{Deployment, OnFailure, Policy, Sandbox};
+use runretry::{Deployment, OnFailure, Policy, Sandbox, DEFAULT_POLICY_WASM};
 
 use super::metrics::Metrics;
 
@@ -109,6 +110,8 @@ pub(crate) struct Checks {
     pub(crate) ignore: Vec<String>,
     /// Allowed SHA-256s; empty allows any.
     pub(crate) pins: Vec<String>,
+    /// The keys a candidate must be signed by, when set.
+    pub(crate) trusted: Option<TrustedKeys>,
     /// The time all checks of one candidate may take together (compiling included).
     pub(crate) budget: Duration,
 }
@@ -210,8 +213,14 @@ impl Versions {
 
     /// Check a candidate and, if it passes, make it the active version. Bytes identical to the
     /// active version's change nothing (a SIGHUP with an unchanged file).
-    pub(crate) fn offer(&self, name: &str, origin: Origin, bytes: &[u8]) -> Result<Arc<Version>, Rejection> {
-        self.offer_interruptible(name, origin, bytes, Interrupt::new(self.checks.budget))
+    pub(crate) fn offer(
+        &self,
+        name: &str,
+        origin: Origin,
+        bytes: &[u8],
+        signature: Option<&str>,
+    ) -> Result<Arc<Version>, Rejection> {
+        self.offer_interruptible(name, origin, bytes, signature, Interrupt::new(self.checks.budget))
     }
 
     /// [`offer`](Self::offer), with checks that `interrupt` can stop (a client that went away).
@@ -220,14 +229,15 @@ impl Versions {
         name: &str,
         origin: Origin,
         bytes: &[u8],
+        signature: Option<&str>,
         interrupt: Arc<Interrupt>,
     ) -> Result<Arc<Version>, Rejection> {
-        self.admit(name, origin, bytes, Some(interrupt))
+        self.admit(name, origin, bytes, signature, Some(interrupt))
     }
 
     /// Swap in a component after compiling it, without the contract suite or golden cases.
     pub(crate) fn activate_unchecked(&self, name: &str, bytes: &[u8]) -> Result<Arc<Version>, Rejection> {
-        self.admit(name, Origin::Unchecked, bytes, None)
+        self.admit(name, Origin::Unchecked, bytes, None, None)
     }
 
     /// The budget for one candidate's checks.
@@ -272,6 +282,7 @@ impl Versions {
         name: &str,
         origin: Origin,
         bytes: &[u8],
+        signature: Option<&str>,
         checks: Option<Arc<Interrupt>>,
     ) -> Result<Arc<Version>, Rejection> {
         let name = &clean_name(name);
@@ -286,6 +297,11 @@ impl Versions {
             self.reject(Rejection { sha256: sha256.clone(), name: name.clone(), origin, at, check, reason })
         };
         self.check_pin(&sha256).map_err(|reason| reject("pin", reason))?;
+        // Before compiling: an unsigned candidate costs a hash, not a compile. The embedded
+        // default policy is part of the binary, trusted as it is.
+        if let Some(keys) = self.checks.trusted.as_ref().filter(|_| bytes != DEFAULT_POLICY_WASM) {
+            keys.check(name, bytes, signature).map_err(|refused| reject("signature", refused.to_string()))?;
+        }
         // This candidate is now the newest: an older one still being checked stops.
         let interrupt = checks.clone().unwrap_or_else(|| Interrupt::new(Duration::MAX));
         let info =

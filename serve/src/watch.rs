@@ -19,12 +19,17 @@ pub(crate) fn spawn(state: Arc<AppState>, path: PathBuf, seen: Fingerprint, poll
     }
 }
 
-/// Size and modification time: cheap to read, and what changes when the file is written.
-pub(crate) type Fingerprint = Option<(u64, SystemTime)>;
+/// Size and modification time of the file, and of its signature (`POLICY.sig`, read again when
+/// only it changes: a policy re-signed after it was swapped in): cheap to read, and what
+/// changes when the files are written.
+pub(crate) type Fingerprint = Option<((u64, SystemTime), Option<(u64, SystemTime)>)>;
 
 pub(crate) fn fingerprint(path: &Path) -> Fingerprint {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.len(), meta.modified().ok()?))
+    let stamp = |path: &Path| {
+        let meta = std::fs::metadata(path).ok()?;
+        Some((meta.len(), meta.modified().ok()?))
+    };
+    Some((stamp(path)?, stamp(&runretry::signing::signature_path(path))))
 }
 
 async fn poll_file(state: Arc<AppState>, path: PathBuf, mut seen: Fingerprint, every: Duration) {
@@ -64,8 +69,8 @@ async fn reload(state: &Arc<AppState>, path: &Path, origin: Origin) {
     let (done, finished) = tokio::sync::oneshot::channel();
     let spawned = std::thread::Builder::new().name("runretry-check".into()).spawn(move || {
         match super::read_policy(&path) {
-            Ok(bytes) => {
-                let _ = state.versions.offer(&path.display().to_string(), origin, &bytes);
+            Ok((bytes, signature)) => {
+                let _ = state.versions.offer(&path.display().to_string(), origin, &bytes, signature.as_deref());
             }
             Err(error) => tracing::warn!("{}", runretry::text::escape_untrusted(&error.to_string())),
         }

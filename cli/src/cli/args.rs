@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
 use runretry::dagster_yaml::read_run_retries;
-use runretry::{Error, LimitOverrides, OnPolicyError, RunRetries, SandboxConfig, LIMIT_KNOBS};
+use runretry::signing::TrustedKeys;
+use runretry::{Error, LimitOverrides, OnPolicyError, RunRetries, Sandbox, SandboxConfig, LIMIT_KNOBS};
 
 /// A policy, the deployment's `run_retries`, and the sandbox it runs in.
 #[derive(Args)]
@@ -62,9 +63,30 @@ pub(crate) struct SandboxArgs {
     /// The compile cache's size, in MiB; the entries used least recently are deleted past it.
     #[arg(long, default_value_t = SandboxConfig::default().cache_max_bytes >> 20)]
     max_cache_mib: u64,
+    /// Load only policies signed by this key (a public key file from `runretry keygen`; the
+    /// signature is POLICY.sig). Repeatable, for rotation. The embedded default policy needs none.
+    #[arg(long)]
+    trusted_key: Vec<PathBuf>,
 }
 
 impl SandboxArgs {
+    /// The sandbox, trusting the keys given (any policy when none is).
+    pub fn sandbox(&self) -> Result<Sandbox, Error> {
+        let sandbox = Sandbox::new(self.config())?;
+        Ok(match self.trusted_keys()? {
+            Some(keys) => sandbox.trusting(keys),
+            None => sandbox,
+        })
+    }
+
+    /// The keys of `--trusted-key`, when any is given.
+    pub fn trusted_keys(&self) -> Result<Option<TrustedKeys>, Error> {
+        if self.trusted_key.is_empty() {
+            return Ok(None);
+        }
+        TrustedKeys::read(&self.trusted_key).map(Some)
+    }
+
     /// The sandbox config: the defaults, overridden by the flags given.
     pub fn config(&self) -> SandboxConfig {
         let mut config = self.limits.0.apply(SandboxConfig::default());

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use runretry::replay::{read_replay_input, render_replay, replay, Baseline, ReplayFormat, ReplayReport};
-use runretry::{Deployment, Error, OnPolicyError, Sandbox};
+use runretry::{Deployment, Error, OnPolicyError};
 
 use super::args::{RunRetriesArg, SandboxArgs};
 use crate::CommandError;
@@ -78,7 +78,7 @@ fn parse_threshold(text: &str) -> Result<Threshold, String> {
 }
 
 pub(crate) fn run(args: ReplayArgs) -> Result<u8, CommandError> {
-    let sandbox = Sandbox::new(args.sandbox.config())?;
+    let sandbox = args.sandbox.sandbox()?;
     let config = args.config.read()?;
     let (source, reader): (String, Box<dyn BufRead>) = if args.input.as_os_str() == "-" {
         ("<stdin>".into(), Box::new(std::io::stdin().lock()))

@@ -173,6 +173,7 @@ fn config(args: ServeArgs) -> Result<ServeConfig, CommandError> {
         golden_ignore: args.golden_ignore_field,
         keep_versions: args.keep_versions,
         pin_sha256: args.pin_sha256,
+        trusted_keys: args.policy.sandbox.trusted_keys()?,
         allow_uploads: args.allow_uploads,
         token,
         max_request_bytes: args.max_request_bytes,

@@ -192,7 +192,8 @@ fn the_docs_index_links_every_document() {
 }
 
 /// Issue #30, finding 3: the six limits were spelt in five places. The stubs' `SandboxLimits`
-/// lists the core's knobs (name, help and default, as `--help` shows them), then `cache_dir`.
+/// lists the core's knobs (name, help and default, as `--help` shows them), then `cache_dir` and
+/// `trusted_keys`.
 #[test]
 fn the_stubs_list_every_limit_the_core_declares() {
     let stubs = std::fs::read_to_string(repo().join("python/runretry/_runretry.pyi")).unwrap();
@@ -213,6 +214,10 @@ fn the_stubs_list_every_limit_the_core_declares() {
         .map(|knob| (knob.name.to_string(), format!("{} Default {}.", knob.help, knob.default_value())))
         .collect();
     expected.push(("cache_dir".into(), "Where compiled components are cached; ``False`` for no cache.".into()));
+    expected.push((
+        "trusted_keys".into(),
+        "Public key files (``runretry keygen``): only a policy signed by one of them loads.".into(),
+    ));
     let found: Vec<(String, String)> = fields.iter().map(|(n, d)| (n.to_string(), d.to_string())).collect();
     assert_eq!(found, expected, "python/runretry/_runretry.pyi, class SandboxLimits");
     // Every entry point takes them all, by that one declaration.

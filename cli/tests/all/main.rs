@@ -16,3 +16,4 @@ mod serve;
 mod serve_candidates;
 mod serve_limits;
 mod serve_log;
+mod signing;

@@ -57,6 +57,16 @@ def _job_name(job: Any) -> str:
     return job if isinstance(job, str) else job.name
 
 
+def _stamp(path: str) -> tuple[int, int] | None:
+    """A file's version: modification time and size; None when missing or unreadable (then
+    ``Policy.load`` says why, in ``on_policy_error``'s way)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size)
+
+
 def _load_policy(path: str | None, on_policy_error: OnPolicyError, limits: dict[str, Any], log: Any) -> runretry.Policy:
     """The policy, loaded once per process and file version (a missing file is a version too:
     the tick after it appears loads it). A policy that does not load follows ``on_policy_error``
@@ -65,11 +75,9 @@ def _load_policy(path: str | None, on_policy_error: OnPolicyError, limits: dict[
     if path is None:
         key: tuple[Any, ...] = (None, on_policy_error, tuple(sorted(limits.items())))
     else:
-        try:
-            stat = os.stat(path)
-            version: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
-        except OSError:
-            version = None  # missing or unreadable: Policy.load says why, in on_policy_error's way
+        # The signature too, when keys are trusted: a policy re-signed is a new version.
+        files = (path, path + ".sig") if "trusted_keys" in limits else (path,)
+        version = tuple(_stamp(file) for file in files)
         key = (path, version, on_policy_error, tuple(sorted(limits.items())))
     with _policies_lock:
         if key not in _policies:
@@ -148,6 +156,7 @@ def runretry_sensor(
     default_status: DefaultSensorStatus = DefaultSensorStatus.STOPPED,
     shadow_wait_seconds: float = 120.0,
     policy_limits: dict[str, Any] | None = None,
+    trusted_keys: Sequence[str | os.PathLike[str]] | None = None,
     history_runs: int = HISTORY_RUNS,
     history_seconds: float = HISTORY_SECONDS,
 ) -> SensorDefinition:
@@ -165,6 +174,9 @@ def runretry_sensor(
     names (None: every job of this code location). ``shadow_wait_seconds`` bounds how long a
     shadow judgement waits for the daemon (past it, the daemon is taken not to retry).
     ``policy_limits`` are ``Policy.load``'s sandbox limits (``fuel``, ``deadline_ms``, ...).
+    ``trusted_keys`` are public key files: only a policy signed by one of them (``POLICY.sig``
+    beside it, from ``runretry sign``) loads; one that is not is a policy that does not load,
+    and ``on_policy_error`` applies (docs/deployment.md, "Signed policies").
     ``history_runs`` and ``history_seconds`` bound the job's earlier runs each case carries
     (``run.history``: 100 runs, 7 days by default; 0 runs for none).
     """
@@ -177,6 +189,8 @@ def runretry_sensor(
     policy_path = os.fspath(policy) if policy is not None else None
     job_names = None if monitored_jobs is None else {_job_name(j) for j in monitored_jobs}
     limits = dict(policy_limits or {})
+    if trusted_keys is not None:
+        limits["trusted_keys"] = tuple(os.fspath(key) for key in trusted_keys)
     bounds = {"history_runs": history_runs, "history_seconds": history_seconds}
 
     @sensor(name=name, minimum_interval_seconds=minimum_interval_seconds, default_status=default_status)

@@ -223,3 +223,35 @@ def test_runretry_dagster_without_dagster_says_how_to_install_it() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("dagster ") and "pip install 'runretry[dagster]'" in out, out
+
+
+SIGNED = os.environ.get("RUNRETRY_E2E_SIGNED_POLICY")
+TRUSTED_KEY = os.environ.get("RUNRETRY_E2E_TRUSTED_KEY")
+OTHER_KEY = os.environ.get("RUNRETRY_E2E_OTHER_KEY")
+
+
+def test_trusted_keys_load_only_a_policy_signed_by_one_of_them(tmp_path: Path) -> None:
+    """Issue #28 (signed policies): ``trusted_keys=`` on the loaders, as ``--trusted-key``."""
+    assert SIGNED and TRUSTED_KEY and OTHER_KEY, "run by python/tests/e2e.rs, which signs the policy"
+    signed = runretry.Policy.load(SIGNED, trusted_keys=[TRUSTED_KEY])
+    assert signed.decide(EXAMPLE.read_text())["action"] in ("LAUNCH_NEW", "NONE")
+    # Several keys (rotation), or one path alone.
+    runretry.Policy.load(SIGNED, trusted_keys=[OTHER_KEY, TRUSTED_KEY])
+    runretry.Policy.load(SIGNED, trusted_keys=TRUSTED_KEY)
+    with pytest.raises(runretry.InvalidComponent, match="which is not trusted"):
+        runretry.Policy.load(SIGNED, trusted_keys=[OTHER_KEY])
+    unsigned = tmp_path / "unsigned.wasm"
+    unsigned.write_bytes(Path(SIGNED).read_bytes())
+    with pytest.raises(runretry.InvalidComponent, match="is not signed"):
+        runretry.Policy.load(unsigned, trusted_keys=[TRUSTED_KEY])
+    # Under "default" the deployment keeps deciding, with the default policy, saying why.
+    fallback = runretry.Policy.load(unsigned, on_policy_error="default", trusted_keys=[TRUSTED_KEY])
+    assert "is not signed" in str(fallback.load_error)
+    assert "is not signed" in fallback.decide(EXAMPLE.read_text())["events"][0]
+    # The embedded default policy needs no signature; a key file that is not one is bad input.
+    runretry.Policy.default(trusted_keys=[TRUSTED_KEY])
+    with pytest.raises(runretry.BadInput, match="not an Ed25519 public key"):
+        runretry.Policy.default(trusted_keys=[SIGNED])
+    assert runretry.conformance(SIGNED, "contract", trusted_keys=[TRUSTED_KEY])["failed"] == 0
+    with pytest.raises(runretry.InvalidComponent, match="is not signed"):
+        runretry.conformance(str(unsigned), "contract", trusted_keys=[TRUSTED_KEY])
