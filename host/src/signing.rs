@@ -88,6 +88,22 @@ pub fn sign(key_name: &str, secret_pem: &str, component: &[u8]) -> Result<String
     ))
 }
 
+/// The text of a key file (PEM): bounded, and refused by name when it is not text.
+pub fn read_key_file(path: &Path) -> Result<String, Error> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| Error::unreadable(path.display(), &e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| Error::unreadable(path.display(), &e))?;
+    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(Error::bad_input(format!("{}: over {MAX_KEY_FILE_BYTES} bytes, not a key in PEM", path.display())));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| Error::bad_input(format!("{}: not an Ed25519 key in PEM (not text)", path.display())))
+}
+
+/// The most a key file may hold: an Ed25519 key in PEM is about 120 bytes.
+const MAX_KEY_FILE_BYTES: u64 = 16 << 10;
+
 /// The keys a deployment trusts; a policy must be signed by one of them.
 #[derive(Clone, Debug)]
 pub struct TrustedKeys {
@@ -100,7 +116,7 @@ impl TrustedKeys {
     pub fn read(files: &[PathBuf]) -> Result<Self, Error> {
         let mut keys = Vec::new();
         for file in files {
-            let text = std::fs::read_to_string(file).map_err(|e| Error::unreadable(file.display(), &e))?;
+            let text = read_key_file(file)?;
             let key = VerifyingKey::from_public_key_pem(&text)
                 .map_err(|e| Error::bad_input(format!("{}: not an Ed25519 public key in PEM: {e}", file.display())))?;
             keys.push((key_id(&key), key, file.display().to_string()));

@@ -50,7 +50,7 @@ pub(crate) fn keygen(args: KeygenArgs) -> Result<u8, CommandError> {
 }
 
 pub(crate) fn sign(args: SignArgs) -> Result<u8, CommandError> {
-    let secret = std::fs::read_to_string(&args.key).map_err(|e| Error::unreadable(args.key.display(), &e))?;
+    let secret = signing::read_key_file(&args.key)?;
     let component = std::fs::read(&args.policy).map_err(|e| Error::unreadable(args.policy.display(), &e))?;
     let line = signing::sign(&args.key.display().to_string(), &secret, &component)?;
     let path = signing::signature_path(&args.policy);

@@ -14,6 +14,7 @@ mod replay;
 mod sandbox;
 mod serve;
 mod serve_candidates;
+mod serve_fleet;
 mod serve_limits;
 mod serve_log;
 mod signing;

@@ -662,10 +662,19 @@ impl ServeProcess {
     /// `runretry serve ARGS` on 127.0.0.1:0, its stdout piped (the first line names the
     /// address), its stderr inherited.
     pub(crate) fn command(args: &[&str]) -> Command {
+        Self::command_polling(0, args)
+    }
+
+    /// `runretry serve ARGS` polling its policy file every `every_ms` (0: not at all).
+    pub(crate) fn start_polling(every_ms: u64, args: &[&str]) -> Self {
+        Self::spawn(Self::command_polling(every_ms, args))
+    }
+
+    fn command_polling(every_ms: u64, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_runretry"));
         command
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--poll-interval-ms", "0"])
+            .args(["--listen", "127.0.0.1:0", "--poll-interval-ms", &every_ms.to_string()])
             .args(args)
             .env("RUNRETRY_CACHE", "off")
             .stdin(Stdio::null())
