@@ -30,6 +30,7 @@ from runretry._runretry import (
     StackOverflow,
     conformance,
 )
+from runretry.remote import RemotePolicy
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -41,6 +42,7 @@ __all__ = [
     "InvalidOutput",
     "MemoryLimit",
     "Policy",
+    "RemotePolicy",
     "PolicyError",
     "RunretryError",
     "StackOverflow",

@@ -12,7 +12,12 @@ use std::process::Command;
 mod common;
 
 use common::{crate_dir, run, venv};
+use runretry::SandboxConfig;
+use runretry_serve::{ServeConfig, Server};
 use runretry_test_guests::example_policy;
+
+/// The bearer token of the service the bindings' tests call.
+const SERVICE_TOKEN: &str = "e2e-service-token";
 
 #[test]
 fn python_package_and_dagster_integration() {
@@ -29,6 +34,15 @@ fn python_package_and_dagster_integration() {
             .env("PATH", &path),
     );
     let report = Path::new(env!("CARGO_TARGET_TMPDIR")).join("py-e2e/shadow-agreement.md");
+    // The service `RemotePolicy` calls: the default policy, behind a token.
+    let service = Server::start(ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        token: Some(SERVICE_TOKEN.into()),
+        sandbox: SandboxConfig { cache_dir: None, ..SandboxConfig::default() },
+        poll_interval: None,
+        ..ServeConfig::default()
+    })
+    .unwrap();
     let signed = signed_fixtures(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("py-e2e/signed"));
     let output = run(
         "pytest",
@@ -46,8 +60,11 @@ fn python_package_and_dagster_integration() {
             .env("RUNRETRY_E2E_CONTRACT_SUITE", crate_dir().join("../tests/conformance"))
             .env("RUNRETRY_E2E_SIGNED_POLICY", signed.join("backoff.wasm"))
             .env("RUNRETRY_E2E_TRUSTED_KEY", signed.join("trusted.pub"))
-            .env("RUNRETRY_E2E_OTHER_KEY", signed.join("other.pub")),
+            .env("RUNRETRY_E2E_OTHER_KEY", signed.join("other.pub"))
+            .env("RUNRETRY_E2E_SERVICE_URL", format!("http://{}", service.local_addr()))
+            .env("RUNRETRY_E2E_SERVICE_TOKEN", SERVICE_TOKEN),
     );
+    service.shutdown().unwrap();
     println!("{output}");
     if let Ok(table) = std::fs::read_to_string(&report) {
         println!("shadow-mode agreement:\n{table}");

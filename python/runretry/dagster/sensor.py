@@ -40,6 +40,7 @@ import runretry
 from runretry.dagster import launch
 from runretry.dagster.case import HISTORY_RUNS, HISTORY_SECONDS, build_case, run_retries_config
 from runretry.dagster.shadow import DECISION_TAG, SHADOW_TAG, compare
+from runretry.remote import RemotePolicy
 
 STATE_TAG = "runretry/state"  # pending | launched | resubmitted | none | error
 DUE_TAG = "runretry/due_at"  # epoch seconds of a delayed retry
@@ -55,6 +56,16 @@ _policies_lock = threading.Lock()
 
 def _job_name(job: Any) -> str:
     return job if isinstance(job, str) else job.name
+
+
+def _remote(policy: Any) -> RemotePolicy | None:
+    """The service that decides, when ``policy`` names one (an ``http(s)://`` address, or a
+    ``RemotePolicy`` with its own token, deadline and ``on_unreachable``)."""
+    if isinstance(policy, RemotePolicy):
+        return policy
+    if isinstance(policy, str) and policy.startswith(("http://", "https://")):
+        return RemotePolicy(policy)
+    return None
 
 
 def _stamp(path: str) -> tuple[int, int] | None:
@@ -146,7 +157,7 @@ def _engine_events(instance: DagsterInstance, run: DagsterRun, messages: Sequenc
 
 
 def runretry_sensor(
-    policy: str | os.PathLike[str] | None = None,
+    policy: str | os.PathLike[str] | RemotePolicy | None = None,
     mode: Mode = "shadow",
     on_policy_error: OnPolicyError = "fail",
     monitored_jobs: Sequence[Any] | None = None,
@@ -163,8 +174,10 @@ def runretry_sensor(
     """A sensor for ``Definitions`` that decides run retries with a runretry policy.
 
     ``policy`` is a policy component's path (None: the embedded default policy, Dagster's own
-    semantics); a relative path is relative to the working directory of the process that runs
-    the sensor (the code location's server), not to the file that defines it. ``mode`` is
+    semantics), or the service that decides: an ``http(s)://`` address of ``runretry serve``,
+    or a ``runretry.RemotePolicy`` (its token, deadline and ``on_unreachable``). A relative
+    path is relative to the working directory of the process that runs the sensor (the code
+    location's server), not to the file that defines it. ``mode`` is
     ``"shadow"`` (compare with Dagster's retries, launch nothing) or ``"enforce"`` (launch
     retries; set ``run_retries.enabled: false``). ``on_policy_error`` is what a failing policy
     leads to, including one that does not load (missing, unreadable, not a component):
@@ -186,7 +199,8 @@ def runretry_sensor(
         raise ValueError(
             f"runretry_sensor: on_policy_error: {on_policy_error!r} is not a mode (\"fail\", \"give-up\", \"default\")"
         )
-    policy_path = os.fspath(policy) if policy is not None else None
+    remote = _remote(policy)
+    policy_path = os.fspath(policy) if policy is not None and remote is None else None
     job_names = None if monitored_jobs is None else {_job_name(j) for j in monitored_jobs}
     limits = dict(policy_limits or {})
     if trusted_keys is not None:
@@ -205,7 +219,7 @@ def runretry_sensor(
             in_location = location_name is None or run.tags.get("dagster/code_location") == location_name
             return in_location and context.repository_def is not None and context.repository_def.has_job(run.job_name)
 
-        engine = _load_policy(policy_path, on_policy_error, limits, context.log)
+        engine = remote or _load_policy(policy_path, on_policy_error, limits, context.log)
         failures = [(run, entry) for run, entry in _new_failures(instance, cursor) if monitored(run)]
         if mode == "shadow":
             for run, entry in failures:
@@ -237,7 +251,7 @@ def _daemon_outcome(instance: DagsterInstance, run: DagsterRun, waited: float, w
 
 
 def _shadow_tick(
-    context: SensorEvaluationContext, engine: runretry.Policy, cursor: _Cursor, wait: float, bounds: dict[str, Any]
+    context: SensorEvaluationContext, engine: runretry.Policy | RemotePolicy, cursor: _Cursor, wait: float, bounds: dict[str, Any]
 ) -> str:
     instance = context.instance
     judged = []
@@ -282,7 +296,7 @@ def _shadow_tick(
 
 def _enforce_tick(
     context: SensorEvaluationContext,
-    engine: runretry.Policy,
+    engine: runretry.Policy | RemotePolicy,
     failures: list[tuple[DagsterRun, EventLogEntry]],
     bounds: dict[str, Any],
 ) -> str:
@@ -303,7 +317,7 @@ def _enforce_tick(
 
 
 def _decide(
-    context: SensorEvaluationContext, engine: runretry.Policy, run: DagsterRun, entry: EventLogEntry, bounds: dict[str, Any]
+    context: SensorEvaluationContext, engine: runretry.Policy | RemotePolicy, run: DagsterRun, entry: EventLogEntry, bounds: dict[str, Any]
 ) -> str | None:
     instance = context.instance
     run = instance.get_run_by_id(run.run_id) or run  # the freshest tags

@@ -250,7 +250,7 @@ def test_trusted_keys_load_only_a_policy_signed_by_one_of_them(tmp_path: Path) -
     assert "is not signed" in fallback.decide(EXAMPLE.read_text())["events"][0]
     # The embedded default policy needs no signature; a key file that is not one is bad input.
     runretry.Policy.default(trusted_keys=[TRUSTED_KEY])
-    with pytest.raises(runretry.BadInput, match="not an Ed25519 key in PEM"):
+    with pytest.raises(runretry.BadInput, match="key in PEM"):
         runretry.Policy.default(trusted_keys=[SIGNED])
     assert runretry.conformance(SIGNED, "contract", trusted_keys=[TRUSTED_KEY])["failed"] == 0
     with pytest.raises(runretry.InvalidComponent, match="is not signed"):
