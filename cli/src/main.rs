@@ -13,6 +13,7 @@ use cli::args::{OnErrorArg, PolicyArgs, SandboxArgs};
 mod cli {
     pub(crate) mod args;
     pub(crate) mod example;
+    pub(crate) mod files;
     pub(crate) mod log;
     pub(crate) mod replay;
     pub(crate) mod serve;

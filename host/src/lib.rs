@@ -50,6 +50,7 @@ pub mod determinism;
 mod error;
 mod exports;
 mod fallback;
+mod hex;
 pub mod inspect;
 mod policy;
 pub mod replay;

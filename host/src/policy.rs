@@ -80,12 +80,12 @@ impl Sandbox {
     pub fn load_file(&self, path: &Path) -> Result<Policy, Error> {
         let bytes =
             std::fs::read(path).map_err(|e| Error::unreadable(format_args!("policy {}", path.display()), &e))?;
-        let name = path.display().to_string();
-        if self.trusted.is_none() {
-            return self.compile_and_prepare(&name, &bytes);
-        }
-        let signature = signing::read_signature(path)?;
-        self.load_signed(&name, &bytes, signature.as_deref())
+        // The signature is read only where it is asked for.
+        let signature = match self.trusted {
+            Some(_) => signing::read_signature(path)?,
+            None => None,
+        };
+        self.load_signed(&path.display().to_string(), &bytes, signature.as_deref())
     }
 
     /// Load a policy component from bytes and its signature line (`None`: unsigned), checked

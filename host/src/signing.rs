@@ -14,7 +14,6 @@
 //! the SHA-256 of its 32 raw bytes. The embedded default policy is part of the binary and is
 //! never asked for a signature.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
@@ -23,6 +22,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
+use crate::hex::hex;
 
 /// What a signature covers, before the component's SHA-256: no other message starts so.
 pub const SIGNED_PREFIX: &[u8] = b"runretry policy signature v1\0";
@@ -40,23 +40,16 @@ pub fn signature_path(policy: &Path) -> PathBuf {
 /// The signature line beside the policy at `policy` (`POLICY.sig`), or `None` when there is no
 /// such file.
 pub fn read_signature(policy: &Path) -> Result<Option<String>, Error> {
-    use std::io::Read as _;
     let path = signature_path(policy);
     let file = match std::fs::File::open(&path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::unreadable(path.display(), &e)),
     };
-    // A signature line is about 230 bytes: read no more than a bound of it, whatever the file.
-    let mut text = String::new();
-    file.take(MAX_SIGNATURE_BYTES + 1).read_to_string(&mut text).map_err(|e| Error::unreadable(path.display(), &e))?;
-    if text.len() as u64 > MAX_SIGNATURE_BYTES {
-        return Err(Error::bad_input(format!("{}: over {MAX_SIGNATURE_BYTES} bytes, not a signature", path.display())));
-    }
-    Ok(Some(text))
+    read_small_text(&path, file, MAX_SIGNATURE_BYTES, "a signature").map(Some)
 }
 
-/// The most a signature file (or header) may hold.
+/// The most a signature file may hold: a signature line is about 230 bytes.
 pub const MAX_SIGNATURE_BYTES: u64 = 1024;
 
 /// A new key pair, as PEM text: the secret key (PKCS#8), then the public key.
@@ -90,15 +83,20 @@ pub fn sign(key_name: &str, secret_pem: &str, component: &[u8]) -> Result<String
 
 /// The text of a key file (PEM): bounded, and refused by name when it is not text.
 pub fn read_key_file(path: &Path) -> Result<String, Error> {
-    use std::io::Read as _;
     let file = std::fs::File::open(path).map_err(|e| Error::unreadable(path.display(), &e))?;
+    read_small_text(path, file, MAX_KEY_FILE_BYTES, "a key in PEM")
+}
+
+/// The text of `file` (at `path`), read no further than `max` bytes whatever its size, and
+/// refused by name, as not `what`, past that or when it is not text.
+fn read_small_text(path: &Path, file: std::fs::File, max: u64, what: &str) -> Result<String, Error> {
+    use std::io::Read as _;
     let mut bytes = Vec::new();
-    file.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(|e| Error::unreadable(path.display(), &e))?;
-    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
-        return Err(Error::bad_input(format!("{}: over {MAX_KEY_FILE_BYTES} bytes, not a key in PEM", path.display())));
+    file.take(max + 1).read_to_end(&mut bytes).map_err(|e| Error::unreadable(path.display(), &e))?;
+    if bytes.len() as u64 > max {
+        return Err(Error::bad_input(format!("{}: over {max} bytes, not {what}", path.display())));
     }
-    String::from_utf8(bytes)
-        .map_err(|_| Error::bad_input(format!("{}: not an Ed25519 key in PEM (not text)", path.display())))
+    String::from_utf8(bytes).map_err(|_| Error::bad_input(format!("{}: not {what} (not text)", path.display())))
 }
 
 /// The most a key file may hold: an Ed25519 key in PEM is about 120 bytes.
@@ -193,13 +191,6 @@ fn signed_message(digest: &[u8; 32]) -> Vec<u8> {
 
 fn key_id(key: &VerifyingKey) -> String {
     hex(&Sha256::digest(key.as_bytes())[..8])
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut text, byte| {
-        let _ = write!(text, "{byte:02x}");
-        text
-    })
 }
 
 fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {

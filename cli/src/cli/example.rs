@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 use runretry::Error;
 
+use super::files::write_whole;
 use crate::CommandError;
 
 /// `(name, description, component)`, one per Rust example policy, sorted by name.
@@ -50,16 +51,4 @@ pub(crate) fn run(args: ExampleArgs) -> Result<u8, CommandError> {
         None => stdout.write_all(component).map_err(|e| Error::bad_input_caused(format!("<stdout>: {e}"), &e))?,
     }
     Ok(0)
-}
-
-/// Write `bytes` to `path` whole or not at all: a temporary file beside it, then a rename.
-fn write_whole(path: &std::path::Path, bytes: &[u8]) -> Result<(), Error> {
-    let cannot = |e: std::io::Error| Error::bad_input_caused(format!("{}: cannot write: {e}", path.display()), &e);
-    let file_name = path.file_name().ok_or_else(|| Error::bad_input(format!("{}: not a file name", path.display())))?;
-    let temporary = path.with_file_name(format!(".{}.{}.tmp", file_name.to_string_lossy(), std::process::id()));
-    std::fs::write(&temporary, bytes).map_err(cannot)?;
-    std::fs::rename(&temporary, path).map_err(|e| {
-        let _ = std::fs::remove_file(&temporary);
-        cannot(e)
-    })
 }

@@ -10,6 +10,7 @@ use clap::Args;
 use runretry::signing::{self, TrustedKeys};
 use runretry::Error;
 
+use super::files::write_whole;
 use crate::CommandError;
 
 #[derive(Args)]
@@ -54,14 +55,7 @@ pub(crate) fn sign(args: SignArgs) -> Result<u8, CommandError> {
     let component = std::fs::read(&args.policy).map_err(|e| Error::unreadable(args.policy.display(), &e))?;
     let line = signing::sign(&args.key.display().to_string(), &secret, &component)?;
     let path = signing::signature_path(&args.policy);
-    // Whole or not at all: a temporary file beside it, then a rename.
-    let temporary = with_suffix(&path, &format!(".{}.tmp", std::process::id()));
-    let cannot = |e: std::io::Error| Error::bad_input_caused(format!("{}: cannot write: {e}", path.display()), &e);
-    std::fs::write(&temporary, format!("{line}\n")).map_err(cannot)?;
-    std::fs::rename(&temporary, &path).map_err(|e| {
-        let _ = std::fs::remove_file(&temporary);
-        cannot(e)
-    })?;
+    write_whole(&path, format!("{line}\n").as_bytes())?;
     let _ = writeln!(std::io::stdout().lock(), "{}", path.display());
     Ok(0)
 }

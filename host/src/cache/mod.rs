@@ -37,6 +37,8 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
+use crate::hex::hex;
+
 type HmacSha256 = Hmac<Sha256>;
 
 const TAG_LEN: usize = 32;
@@ -421,10 +423,6 @@ fn tag(key: &[u8], message: &[u8]) -> [u8; TAG_LEN] {
 /// Whether `tag` is the HMAC-SHA-256 of `message`, compared in constant time.
 fn verify(key: &[u8], message: &[u8], tag: &[u8]) -> bool {
     tag.len() == TAG_LEN && mac(key, message).verify_slice(tag).is_ok()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Feeds `Hash` output into SHA-256 (the compatibility hash is only `impl Hash`).
