@@ -21,7 +21,7 @@ mod cli {
 }
 use runretry::conformance::{run_suite, SuiteChoice};
 use runretry::inspect::inspect;
-use runretry::{Case, Deployment, Error, OnPolicyError, RunRetries, Sandbox, SelectionAnswer, Strategy};
+use runretry::{AnyCase, Case, ConfigOverride, Deployment, Error, OnPolicyError, Sandbox, SelectionAnswer, Strategy};
 use runretry_serve::ServeError;
 
 #[derive(Parser)]
@@ -42,9 +42,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Decide what to do about a failed run (JSON case in, decision out).
+    /// Decide what to do about a failed run, or a task's failed try (JSON case in, decision out).
     Decide {
-        /// The case file, or `-` for stdin; with --batch, a JSON Lines file of cases.
+        /// The case file, or `-` for stdin: a run case (`{"run": ...}`) or a task case
+        /// (`{"task": ...}`); with --batch, a JSON Lines file of run cases.
         case: PathBuf,
         /// One case per line in, one decision (or error object) per line out, in order.
         #[arg(long)]
@@ -157,9 +158,10 @@ fn run(command: Command) -> Result<u8, CommandError> {
                 let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
                 return decide_batch(&case, &loaded, jobs);
             }
-            let case = read_case(&case, &loaded.config)?;
-            let decision = loaded.deployment.decide(&case)?;
-            print_json(&decision);
+            match read_any_case(&case, &loaded.config)? {
+                AnyCase::Run(case) => print_json(&loaded.deployment.decide(&case)?),
+                AnyCase::Task(task) => print_json(&loaded.deployment.decide_task(&task)?),
+            }
             Ok(0)
         }
         Command::SelectSteps { case, strategy, policy } => {
@@ -211,10 +213,11 @@ fn run(command: Command) -> Result<u8, CommandError> {
     }
 }
 
-/// The deployed policy and the `--config` override of every case's `run_retries`.
+/// The deployed policy and the `--config`/`--dagster-version` override of every case's
+/// `run_retries`.
 struct Loaded {
     deployment: Deployment,
-    config: Option<RunRetries>,
+    config: ConfigOverride,
 }
 
 fn load(args: &PolicyArgs, mode: OnPolicyError) -> Result<Loaded, CommandError> {
@@ -234,11 +237,19 @@ fn read_source(path: &Path) -> Result<(String, String), CommandError> {
     Ok((path.display().to_string(), text))
 }
 
-fn read_case(path: &Path, config: &Option<RunRetries>) -> Result<Case, CommandError> {
+fn read_case(path: &Path, config: &ConfigOverride) -> Result<Case, CommandError> {
     let (source, text) = read_source(path)?;
     let mut case = Case::from_json(&source, &text).map_err(Error::from)?;
-    if let Some(config) = config {
-        case.config = *config;
+    config.apply(&mut case.config);
+    Ok(case)
+}
+
+/// A run case (with the override applied) or a task case, told apart by its top-level key.
+fn read_any_case(path: &Path, config: &ConfigOverride) -> Result<AnyCase, CommandError> {
+    let (source, text) = read_source(path)?;
+    let mut case = AnyCase::from_json(&source, &text).map_err(Error::from)?;
+    if let AnyCase::Run(case) = &mut case {
+        config.apply(&mut case.config);
     }
     Ok(case)
 }

@@ -22,36 +22,8 @@
 //! function on random settings, and `tests/airflow/retry-delay.json` keeps cases generated from
 //! it for a native test.
 
+pub use runretry_kit::RetrySettings;
 use sha1::{Digest, Sha1};
-
-/// Airflow's default `[core] max_task_retry_delay`: 24 hours, in seconds.
-pub const DEFAULT_MAX_TASK_RETRY_DELAY: i64 = 24 * 60 * 60;
-
-/// A task's retry settings, as Airflow's `BaseOperator` holds them, durations in seconds (a
-/// `timedelta`'s `total_seconds()`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct RetrySettings {
-    /// `retry_delay` (Airflow's default: 300).
-    pub retry_delay: f64,
-    /// `retry_exponential_backoff`, the multiplier: 0 (the default) or 1 is a constant delay.
-    pub retry_exponential_backoff: f64,
-    /// `max_retry_delay`; `None` or 0: no cap. It caps only an exponential delay, as in Airflow.
-    pub max_retry_delay: Option<f64>,
-    /// The deployment's `[core] max_task_retry_delay` ([`DEFAULT_MAX_TASK_RETRY_DELAY`]).
-    pub max_task_retry_delay: i64,
-}
-
-impl Default for RetrySettings {
-    /// Airflow's defaults: 300 s, no backoff, no cap.
-    fn default() -> Self {
-        RetrySettings {
-            retry_delay: 300.0,
-            retry_exponential_backoff: 0.0,
-            max_retry_delay: None,
-            max_task_retry_delay: DEFAULT_MAX_TASK_RETRY_DELAY,
-        }
-    }
-}
 
 /// The try that failed: what Airflow hashes for its jitter.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,9 +32,9 @@ pub struct FailedTry<'a> {
     pub dag_id: &'a str,
     /// The task's id.
     pub task_id: &'a str,
-    /// The DAG run's logical date, in microseconds since the Unix epoch (UTC); `None` for a run
-    /// without one (Airflow 3 allows it for manual and asset-triggered runs).
-    pub logical_date_micros: Option<i64>,
+    /// The DAG run's logical date as Python's `str()` prints it (UTC: [`python_str_utc`]);
+    /// `None` for a run without one (Airflow 3 allows it for manual and asset-triggered runs).
+    pub logical_date: Option<&'a str>,
     /// The task instance's `try_number`: 1 for the first try.
     pub try_number: u32,
 }
@@ -78,9 +50,9 @@ pub fn default_retry_delay(settings: &RetrySettings, failed: &FailedTry<'_>) -> 
     let backoff = settings.retry_exponential_backoff;
     let multiplier = if backoff != 0.0 { backoff } else { 1.0 };
     if !(multiplier != 1.0 && multiplier > 0.0) {
-        return Ok(settings.retry_delay);
+        return Ok(settings.retry_delay_seconds);
     }
-    let max = settings.max_task_retry_delay;
+    let max = settings.max_task_retry_delay_seconds;
     let power = multiplier.powf(f64::from(failed.try_number) - 1.0);
     // Python raises OverflowError when a finite base's power, or `ceil` of the product, is
     // infinite; Airflow then takes the cap.
@@ -88,7 +60,7 @@ pub fn default_retry_delay(settings: &RetrySettings, failed: &FailedTry<'_>) -> 
     let min_backoff = if power.is_infinite() && multiplier.is_finite() {
         overflow
     } else {
-        let product = settings.retry_delay * power;
+        let product = settings.retry_delay_seconds * power;
         if product.is_nan() {
             return Err(AirflowRaises("ValueError: cannot convert float NaN to integer"));
         }
@@ -111,7 +83,7 @@ pub fn default_retry_delay(settings: &RetrySettings, failed: &FailedTry<'_>) -> 
         with_jitter.min(i128::from(max)) as i64
     };
     let delay = capped as f64;
-    Ok(match settings.max_retry_delay {
+    Ok(match settings.max_retry_delay_seconds {
         Some(cap) if cap != 0.0 => cap.min(delay),
         _ => delay,
     })
@@ -120,7 +92,7 @@ pub fn default_retry_delay(settings: &RetrySettings, failed: &FailedTry<'_>) -> 
 /// Airflow's per-try jitter: the SHA-1 of `"{dag_id}#{task_id}#{logical_date}#{try_number}"`
 /// as a big-endian integer, modulo `modulus` (at least 1).
 fn try_hash_modulo(failed: &FailedTry<'_>, modulus: u64) -> u64 {
-    let logical_date = failed.logical_date_micros.map_or_else(|| "None".to_string(), python_str_utc);
+    let logical_date = failed.logical_date.unwrap_or("None");
     let key = format!("{}#{}#{}#{}", failed.dag_id, failed.task_id, logical_date, failed.try_number);
     let digest = Sha1::digest(key.as_bytes());
     let modulus = u128::from(modulus);
@@ -169,14 +141,18 @@ mod tests {
     }
 
     fn failed(try_number: u32) -> FailedTry<'static> {
-        FailedTry { dag_id: "etl", task_id: "load", logical_date_micros: None, try_number }
+        FailedTry { dag_id: "etl", task_id: "load", logical_date: None, try_number }
     }
 
     #[test]
     fn without_backoff_the_delay_is_the_retry_delay_uncapped() {
-        let settings = RetrySettings { retry_delay: 90.5, max_retry_delay: Some(10.0), ..RetrySettings::default() };
+        let settings = RetrySettings {
+            retry_delay_seconds: 90.5,
+            max_retry_delay_seconds: Some(10.0),
+            ..RetrySettings::default()
+        };
         assert_eq!(default_retry_delay(&settings, &failed(7)), Ok(90.5));
-        let one = RetrySettings { retry_exponential_backoff: 1.0, ..settings.clone() };
+        let one = RetrySettings { retry_exponential_backoff: 1.0, ..settings };
         assert_eq!(default_retry_delay(&one, &failed(7)), Ok(90.5));
         let negative = RetrySettings { retry_exponential_backoff: -2.0, ..settings };
         assert_eq!(default_retry_delay(&negative, &failed(7)), Ok(90.5));
@@ -184,7 +160,8 @@ mod tests {
 
     #[test]
     fn an_exponential_delay_is_between_the_backoff_and_twice_it_then_capped() {
-        let settings = RetrySettings { retry_delay: 10.0, retry_exponential_backoff: 2.0, ..RetrySettings::default() };
+        let settings =
+            RetrySettings { retry_delay_seconds: 10.0, retry_exponential_backoff: 2.0, ..RetrySettings::default() };
         for try_number in 1..=8 {
             let backoff = 10.0 * 2f64.powi(try_number as i32 - 1);
             let delay = default_retry_delay(&settings, &failed(try_number)).unwrap();
@@ -192,9 +169,9 @@ mod tests {
         }
         assert_eq!(default_retry_delay(&settings, &failed(200)), Ok(86_400.0));
         assert_eq!(default_retry_delay(&settings, &failed(2_000)), Ok(86_400.0), "an overflow is the cap");
-        let capped = RetrySettings { max_retry_delay: Some(15.5), ..settings.clone() };
+        let capped = RetrySettings { max_retry_delay_seconds: Some(15.5), ..settings };
         assert_eq!(default_retry_delay(&capped, &failed(5)), Ok(15.5));
-        let zero = RetrySettings { retry_delay: 0.0, ..settings };
+        let zero = RetrySettings { retry_delay_seconds: 0.0, ..settings };
         assert_eq!(default_retry_delay(&zero, &failed(3)), Ok(1.0), "at least 1 s, plus 0 of jitter");
     }
 }

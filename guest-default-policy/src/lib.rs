@@ -7,8 +7,8 @@
 //! `wasm32-wasip2` with the `component` feature (the default), the crate also exports
 //! [`DefaultPolicy`] as a runretry policy component.
 //!
-//! [`airflow`] is the start of the default task policy for Airflow (issue #27): Airflow 3.3.2's
-//! own retry delay, exactly.
+//! [`task::decide_task`] is the default task policy: what Airflow 3.3.2 does with a failed try
+//! when no retry policy is set, its delay ([`airflow`]) exactly. [`DefaultPolicy`] exports both.
 
 #![deny(missing_docs)]
 
@@ -19,13 +19,17 @@ pub mod group;
 pub mod parse;
 pub mod select;
 pub mod tags;
+pub mod task;
 
 pub use decide::{not_retried, should_retry};
 pub use select::select_steps;
 
-use runretry_kit::{Decision, Failure, Policy, Run, RunRetries, Selection, Strategy};
+use runretry_kit::{
+    Decision, Failure, Policy, Run, RunRetries, Selection, Strategy, TaskCase, TaskDecision, TaskPolicy,
+};
 
-/// Dagster's semantics, unchanged, as a [`Policy`]: the default policy.
+/// Dagster's semantics, unchanged, as a [`Policy`], and Airflow's, as a [`TaskPolicy`]: the
+/// default policy.
 pub struct DefaultPolicy;
 
 impl Policy for DefaultPolicy {
@@ -38,5 +42,11 @@ impl Policy for DefaultPolicy {
     }
 }
 
+impl TaskPolicy for DefaultPolicy {
+    fn decide_task(task: &TaskCase) -> TaskDecision {
+        task::decide_task(task)
+    }
+}
+
 #[cfg(feature = "component")]
-runretry_kit::export_policy!(DefaultPolicy);
+runretry_kit::export_policy!(DefaultPolicy, task: DefaultPolicy);

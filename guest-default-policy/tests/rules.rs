@@ -4,7 +4,7 @@ use runretry_default_policy::*;
 use runretry_kit::*;
 
 fn enabled(max_retries: i64) -> RunRetries {
-    RunRetries { enabled: true, max_retries, retry_on_asset_or_op_failure: true }
+    RunRetries { enabled: true, max_retries, retry_on_asset_or_op_failure: true, ..RunRetries::default() }
 }
 
 fn failed_run(steps: Vec<Step>) -> Run {

@@ -6,8 +6,9 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use runretry::batch::decide_batch;
 use runretry::{
-    Case, Deployment, Failure, FailureReason, GroupMember, HistoryRun, LaunchOrigin, OnPolicyError, Run, RunRetries,
-    RunStatus, Sandbox, SandboxConfig, Step, StepStatus, Strategy,
+    Case, Deployment, ExceptionInfo, Failure, FailureReason, GroupMember, HistoryRun, LaunchOrigin, OnPolicyError,
+    RetrySettings, Run, RunRetries, RunStatus, Sandbox, SandboxConfig, Step, StepStatus, Strategy, TaskCase, TaskRun,
+    TaskState,
 };
 use runretry_default_policy as native;
 
@@ -49,7 +50,12 @@ fn realistic_case() -> Case {
         ..Run::new("run-R2", RunStatus::Failure)
     };
     Case {
-        config: RunRetries { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true },
+        config: RunRetries {
+            enabled: true,
+            max_retries: 3,
+            retry_on_asset_or_op_failure: true,
+            ..RunRetries::default()
+        },
         run,
         failure: Failure::new(Some(FailureReason::StepFailure)),
     }
@@ -106,6 +112,43 @@ fn bench_should_retry(c: &mut Criterion) {
             serde_json::to_string(&policy.decide(&case).unwrap()).unwrap()
         })
     });
+    group.finish();
+}
+
+/// A realistic failed task try: try 2 of 4 with exponential backoff, an exception with a
+/// cause, and the task in its last 10 runs.
+fn realistic_task() -> TaskCase {
+    let mut exception = ExceptionInfo::new("requests.exceptions.ConnectionError", "connection reset by peer");
+    exception.bases =
+        ["requests.exceptions.RequestException", "builtins.OSError", "builtins.Exception"].map(String::from).to_vec();
+    TaskCase {
+        settings: RetrySettings {
+            retries: 3,
+            retry_delay_seconds: 60.0,
+            retry_exponential_backoff: 2.0,
+            max_retry_delay_seconds: Some(600.0),
+            ..RetrySettings::default()
+        },
+        logical_date: Some("2026-12-07 10:00:00+00:00".into()),
+        causes: vec![ExceptionInfo::new("builtins.ConnectionResetError", "[Errno 104] Connection reset by peer")],
+        history: (0..10).map(|i| TaskRun::new(&format!("scheduled__{i}"), TaskState::Success)).collect(),
+        now: Some(1_796_641_200.0),
+        ..TaskCase::new("etl", "load", "scheduled__2026-12-07T10:00:00+00:00", 2, 3, exception)
+    }
+}
+
+/// A task decision beside a run decision (`should_retry/wasm`, measured in the same run): the
+/// issue's bar is that a task costs no more than a run.
+fn bench_decide_task(c: &mut Criterion) {
+    let sandbox = Sandbox::new(SandboxConfig::default()).expect("sandbox");
+    let policy = sandbox.load_default().expect("default policy");
+    let task = realistic_task();
+    assert_eq!(policy.decide_task(&task).unwrap(), native::task::decide_task(&task));
+    let case = realistic_case();
+    let mut group = c.benchmark_group("decide_task");
+    group.bench_function("native", |b| b.iter(|| native::task::decide_task(black_box(&task))));
+    group.bench_function("wasm", |b| b.iter(|| policy.decide_task(black_box(&task)).unwrap()));
+    group.bench_function("should_retry_wasm", |b| b.iter(|| policy.decide(black_box(&case)).unwrap()));
     group.finish();
 }
 
@@ -250,11 +293,18 @@ fn bench_batch(c: &mut Criterion) {
         group.bench_function(BenchmarkId::from_parameter(label), |b| {
             b.iter(|| {
                 let mut answered = 0;
-                decide_batch(input.as_bytes(), "bench", deployment, None, jobs, |answer| {
-                    answer.result.expect("decided");
-                    answered += 1;
-                    true
-                })
+                decide_batch(
+                    input.as_bytes(),
+                    "bench",
+                    deployment,
+                    runretry::ConfigOverride::default(),
+                    jobs,
+                    |answer| {
+                        answer.result.expect("decided");
+                        answered += 1;
+                        true
+                    },
+                )
                 .unwrap();
                 assert_eq!(answered, LINES);
             })
@@ -267,6 +317,7 @@ fn bench_batch(c: &mut Criterion) {
 criterion_group!(
     benches,
     bench_should_retry,
+    bench_decide_task,
     bench_tags,
     bench_history,
     bench_languages,

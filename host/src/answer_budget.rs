@@ -42,6 +42,11 @@ impl AnswerBudget {
         AnswerBudget { max_output_bytes, inherited_lift, inherited_packed }
     }
 
+    /// The budget of a task decision under `max_output_bytes` (a task case has no tags to copy).
+    pub(crate) fn for_task(max_output_bytes: usize) -> Self {
+        AnswerBudget { max_output_bytes, inherited_lift: 0, inherited_packed: 0 }
+    }
+
     /// The most bytes the host holds for one answer, lifted from the guest or decoded.
     pub(crate) fn lift_bytes(&self) -> usize {
         self.max_output_bytes.saturating_mul(LIFT_FACTOR).saturating_add(self.inherited_lift)

@@ -9,7 +9,9 @@ use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
 
-use runretry_kit::{Case, Decision, RunRetries};
+use runretry_kit::{Case, Decision};
+
+use crate::dagster_yaml::ConfigOverride;
 
 use crate::error::Error;
 use crate::fallback::Deployment;
@@ -35,7 +37,7 @@ pub fn decide_batch(
     input: impl BufRead,
     source: &str,
     deployment: &Deployment,
-    config: Option<RunRetries>,
+    config: ConfigOverride,
     jobs: usize,
     answer: impl FnMut(BatchAnswer) -> bool + Send,
 ) -> Result<(), Error> {
@@ -118,12 +120,10 @@ fn decide_line(
     source: &str,
     text: &str,
     deployment: &Deployment,
-    config: Option<RunRetries>,
+    config: ConfigOverride,
     instance: &mut Option<WarmPolicy>,
 ) -> Result<Decision, Error> {
     let mut case = Case::from_json(source, text)?;
-    if let Some(config) = config {
-        case.config = config;
-    }
+    config.apply(&mut case.config);
     deployment.decide_reusing(instance, &case)
 }

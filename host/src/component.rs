@@ -4,7 +4,7 @@
 use wasmtime::component::{types::ComponentItem, Component, Linker};
 use wasmtime::Engine;
 
-use crate::contract::{ALLOWED_IMPORT_PREFIXES, CONTRACT_VERSION, POLICY_EXPORT, POLICY_EXPORT_UNVERSIONED};
+use crate::contract::{ALLOWED_IMPORT_PREFIXES, CONTRACT_VERSION, EXPORTS_UNVERSIONED, POLICY_EXPORT, TASK_EXPORT};
 use crate::error::Error;
 use crate::exports::PolicyPre;
 use crate::sandbox::HostState;
@@ -74,29 +74,38 @@ pub(crate) fn prepare(
 ) -> Result<PolicyPre, Error> {
     let (imports, exports) = imports_and_exports(engine, component);
     check_imports(name, &imports)?;
-    if let Some(other) = exports.iter().find(|e| e.starts_with(POLICY_EXPORT_UNVERSIONED) && *e != POLICY_EXPORT) {
-        let version = &other[POLICY_EXPORT_UNVERSIONED.len()..];
+    let other_version = exports.iter().find_map(|e| {
+        let unversioned = EXPORTS_UNVERSIONED.iter().find(|prefix| e.starts_with(*prefix))?;
+        let version = &e[unversioned.len()..];
+        (version != CONTRACT_VERSION).then_some((e, version))
+    });
+    if let Some((other, version)) = other_version {
         return Err(Error::invalid_component(format!(
             "{name}: is built against runretry:policy@{version}, but this runretry implements \
-             runretry:policy@{CONTRACT_VERSION} (it exports {other}, not {POLICY_EXPORT}); rebuild the policy \
-             against wit/policy.wit of this release (0.2.0 added asset data, 0.3.0 the job's run history and the failure's time: see docs/writing-a-policy.md)"
+             runretry:policy@{CONTRACT_VERSION} (it exports {other}); rebuild the policy against wit/policy.wit \
+             of this release (0.2.0 added asset data, 0.3.0 the job's run history and the failure's time, 0.4.0 \
+             the Dagster version and task policies: see docs/writing-a-policy.md)"
         )));
     }
-    if !exports.iter().any(|e| e == POLICY_EXPORT) {
+    if !exports.iter().any(|e| e == POLICY_EXPORT || e == TASK_EXPORT) {
         return Err(Error::invalid_component(format!(
-            "{name}: does not export {POLICY_EXPORT} (it exports: {}); is it built for the \
-             runretry:policy/retry-policy world?",
+            "{name}: exports neither {POLICY_EXPORT} nor {TASK_EXPORT} (it exports: {}); is it built for the \
+             runretry:policy/retry-policy or task-retry-policy world?",
             if exports.is_empty() { "nothing".to_string() } else { exports.join(", ") }
         )));
     }
-    if let Some(ComponentItem::ComponentInstance(instance)) =
-        component.component_type().get_export(engine, POLICY_EXPORT).map(|export| export.ty)
+    for (interface, functions) in
+        [(POLICY_EXPORT, &["should-retry", "select-steps"][..]), (TASK_EXPORT, &["decide-task"])]
     {
-        for function in ["should-retry", "select-steps"] {
-            if instance.get_export(engine, function).is_none() {
-                return Err(Error::invalid_component(format!(
-                    "{name}: export {POLICY_EXPORT} has no function {function:?}"
-                )));
+        if let Some(ComponentItem::ComponentInstance(instance)) =
+            component.component_type().get_export(engine, interface).map(|export| export.ty)
+        {
+            for function in functions {
+                if instance.get_export(engine, function).is_none() {
+                    return Err(Error::invalid_component(format!(
+                        "{name}: export {interface} has no function {function:?}"
+                    )));
+                }
             }
         }
     }

@@ -5,7 +5,31 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::error::Error;
-use runretry_kit::RunRetries;
+use runretry_kit::{DagsterVersion, RunRetries};
+
+/// What a deployment sets in every case's `config`, whatever the case says: the `run_retries`
+/// block of its instance file (the CLI's and the service's `--config`) and its Dagster version
+/// (`--dagster-version`).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ConfigOverride {
+    /// Replaces the case's `config`; the case's Dagster version stays unless the block has one.
+    pub run_retries: Option<RunRetries>,
+    /// Replaces the case's Dagster version.
+    pub dagster_version: Option<DagsterVersion>,
+}
+
+impl ConfigOverride {
+    /// Set what is overridden in `config`.
+    pub fn apply(&self, config: &mut RunRetries) {
+        if let Some(run_retries) = self.run_retries {
+            let version = config.dagster_version;
+            *config = RunRetries { dagster_version: run_retries.dagster_version.or(version), ..run_retries };
+        }
+        if let Some(version) = self.dagster_version {
+            config.dagster_version = Some(version);
+        }
+    }
+}
 
 /// Only `run_retries` matters; every other key of the instance file is ignored.
 #[derive(Deserialize)]
@@ -42,7 +66,10 @@ mod tests {
     fn reads_the_block_and_ignores_other_keys() {
         let text = "storage:\n  sqlite: {base_dir: /tmp}\nrun_retries:\n  enabled: true\n  max_retries: 3\n";
         let config = parse_run_retries("dagster.yaml", text).unwrap();
-        assert_eq!(config, RunRetries { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true });
+        assert_eq!(
+            config,
+            RunRetries { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true, ..RunRetries::default() }
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use runretry_kit::{Case, Decision, SelectionAnswer};
+use runretry_kit::{Case, Decision, SelectionAnswer, TaskCase, TaskDecision};
 
 /// A decision-log record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -22,8 +22,11 @@ pub struct DecisionRecord {
     /// only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_id: Option<String>,
-    /// The case as decided; `None` when the request did not parse.
+    /// The case as decided; `None` when the request did not parse, or was a task case.
     pub case: Option<Case>,
+    /// The task case as decided (`/v1/decide-task` records only; `None` when it did not parse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskCase>,
     /// What the endpoint answered.
     #[serde(flatten)]
     pub answer: RecordedAnswer,
@@ -51,6 +54,16 @@ pub enum RecordedAnswer {
     Decide {
         /// The decision; `None` when there is none (`error` says why).
         decision: Option<Decision>,
+        /// Why there is no decision.
+        error: Option<RecordedError>,
+        /// When the policy failed and the fallback answered instead.
+        fallback: Option<RecordedFallback>,
+    },
+    /// `/v1/decide-task`: a task's failed try (Airflow).
+    #[serde(rename = "decide-task")]
+    DecideTask {
+        /// The decision; `None` when there is none (`error` says why).
+        decision: Option<TaskDecision>,
         /// Why there is no decision.
         error: Option<RecordedError>,
         /// When the policy failed and the fallback answered instead.

@@ -1,19 +1,21 @@
-//! The policy's two functions, called with the model's own values. A component built with the
-//! kit also exports them as [`PACKED_EXPORT`], the case in one buffer (`runretry_kit::packed`),
-//! and that is what is called: lowering a typed case costs one guest `realloc` per string and
-//! list, a buffer one. Other components (Python, JavaScript, hand-written WIT) are called
-//! through [`POLICY_EXPORT`], whose values `runretry-kit`'s `wasmtime` feature lowers and lifts
-//! directly. Either way the exports are type-checked once, when the component is loaded.
+//! The policy's functions, called with the model's own values: the run interface's two
+//! ([`POLICY_EXPORT`]), the task interface's one ([`TASK_EXPORT`]), or all three. A component
+//! built with the kit also exports the run functions as [`PACKED_EXPORT`], the case in one buffer
+//! (`runretry_kit::packed`), and that is what is called: lowering a typed case costs one guest
+//! `realloc` per string and list, a buffer one. Other components (Python, JavaScript,
+//! hand-written WIT) are called through [`POLICY_EXPORT`], whose values `runretry-kit`'s
+//! `wasmtime` feature lowers and lifts directly. A task case is small and always typed. Every
+//! export is type-checked once, when the component is loaded.
 
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, ComponentExportIndex, Func, InstancePre, TypedFunc};
 use wasmtime::{AsContextMut, Engine};
 
 use runretry_kit::packed::{self, CaseRef, SelectionResult};
-use runretry_kit::{Decision, Failure, Run, RunRetries, Selection, Strategy};
+use runretry_kit::{Decision, Failure, Run, RunRetries, Selection, Strategy, TaskCase, TaskDecision};
 
 use crate::answer_budget::AnswerBudget;
-use crate::contract::{PACKED_EXPORT, POLICY_EXPORT};
+use crate::contract::{PACKED_EXPORT, POLICY_EXPORT, TASK_EXPORT};
 use crate::error::{clip_untrusted, Error};
 use crate::sandbox::HostState;
 
@@ -21,16 +23,19 @@ type ShouldRetry<'a> = TypedFunc<(&'a Run, &'a Failure, &'a RunRetries), (Decisi
 type SelectSteps<'a> = TypedFunc<(&'a Run, Strategy), (Result<Selection, String>,)>;
 type PackedShouldRetry<'a> = TypedFunc<(&'a [u8],), (Result<Vec<u8>, String>,)>;
 type PackedSelectSteps<'a> = TypedFunc<(&'a [u8], Strategy), (Result<Vec<u8>, String>,)>;
+type DecideTask<'a> = TypedFunc<(&'a TaskCase,), (TaskDecision,)>;
 
 /// A policy component linked and checked against the contract: instantiating it is all a call
 /// needs.
 #[derive(Clone)]
 pub(crate) struct PolicyPre {
     pre: InstancePre<HostState>,
-    /// `policy`'s functions, which every policy has.
-    typed: Functions,
+    /// `policy`'s functions, when the component decides about runs.
+    typed: Option<Functions>,
     /// `packed`'s, when the component has them: these are called instead.
     packed: Option<Functions>,
+    /// `task-policy`'s function, when the component decides about tasks.
+    task: Option<ComponentExportIndex>,
 }
 
 /// Where an interface's two functions are.
@@ -42,39 +47,62 @@ struct Functions {
 
 /// One instance's exports.
 pub(crate) struct PolicyExports {
-    should_retry: Func,
-    select_steps: Func,
+    runs: Option<(Func, Func)>,
+    decide_task: Option<Func>,
     packed: bool,
 }
 
 impl PolicyPre {
-    /// Find both functions of [`POLICY_EXPORT`], and of [`PACKED_EXPORT`] when the component
-    /// has it, and check their types.
+    /// Find the functions of [`POLICY_EXPORT`], [`PACKED_EXPORT`] and [`TASK_EXPORT`] that the
+    /// component has (at least one of the first and the last: `component::prepare` checked),
+    /// and check their types.
     pub(crate) fn new(engine: &Engine, pre: InstancePre<HostState>) -> wasmtime::Result<PolicyPre> {
         let component = pre.component().clone();
         let instance_type = pre.instance_type();
-        let (should_retry, func) = function(engine, &component, POLICY_EXPORT, "should-retry")?;
-        func.typecheck::<(&Run, &Failure, &RunRetries), (Decision,)>(&instance_type)
-            .map_err(|e| e.context(format!("type-checking `{POLICY_EXPORT}` func `should-retry`")))?;
-        let (select_steps, func) = function(engine, &component, POLICY_EXPORT, "select-steps")?;
-        func.typecheck::<(&Run, Strategy), (Result<Selection, String>,)>(&instance_type)
-            .map_err(|e| e.context(format!("type-checking `{POLICY_EXPORT}` func `select-steps`")))?;
-        let typed = Functions { should_retry, select_steps };
-        if component.get_export_index(None, PACKED_EXPORT).is_none() {
-            return Ok(PolicyPre { pre, typed, packed: None });
+        let has = |interface| component.get_export_index(None, interface).is_some();
+        let mut typed = None;
+        if has(POLICY_EXPORT) {
+            let (should_retry, func) = function(engine, &component, POLICY_EXPORT, "should-retry")?;
+            func.typecheck::<(&Run, &Failure, &RunRetries), (Decision,)>(&instance_type)
+                .map_err(|e| e.context(format!("type-checking `{POLICY_EXPORT}` func `should-retry`")))?;
+            let (select_steps, func) = function(engine, &component, POLICY_EXPORT, "select-steps")?;
+            func.typecheck::<(&Run, Strategy), (Result<Selection, String>,)>(&instance_type)
+                .map_err(|e| e.context(format!("type-checking `{POLICY_EXPORT}` func `select-steps`")))?;
+            typed = Some(Functions { should_retry, select_steps });
         }
-        let (should_retry, func) = function(engine, &component, PACKED_EXPORT, "should-retry")?;
-        func.typecheck::<(&[u8],), (Result<Vec<u8>, String>,)>(&instance_type)
-            .map_err(|e| e.context(format!("type-checking `{PACKED_EXPORT}` func `should-retry`")))?;
-        let (select_steps, func) = function(engine, &component, PACKED_EXPORT, "select-steps")?;
-        func.typecheck::<(&[u8], Strategy), (Result<Vec<u8>, String>,)>(&instance_type)
-            .map_err(|e| e.context(format!("type-checking `{PACKED_EXPORT}` func `select-steps`")))?;
-        Ok(PolicyPre { pre, typed, packed: Some(Functions { should_retry, select_steps }) })
+        let mut packed = None;
+        if typed.is_some() && has(PACKED_EXPORT) {
+            let (should_retry, func) = function(engine, &component, PACKED_EXPORT, "should-retry")?;
+            func.typecheck::<(&[u8],), (Result<Vec<u8>, String>,)>(&instance_type)
+                .map_err(|e| e.context(format!("type-checking `{PACKED_EXPORT}` func `should-retry`")))?;
+            let (select_steps, func) = function(engine, &component, PACKED_EXPORT, "select-steps")?;
+            func.typecheck::<(&[u8], Strategy), (Result<Vec<u8>, String>,)>(&instance_type)
+                .map_err(|e| e.context(format!("type-checking `{PACKED_EXPORT}` func `select-steps`")))?;
+            packed = Some(Functions { should_retry, select_steps });
+        }
+        let mut task = None;
+        if has(TASK_EXPORT) {
+            let (decide_task, func) = function(engine, &component, TASK_EXPORT, "decide-task")?;
+            func.typecheck::<(&TaskCase,), (TaskDecision,)>(&instance_type)
+                .map_err(|e| e.context(format!("type-checking `{TASK_EXPORT}` func `decide-task`")))?;
+            task = Some(decide_task);
+        }
+        Ok(PolicyPre { pre, typed, packed, task })
     }
 
-    /// Whether calls go through [`PACKED_EXPORT`].
+    /// Whether run calls go through [`PACKED_EXPORT`].
     pub(crate) fn is_packed(&self) -> bool {
         self.packed.is_some()
+    }
+
+    /// Whether the component decides about runs ([`POLICY_EXPORT`]).
+    pub(crate) fn decides_runs(&self) -> bool {
+        self.typed.is_some()
+    }
+
+    /// Whether the component decides about tasks ([`TASK_EXPORT`]).
+    pub(crate) fn decides_tasks(&self) -> bool {
+        self.task.is_some()
     }
 
     /// The same component called through [`POLICY_EXPORT`] only (to compare the two).
@@ -88,17 +116,17 @@ impl PolicyPre {
         mut store: impl AsContextMut<Data = HostState>,
     ) -> wasmtime::Result<PolicyExports> {
         let instance = self.pre.instantiate(&mut store)?;
-        let functions = self.packed.unwrap_or(self.typed);
         let mut func = |index| {
             instance
                 .get_func(&mut store, index)
                 .ok_or_else(|| wasmtime::format_err!("an export checked at load is gone"))
         };
-        Ok(PolicyExports {
-            should_retry: func(&functions.should_retry)?,
-            select_steps: func(&functions.select_steps)?,
-            packed: self.packed.is_some(),
-        })
+        let runs = match self.packed.as_ref().or(self.typed.as_ref()) {
+            Some(functions) => Some((func(&functions.should_retry)?, func(&functions.select_steps)?)),
+            None => None,
+        };
+        let decide_task = self.task.as_ref().map(&mut func).transpose()?;
+        Ok(PolicyExports { runs, decide_task, packed: self.packed.is_some() })
     }
 }
 
@@ -127,6 +155,11 @@ fn function(
 }
 
 impl PolicyExports {
+    /// The run interface's functions; the policy must have them (`Policy` checks first).
+    fn runs(&self) -> wasmtime::Result<(Func, Func)> {
+        self.runs.ok_or_else(|| wasmtime::format_err!("the policy does not export {POLICY_EXPORT}"))
+    }
+
     /// `should-retry`. The outer error is the call's (a trap, the deadline: `sandbox::classify`
     /// names it); the inner one an answer the host will not take.
     pub(crate) fn should_retry(
@@ -141,12 +174,12 @@ impl PolicyExports {
             let case: CaseRef<'_> = (run, failure, config);
             let case = packed::pack(&case).map_err(wasmtime::Error::msg)?;
             // SAFETY: `PolicyPre::new` checked this export's type against these parameters and result.
-            let func: PackedShouldRetry<'_> = unsafe { TypedFunc::new_unchecked(self.should_retry) };
+            let func: PackedShouldRetry<'_> = unsafe { TypedFunc::new_unchecked(self.runs()?.0) };
             let answer = lifted(&mut store, budget.packed_bytes(), |store| func.call(store, (&case,)))?;
             return Ok(answer.and_then(|(answer,)| unpacked(answer, "should-retry", budget)));
         }
         // SAFETY: as above.
-        let func: ShouldRetry<'_> = unsafe { TypedFunc::new_unchecked(self.should_retry) };
+        let func: ShouldRetry<'_> = unsafe { TypedFunc::new_unchecked(self.runs()?.0) };
         let answer = lifted(&mut store, budget.lift_bytes(), |store| func.call(store, (run, failure, config)))?;
         Ok(answer.map(|(decision,)| decision))
     }
@@ -162,14 +195,29 @@ impl PolicyExports {
         if self.packed {
             let run = packed::pack(run).map_err(wasmtime::Error::msg)?;
             // SAFETY: as above, checked in `PolicyPre::new`.
-            let func: PackedSelectSteps<'_> = unsafe { TypedFunc::new_unchecked(self.select_steps) };
+            let func: PackedSelectSteps<'_> = unsafe { TypedFunc::new_unchecked(self.runs()?.1) };
             let answer = lifted(&mut store, budget.packed_bytes(), |store| func.call(store, (&run, strategy)))?;
             return Ok(answer.and_then(|(answer,)| unpacked::<SelectionResult>(answer, "select-steps", budget)));
         }
         // SAFETY: as above.
-        let func: SelectSteps<'_> = unsafe { TypedFunc::new_unchecked(self.select_steps) };
+        let func: SelectSteps<'_> = unsafe { TypedFunc::new_unchecked(self.runs()?.1) };
         let answer = lifted(&mut store, budget.lift_bytes(), |store| func.call(store, (run, strategy)))?;
         Ok(answer.map(|(answer,)| answer))
+    }
+
+    /// `decide-task`; errors as for `should_retry`.
+    pub(crate) fn decide_task(
+        &self,
+        mut store: impl AsContextMut<Data = HostState>,
+        task: &TaskCase,
+        budget: AnswerBudget,
+    ) -> wasmtime::Result<Result<TaskDecision, Error>> {
+        let decide_task =
+            self.decide_task.ok_or_else(|| wasmtime::format_err!("the policy does not export {TASK_EXPORT}"))?;
+        // SAFETY: `PolicyPre::new` checked this export's type against these parameters and result.
+        let func: DecideTask<'_> = unsafe { TypedFunc::new_unchecked(decide_task) };
+        let answer = lifted(&mut store, budget.lift_bytes(), |store| func.call(store, (task,)))?;
+        Ok(answer.map(|(decision,)| decision))
     }
 }
 

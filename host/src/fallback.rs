@@ -1,8 +1,8 @@
-//! What to do when a policy fails: fail, give up on the run, or decide with the default policy.
+//! What to do when a policy fails: fail, give up on the run (or task), or decide with the default policy.
 
 use std::path::Path;
 
-use runretry_kit::{Case, Decision};
+use runretry_kit::{Case, Decision, TaskCase, TaskDecision};
 
 use crate::error::Error;
 use crate::policy::{Policy, Sandbox, WarmPolicy};
@@ -64,7 +64,7 @@ impl OnFailure {
     /// Apply the mode to `error`, a failure of the policy named `policy_name` (while deciding, or
     /// while loading it: a broken deployment must not stop retries either). Bad input is never
     /// masked: no policy could have answered it.
-    fn apply(&self, error: Error, policy_name: &str, case: &Case) -> Decided {
+    fn apply<C: FallbackCase + ?Sized>(&self, error: Error, policy_name: &str, case: &C) -> Decided<C::Answer> {
         if error.is_bad_input() || self.mode == OnPolicyError::Fail {
             return Decided { decision: Err(error), fell_back: None };
         }
@@ -74,12 +74,9 @@ impl OnFailure {
         let note = format!("policy {policy_name} failed ({}): {detail}", error.kind());
         // `new` loads the default policy exactly for `Default`; `Fail` returned above.
         let decision = match &self.default {
-            None => Ok(Decision {
-                events: vec![note],
-                ..Decision::none(format!("the retry policy failed, so the run is not retried ({})", error.kind()))
-            }),
-            Some(default) => default.decide(case).map(|mut decision| {
-                decision.events.insert(0, format!("{note}; decided with the default policy instead"));
+            None => Ok(C::given_up(note, error.kind())),
+            Some(default) => case.decide_with(default).map(|mut decision| {
+                C::events(&mut decision).insert(0, format!("{note}; decided with the default policy instead"));
                 decision
             }),
         };
@@ -90,10 +87,58 @@ impl OnFailure {
     }
 }
 
-/// A decision, and the policy's error when the fallback answered in its place.
-pub struct Decided {
+/// What the fallback needs of a kind of case: how a policy decides it, and what giving up is.
+trait FallbackCase {
+    type Answer;
+    fn decide_with(&self, policy: &Policy) -> Result<Self::Answer, Error>;
+    /// The answer of `give-up`: no retry, saying why.
+    fn given_up(note: String, kind: &str) -> Self::Answer;
+    fn events(answer: &mut Self::Answer) -> &mut Vec<String>;
+}
+
+impl FallbackCase for Case {
+    type Answer = Decision;
+
+    fn decide_with(&self, policy: &Policy) -> Result<Decision, Error> {
+        policy.decide(self)
+    }
+
+    fn given_up(note: String, kind: &str) -> Decision {
+        Decision {
+            events: vec![note],
+            ..Decision::none(format!("the retry policy failed, so the run is not retried ({kind})"))
+        }
+    }
+
+    fn events(answer: &mut Decision) -> &mut Vec<String> {
+        &mut answer.events
+    }
+}
+
+impl FallbackCase for TaskCase {
+    type Answer = TaskDecision;
+
+    fn decide_with(&self, policy: &Policy) -> Result<TaskDecision, Error> {
+        policy.decide_task(self)
+    }
+
+    fn given_up(note: String, kind: &str) -> TaskDecision {
+        TaskDecision {
+            events: vec![note],
+            ..TaskDecision::fail(format!("the retry policy failed, so the task is not retried ({kind})"))
+        }
+    }
+
+    fn events(answer: &mut TaskDecision) -> &mut Vec<String> {
+        &mut answer.events
+    }
+}
+
+/// A decision (a run's by default, or a task's), and the policy's error when the fallback
+/// answered in its place.
+pub struct Decided<D = Decision> {
     /// The decision (the policy's, or the fallback's), or why there is none.
-    pub decision: Result<Decision, Error>,
+    pub decision: Result<D, Error>,
     /// The policy's error, when `decision` is the fallback's.
     pub fell_back: Option<Error>,
 }
@@ -149,6 +194,23 @@ impl Deployment {
                 Err(error) => self.on_failure.apply(error, policy.name(), case),
             },
             Err((name, error)) => self.on_failure.apply(error.clone(), name, case),
+        }
+    }
+
+    /// Decide about a task's failed try with the policy, applying the mode when it fails (or
+    /// failed to load): `give-up` fails the task, `default` decides as Airflow would.
+    pub fn decide_task(&self, task: &TaskCase) -> Result<TaskDecision, Error> {
+        self.decide_task_telling(task).decision
+    }
+
+    /// [`decide_task`](Self::decide_task), telling whether the fallback answered.
+    pub fn decide_task_telling(&self, task: &TaskCase) -> Decided<TaskDecision> {
+        match &self.policy {
+            Ok(policy) => match policy.decide_task(task) {
+                Ok(decision) => Decided { decision: Ok(decision), fell_back: None },
+                Err(error) => self.on_failure.apply(error, policy.name(), task),
+            },
+            Err((name, error)) => self.on_failure.apply(error.clone(), name, task),
         }
     }
 

@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::component;
 pub use crate::component::WasmKind;
-use crate::contract::{PACKED_EXPORT, POLICY_EXPORT};
+use crate::contract::{PACKED_EXPORT, POLICY_EXPORT, TASK_EXPORT};
 use crate::policy::Sandbox;
 
 /// What inspection found.
@@ -62,11 +62,25 @@ impl fmt::Display for Inspection {
         };
         writeln!(f, "kind:     {kind}")?;
         let exports = |name: &str| self.exports.iter().any(|e| e == name);
-        let world = match (exports(POLICY_EXPORT), exports(PACKED_EXPORT)) {
-            (true, true) => "runretry:policy/retry-policy-packed@0.3.0 (called with the case packed)",
-            (true, false) => "runretry:policy/retry-policy@0.3.0",
-            _ => "unknown (no runretry policy export)",
+        let runs = match (exports(POLICY_EXPORT), exports(PACKED_EXPORT)) {
+            (true, true) => Some("runs (Dagster), called with the case packed"),
+            (true, false) => Some("runs (Dagster)"),
+            _ => None,
         };
+        let tasks = exports(TASK_EXPORT).then_some("tasks (Airflow)");
+        let decides = match (runs, tasks) {
+            (Some(runs), Some(tasks)) => format!("{runs}; {tasks}"),
+            (Some(one), None) | (None, Some(one)) => one.to_string(),
+            (None, None) => "nothing (no runretry policy export)".to_string(),
+        };
+        let world = match (runs.is_some(), tasks.is_some(), exports(PACKED_EXPORT)) {
+            (true, true, _) => "runretry:policy/run-and-task-policy@0.4.0",
+            (true, false, true) => "runretry:policy/retry-policy-packed@0.4.0",
+            (true, false, false) => "runretry:policy/retry-policy@0.4.0",
+            (false, true, _) => "runretry:policy/task-retry-policy@0.4.0",
+            (false, false, _) => "unknown",
+        };
+        writeln!(f, "decides:  {decides}")?;
         writeln!(f, "world:    {world}")?;
         writeln!(f, "exports:  {}", self.exports.len())?;
         for export in &self.exports {

@@ -59,12 +59,14 @@ pub mod signing;
 mod validate;
 
 pub use runretry_kit::{
-    Action, Backfill, BackfillStatus, Case, CaseError, CheckEvaluation, CheckSeverity, Decision, Failure,
-    FailureReason, GroupMember, HistoryRun, LaunchOrigin, MappedInstance, Run, RunRetries, RunStatus, Selection,
-    SelectionAnswer, Step, StepKey, StepStatus, Strategy, Tags,
+    Action, AnyCase, Backfill, BackfillStatus, Case, CaseError, CheckEvaluation, CheckSeverity, DagRunType,
+    DagsterVersion, Decision, ExceptionInfo, Failure, FailureReason, GroupMember, HistoryRun, LaunchOrigin,
+    MappedInstance, RetrySettings, Run, RunRetries, RunStatus, Selection, SelectionAnswer, Step, StepKey, StepStatus,
+    Strategy, Tags, TaskAction, TaskCase, TaskDecision, TaskRun, TaskState, TaskTry,
 };
 
 pub use contract::CONTRACT_VERSION;
+pub use dagster_yaml::ConfigOverride;
 pub use error::{Cause, Error};
 pub use fallback::{Decided, Deployment, OnFailure, OnPolicyError};
 pub use policy::{Policy, Sandbox, DEFAULT_POLICY_NAME, DEFAULT_POLICY_WASM};
@@ -80,9 +82,11 @@ pub mod calls {
 /// What the host checks of a component and of its answers: the export a policy must have and
 /// the imports it may have, the caps on an answer, and the rule for tag keys.
 pub mod rules {
-    pub use crate::contract::{ALLOWED_IMPORT_PREFIXES, PACKED_EXPORT, POLICY_EXPORT};
+    pub use crate::contract::{ALLOWED_IMPORT_PREFIXES, PACKED_EXPORT, POLICY_EXPORT, TASK_EXPORT};
     pub use crate::dagster::is_compliant_tag_key;
-    pub use crate::validate::{MAX_DECISION_TEXT_BYTES, MAX_EVENTS, MAX_TAGS, MAX_TAG_KEY_BYTES, MAX_TAG_VALUE_BYTES};
+    pub use crate::validate::{
+        MAX_DECISION_TEXT_BYTES, MAX_EVENTS, MAX_TAGS, MAX_TAG_KEY_BYTES, MAX_TAG_VALUE_BYTES, MAX_TASK_DELAY_SECONDS,
+    };
 }
 
 /// Text from a guest (or a client) is hostile: how it is bounded and escaped before it is shown

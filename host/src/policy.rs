@@ -7,11 +7,12 @@ use wasmtime::component::Linker;
 use wasmtime::{Engine, Store};
 
 use crate::exports::{PolicyExports, PolicyPre};
-use runretry_kit::{Case, Decision, Run, SelectionAnswer, Strategy};
+use runretry_kit::{Case, Decision, Run, SelectionAnswer, Strategy, TaskCase, TaskDecision};
 
 use crate::answer_budget::AnswerBudget;
 use crate::cache::CompileCache;
 use crate::component;
+use crate::contract::{POLICY_EXPORT, TASK_EXPORT};
 use crate::determinism::seed_for;
 use crate::error::{clip_untrusted, Error};
 use crate::sandbox::{self, HostState, Interrupt, SandboxConfig};
@@ -21,7 +22,7 @@ use crate::validate;
 /// The name the embedded default policy goes by, where a policy's path would be.
 pub const DEFAULT_POLICY_NAME: &str = "<embedded default policy>";
 
-/// The default policy (Dagster's semantics), built from `guest-default-policy` by build.rs.
+/// The default policy (Dagster's semantics for runs, Airflow's for tasks), built from `guest-default-policy` by build.rs.
 pub static DEFAULT_POLICY_WASM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/default_policy.wasm"));
 
 /// An engine, a linker and limits: loads policies that then share them.
@@ -154,6 +155,18 @@ impl Policy {
         self.pre.is_packed()
     }
 
+    /// Whether the policy decides about failed runs (it exports the run interface,
+    /// `runretry:policy/policy`): [`decide`](Self::decide) and [`select_steps`](Self::select_steps).
+    pub fn decides_runs(&self) -> bool {
+        self.pre.decides_runs()
+    }
+
+    /// Whether the policy decides about failed task tries (it exports the task interface,
+    /// `runretry:policy/task-policy`): [`decide_task`](Self::decide_task).
+    pub fn decides_tasks(&self) -> bool {
+        self.pre.decides_tasks()
+    }
+
     /// The same policy called through its typed `policy` interface even when it has `packed`:
     /// for tests and benchmarks that compare the two.
     #[doc(hidden)]
@@ -164,6 +177,7 @@ impl Policy {
     /// The complete decision for a case, from a fresh instance (a trap poisons a store, and one
     /// decision must never see another's state).
     pub fn decide(&self, case: &Case) -> Result<Decision, Error> {
+        self.check_decides_runs()?;
         let mut store = self.new_store(&case.run);
         let exports = self.instantiate(&mut store)?;
         self.decide_in(&mut store, &exports, case)
@@ -172,9 +186,23 @@ impl Policy {
     /// What a re-execution with `strategy` runs (steps and, for asset jobs, asset and check
     /// selections), or the policy's refusal.
     pub fn select_steps(&self, run: &Run, strategy: Strategy) -> Result<SelectionAnswer, Error> {
+        self.check_decides_runs()?;
         let mut store = self.new_store(run);
         let exports = self.instantiate(&mut store)?;
         self.select_steps_in(&mut store, &exports, run, strategy)
+    }
+
+    /// The decision for a task's failed try, from a fresh instance.
+    pub fn decide_task(&self, task: &TaskCase) -> Result<TaskDecision, Error> {
+        self.check_decides_tasks()?;
+        let mut store = sandbox::new_store(
+            &self.sandbox.engine,
+            &self.sandbox.config,
+            seed_for(&task_seed(task)),
+            self.interrupt.clone(),
+        );
+        let exports = self.instantiate(&mut store)?;
+        self.decide_task_in(&mut store, &exports, task)
     }
 
     /// An instance kept for many calls: faster (no instantiation per call) but calls share the
@@ -206,6 +234,50 @@ impl Policy {
             .should_retry(&mut *store, &case.run, &case.failure, &case.config, budget)
             .map_err(|e| sandbox::classify(e, store, &self.sandbox.config))??;
         validate::check_decision(&case.run, decision, self.sandbox.config.max_output_bytes)
+    }
+
+    fn decide_task_in(
+        &self,
+        store: &mut Store<HostState>,
+        exports: &PolicyExports,
+        task: &TaskCase,
+    ) -> Result<TaskDecision, Error> {
+        let size = runretry_kit::text_bytes(task);
+        let cap = self.sandbox.config.max_input_bytes;
+        if size > cap {
+            return Err(Error::bad_input(format!(
+                "the task case is {size} bytes of text, over the {cap} byte input cap"
+            )));
+        }
+        task.validate().map_err(|(path, message)| Error::bad_input(format!("{path}: {message}")))?;
+        store.data_mut().call.wall = crate::determinism::wall_clock_at(task.now);
+        let budget = AnswerBudget::for_task(self.sandbox.config.max_output_bytes);
+        let decision = exports
+            .decide_task(&mut *store, task, budget)
+            .map_err(|e| sandbox::classify(e, store, &self.sandbox.config))??;
+        validate::check_task_decision(decision, self.sandbox.config.max_output_bytes)
+    }
+
+    /// A run case asked of a task-only policy is refused before any call, naming the export.
+    fn check_decides_runs(&self) -> Result<(), Error> {
+        if self.decides_runs() {
+            return Ok(());
+        }
+        Err(Error::invalid_component(format!(
+            "{}: does not export {POLICY_EXPORT}: it is a task policy and cannot decide about a failed run",
+            self.name
+        )))
+    }
+
+    /// A task case asked of a run-only policy is refused before any call, naming the export.
+    fn check_decides_tasks(&self) -> Result<(), Error> {
+        if self.decides_tasks() {
+            return Ok(());
+        }
+        Err(Error::invalid_component(format!(
+            "{}: does not export {TASK_EXPORT}: it is a run policy and cannot decide about a failed task",
+            self.name
+        )))
     }
 
     fn select_steps_in(
@@ -255,23 +327,31 @@ pub struct WarmPolicy {
 impl WarmPolicy {
     /// Decide with the kept instance; fuel and deadline are reset for every call.
     pub fn decide(&mut self, case: &Case) -> Result<Decision, Error> {
-        self.guarded(&case.run, |policy, store, exports| policy.decide_in(store, exports, case))
+        self.policy.check_decides_runs()?;
+        self.guarded(&case.run.run_id, |policy, store, exports| policy.decide_in(store, exports, case))
     }
 
     /// Select steps with the kept instance.
     pub fn select_steps(&mut self, run: &Run, strategy: Strategy) -> Result<SelectionAnswer, Error> {
-        self.guarded(run, |policy, store, exports| policy.select_steps_in(store, exports, run, strategy))
+        self.policy.check_decides_runs()?;
+        self.guarded(&run.run_id, |policy, store, exports| policy.select_steps_in(store, exports, run, strategy))
+    }
+
+    /// Decide about a task's failed try with the kept instance.
+    pub fn decide_task(&mut self, task: &TaskCase) -> Result<TaskDecision, Error> {
+        self.policy.check_decides_tasks()?;
+        self.guarded(&task_seed(task), |policy, store, exports| policy.decide_task_in(store, exports, task))
     }
 
     fn guarded<R>(
         &mut self,
-        run: &Run,
+        seed: &str,
         call: impl FnOnce(&Policy, &mut Store<HostState>, &PolicyExports) -> Result<R, Error>,
     ) -> Result<R, Error> {
         if let Some(error) = &self.poisoned {
             return Err(error.clone());
         }
-        sandbox::begin_call(&mut self.store, &self.policy.sandbox.config, seed_for(&run.run_id));
+        sandbox::begin_call(&mut self.store, &self.policy.sandbox.config, seed_for(seed));
         let result = call(&self.policy, &mut self.store, &self.exports);
         // Bad input never reached the guest; anything else may have left it half-way.
         if let Err(error) = &result {
@@ -281,4 +361,10 @@ impl WarmPolicy {
         }
         result
     }
+}
+
+/// What seeds a task call's randomness: the task instance and its try (`dag/task/run/map#try`),
+/// so the same failed try draws the same stream, as a run's calls do from its run id.
+fn task_seed(task: &TaskCase) -> String {
+    format!("{}/{}/{}/{}#{}", task.dag_id, task.task_id, task.run_id, task.map_index, task.try_number)
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use runretry_kit::{Action, Decision, Run, Selection, Step, StepKey, Strategy};
+use runretry_kit::{Action, Decision, Run, Selection, Step, StepKey, Strategy, TaskAction, TaskDecision};
 
 use crate::dagster;
 use crate::error::{clip_to, is_hidden_format_char, Error};
@@ -301,12 +301,7 @@ pub(crate) fn check_decision(run: &Run, mut d: Decision, max_output_bytes: usize
         )));
     }
     // Within the cap, still too long to show: cut, marked (the answer is otherwise valid).
-    if d.reason.len() > MAX_DECISION_TEXT_BYTES {
-        d.reason = clip_to(&d.reason, MAX_DECISION_TEXT_BYTES);
-    }
-    for event in d.events.iter_mut().filter(|event| event.len() > MAX_DECISION_TEXT_BYTES) {
-        *event = clip_to(event, MAX_DECISION_TEXT_BYTES);
-    }
+    clip_texts(&mut d.reason, &mut d.events);
     if !d.delay_seconds.is_finite() || d.delay_seconds < 0.0 {
         return Err(Error::invalid_output(format!(
             "delay_seconds: {} is not a finite number of seconds >= 0",
@@ -353,4 +348,48 @@ pub(crate) fn check_decision(run: &Run, mut d: Decision, max_output_bytes: usize
     // Dagster warns about such keys and goes on; so does runretry, in the decision's events.
     d.events.extend(warning);
     Ok(d)
+}
+
+/// The longest delay a task decision may ask for: a year, in seconds. Longer is a policy bug
+/// (Airflow would park the task for decades), not a decision.
+pub const MAX_TASK_DELAY_SECONDS: f64 = 365.0 * 24.0 * 60.0 * 60.0;
+
+/// Check a task decision: a delay only with `retry`, finite, from 0 to a year; the event and
+/// size caps of a run decision. Returns it with over-long text clipped, as `check_decision` does.
+pub(crate) fn check_task_decision(mut d: TaskDecision, max_output_bytes: usize) -> Result<TaskDecision, Error> {
+    if d.events.len() > MAX_EVENTS {
+        return Err(Error::invalid_output(format!("events: {} events, over the cap of {MAX_EVENTS}", d.events.len())));
+    }
+    if serialized_size_within(&d, max_output_bytes).is_err() {
+        return Err(Error::invalid_output(format!(
+            "the task decision is larger than the {max_output_bytes} byte output cap (as serialised)"
+        )));
+    }
+    match (d.action, d.delay_seconds) {
+        (TaskAction::Retry, Some(delay)) if !(delay.is_finite() && (0.0..=MAX_TASK_DELAY_SECONDS).contains(&delay)) => {
+            return Err(Error::invalid_output(format!(
+                "delay_seconds: {delay} is not a delay (finite, from 0 to {MAX_TASK_DELAY_SECONDS} s, a year)"
+            )));
+        }
+        (TaskAction::Fail | TaskAction::Default, Some(delay)) => {
+            return Err(Error::invalid_output(format!(
+                "delay_seconds: {delay}, but only a retry has a delay (the action is {})",
+                d.action
+            )));
+        }
+        _ => {}
+    }
+    clip_texts(&mut d.reason, &mut d.events);
+    Ok(d)
+}
+
+/// A reason or event within the output cap but still too long to show is cut, marked (the
+/// answer is otherwise valid).
+fn clip_texts(reason: &mut String, events: &mut [String]) {
+    if reason.len() > MAX_DECISION_TEXT_BYTES {
+        *reason = clip_to(reason, MAX_DECISION_TEXT_BYTES);
+    }
+    for event in events.iter_mut().filter(|event| event.len() > MAX_DECISION_TEXT_BYTES) {
+        *event = clip_to(event, MAX_DECISION_TEXT_BYTES);
+    }
 }

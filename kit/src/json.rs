@@ -19,6 +19,7 @@ use crate::model::{
     Backfill, BackfillStatus, Decision, Failure, FailureReason, GroupMember, MappedInstance, Run, RunRetries,
     StepStatus, Tags,
 };
+use crate::task::TaskCase;
 
 /// One case: the deployment's config, the failed run, and the failure. Unknown top-level keys
 /// (a conformance case's `name`, `expect`, ...) are ignored.
@@ -59,31 +60,8 @@ impl std::error::Error for CaseError {}
 impl Case {
     /// Parse and validate a case; `source` names it in errors.
     pub fn from_json(source: &str, text: &str) -> Result<Case, CaseError> {
-        let error = |path: Option<String>, message: String| CaseError { source: source.to_string(), path, message };
-        // serde would read a JSON array positionally into the struct: say what is wrong instead.
-        if !text.trim_start().starts_with('{') {
-            return Err(error(None, "a case is one JSON object ({\"run\": ...})".into()));
-        }
-        // Most cases are valid: parse without tracking the path, and parse again with it only
-        // to name the field at fault (tracking the path slows every field down).
-        let case: Case = match serde_json::from_str(text) {
-            Ok(case) => case,
-            Err(_) => {
-                let mut deserializer = serde_json::Deserializer::from_str(text);
-                let case: Case = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-                    let path = e.path().to_string();
-                    let inner = e.into_inner();
-                    // Text that is not JSON has no field at fault (the tracker then says `?`).
-                    if inner.is_syntax() || inner.is_eof() {
-                        return error(None, format!("not valid JSON: {inner}"));
-                    }
-                    error((path != "." && path != "?" && !path.is_empty()).then_some(path), inner.to_string())
-                })?;
-                deserializer.end().map_err(|e| error(None, format!("trailing characters after the case: {e}")))?;
-                case
-            }
-        };
-        case.validate().map_err(|(path, message)| error(Some(path), message))?;
+        let case: Case = read_object(source, text, "a case is one JSON object ({\"run\": ...})")?;
+        case.validate().map_err(|(path, message)| CaseError::at(source, Some(path), message))?;
         Ok(case)
     }
 
@@ -93,6 +71,123 @@ impl Case {
         self.run.validate()?;
         self.failure.validate()
     }
+}
+
+/// A task case as JSON: `{"task": {...}}` (other top-level keys, such as a conformance case's
+/// `name` and `expect`, are ignored).
+#[derive(Serialize, Deserialize)]
+struct TaskCaseJson<T> {
+    task: T,
+}
+
+impl TaskCase {
+    /// Parse and validate a task case (`{"task": {...}}`); `source` names it in errors.
+    pub fn from_json(source: &str, text: &str) -> Result<TaskCase, CaseError> {
+        let case: TaskCaseJson<TaskCase> =
+            read_object(source, text, "a task case is one JSON object ({\"task\": ...})")?;
+        case.task.validate().map_err(|(path, message)| CaseError::at(source, Some(path), message))?;
+        Ok(case.task)
+    }
+
+    /// The task case as JSON, `{"task": {...}}`.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&TaskCaseJson { task: self }).expect("a task case always serializes")
+    }
+
+    /// Check what types cannot: a try number from 1, settings and times that are numbers of
+    /// seconds. `Err((json_path, message))`, the path starting at `task`.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let seconds = |path: &str, value: f64| {
+            if value.is_finite() && value >= 0.0 {
+                Ok(())
+            } else {
+                Err((format!("task.{path}"), format!("{value} is not a number of seconds (finite, at least 0)")))
+            }
+        };
+        if self.try_number == 0 {
+            return Err(("task.try_number".into(), "tries count from 1".into()));
+        }
+        seconds("settings.retry_delay_seconds", self.settings.retry_delay_seconds)?;
+        if self.settings.max_task_retry_delay_seconds < 0 {
+            return Err(("task.settings.max_task_retry_delay_seconds".into(), "a cap is at least 0".into()));
+        }
+        if let Some(cap) = self.settings.max_retry_delay_seconds {
+            seconds("settings.max_retry_delay_seconds", cap)?;
+        }
+        let backoff = self.settings.retry_exponential_backoff;
+        if !(backoff.is_finite() && backoff >= 0.0) {
+            return Err((
+                "task.settings.retry_exponential_backoff".into(),
+                format!("{backoff} is not a multiplier (finite, at least 0)"),
+            ));
+        }
+        if let Some(now) = self.now {
+            seconds("now", now)
+                .map_err(|(path, _)| (path, format!("{now} is not a time (seconds since the Unix epoch)")))?;
+        }
+        Ok(())
+    }
+}
+
+/// A case of either kind, told apart by its top-level key: `run` (a run case) or `task` (a
+/// task case).
+#[derive(Clone, Debug, PartialEq)]
+pub enum AnyCase {
+    /// A failed run (Dagster).
+    Run(Case),
+    /// A task's failed try (Airflow).
+    Task(TaskCase),
+}
+
+impl AnyCase {
+    /// Parse and validate a case of either kind; `source` names it in errors.
+    pub fn from_json(source: &str, text: &str) -> Result<AnyCase, CaseError> {
+        /// Which keys the object has, without building anything.
+        #[derive(Deserialize)]
+        struct Kind {
+            run: Option<de::IgnoredAny>,
+            task: Option<de::IgnoredAny>,
+        }
+        let kind: Kind = read_object(source, text, "a case is one JSON object ({\"run\": ...} or {\"task\": ...})")?;
+        match (kind.run, kind.task) {
+            (Some(_), Some(_)) => Err(CaseError::at(source, None, "a case has \"run\" or \"task\", not both".into())),
+            (None, Some(_)) => TaskCase::from_json(source, text).map(AnyCase::Task),
+            _ => Case::from_json(source, text).map(AnyCase::Run),
+        }
+    }
+}
+
+impl CaseError {
+    fn at(source: &str, path: Option<String>, message: String) -> CaseError {
+        CaseError { source: source.to_string(), path, message }
+    }
+}
+
+/// Read one JSON object into `T`, an error naming the field at fault; `not_an_object` is the
+/// message for text that is not one.
+fn read_object<T: de::DeserializeOwned>(source: &str, text: &str, not_an_object: &str) -> Result<T, CaseError> {
+    let error = |path: Option<String>, message: String| CaseError::at(source, path, message);
+    // serde would read a JSON array positionally into a struct: say what is wrong instead.
+    if !text.trim_start().starts_with('{') {
+        return Err(error(None, not_an_object.into()));
+    }
+    // Most cases are valid: parse without tracking the path, and parse again with it only to
+    // name the field at fault (tracking the path slows every field down).
+    if let Ok(value) = serde_json::from_str(text) {
+        return Ok(value);
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        // Text that is not JSON has no field at fault (the tracker then says `?`).
+        if inner.is_syntax() || inner.is_eof() {
+            return error(None, format!("not valid JSON: {inner}"));
+        }
+        error((path != "." && path != "?" && !path.is_empty()).then_some(path), inner.to_string())
+    })?;
+    deserializer.end().map_err(|e| error(None, format!("trailing characters after the case: {e}")))?;
+    Ok(value)
 }
 
 impl Failure {

@@ -35,10 +35,12 @@
 
 #![deny(missing_docs)]
 
+#[macro_use]
 mod model;
 mod policy;
 mod reading;
 mod step_key;
+mod task;
 
 #[cfg(feature = "serde")]
 pub mod conformance;
@@ -59,18 +61,21 @@ mod export;
 #[allow(deprecated)]
 pub use model::Config;
 pub use model::{
-    set_tag, tag, Action, Backfill, BackfillStatus, CheckEvaluation, CheckSeverity, Decision, Failure, FailureReason,
-    GroupMember, HistoryRun, LaunchOrigin, MappedInstance, Run, RunRetries, RunStatus, Selection, SelectionAnswer,
-    Step, StepStatus, Strategy, TagMerge, Tags, UnknownSpelling,
+    set_tag, tag, Action, Backfill, BackfillStatus, CheckEvaluation, CheckSeverity, DagsterVersion, Decision, Failure,
+    FailureReason, GroupMember, HistoryRun, LaunchOrigin, MappedInstance, Run, RunRetries, RunStatus, Selection,
+    SelectionAnswer, Step, StepStatus, Strategy, TagMerge, Tags, UnknownSpelling,
 };
-pub use policy::Policy;
+pub use policy::{Policy, TaskPolicy};
 pub use reading::{duration_words, number_tag};
 pub use step_key::StepKey;
+pub use task::{
+    DagRunType, ExceptionInfo, RetrySettings, TaskAction, TaskCase, TaskDecision, TaskRun, TaskState, TaskTry,
+};
 
 #[cfg(feature = "serde")]
 pub use expect::{compare_decision, compare_selection};
 #[cfg(feature = "serde")]
-pub use json::{Case, CaseError};
+pub use json::{AnyCase, Case, CaseError};
 #[cfg(feature = "serde")]
 pub use text_size::text_bytes;
 
@@ -78,13 +83,16 @@ pub use text_size::text_bytes;
 #[doc(hidden)]
 #[cfg(target_arch = "wasm32")]
 pub mod __private {
-    pub use crate::export::bindings;
+    pub use crate::export::{runs, tasks};
 }
 
-/// Export a type implementing [`Policy`] as this component's `policy` interface. On targets
-/// other than wasm32 it expands to nothing, so the same source builds and tests natively.
+/// Export a [`Policy`] (`export_policy!(P)`), a [`TaskPolicy`] (`export_policy!(task: T)`) or
+/// both (`export_policy!(P, task: T)`) from this component. On targets other than wasm32 it
+/// expands to nothing, so the same source builds and tests natively.
 #[cfg(not(target_arch = "wasm32"))]
 #[macro_export]
 macro_rules! export_policy {
     ($policy:ty) => {};
+    (task: $task:ty) => {};
+    ($policy:ty, task: $task:ty) => {};
 }

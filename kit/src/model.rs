@@ -81,9 +81,9 @@ impl TagMerge {
 /// enum and its spellings, e.g. `"LATER" is not a strategy (one of ALL_STEPS, FROM_FAILURE, ...)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnknownSpelling {
-    type_name: &'static str,
-    text: String,
-    spellings: &'static [&'static str],
+    pub(crate) type_name: &'static str,
+    pub(crate) text: String,
+    pub(crate) spellings: &'static [&'static str],
 }
 
 impl std::fmt::Display for UnknownSpelling {
@@ -102,9 +102,9 @@ impl std::fmt::Display for UnknownSpelling {
 
 impl std::error::Error for UnknownSpelling {}
 
-/// Declares a fieldless enum with Dagster's spelling of each variant (`as_str`, `parse`, `ALL`);
-/// the spelling is also its JSON form.
-macro_rules! dagster_enum {
+/// Declares a fieldless enum with the orchestrator's spelling of each variant (`as_str`,
+/// `parse`, `ALL`); the spelling is also its JSON form. (The task model uses it too.)
+macro_rules! spelled_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal / $wit:literal,)* }) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -188,7 +188,7 @@ macro_rules! dagster_enum {
     };
 }
 
-dagster_enum! {
+spelled_enum! {
     /// A run's lifecycle status (Dagster's `DagsterRunStatus`).
     RunStatus {
         /// Waiting in the run queue.
@@ -212,7 +212,7 @@ dagster_enum! {
     }
 }
 
-dagster_enum! {
+spelled_enum! {
     /// What the parent run's event log says about a step or a mapped instance.
     StepStatus {
         /// A STEP_SUCCESS was logged.
@@ -232,7 +232,7 @@ dagster_enum! {
     }
 }
 
-dagster_enum! {
+spelled_enum! {
     /// A backfill's status (Dagster's `BulkActionStatus`).
     BackfillStatus {
         /// Still launching runs.
@@ -261,7 +261,7 @@ impl BackfillStatus {
     }
 }
 
-dagster_enum! {
+spelled_enum! {
     /// Which steps a retry re-runs (Dagster's `ReexecutionStrategy`).
     Strategy {
         /// Every step of the job.
@@ -273,7 +273,7 @@ dagster_enum! {
     }
 }
 
-dagster_enum! {
+spelled_enum! {
     /// The severity of an asset-check evaluation (Dagster's `AssetCheckSeverity`).
     CheckSeverity {
         /// A failure fails the step when the check is blocking.
@@ -283,7 +283,7 @@ dagster_enum! {
     }
 }
 
-dagster_enum! {
+spelled_enum! {
     /// What the orchestrator does.
     Action {
         /// Create and launch a retry run.
@@ -432,7 +432,7 @@ pub struct Backfill {
     pub status: BackfillStatus,
 }
 
-dagster_enum! {
+spelled_enum! {
     /// Who or what launched a run, from Dagster's tags (a retry keeps its root's origin).
     LaunchOrigin {
         /// A schedule (`dagster/schedule_name`).
@@ -733,6 +733,120 @@ pub struct RunRetries {
     #[cfg_attr(model_serde, serde(default = "crate::json::yes"))]
     #[cfg_attr(feature = "wasmtime", component(name = "retry-on-asset-or-op-failure"))]
     pub retry_on_asset_or_op_failure: bool,
+    /// The Dagster release whose rules apply; `None`: the newest supported
+    /// ([`DagsterVersion::NEWEST`]). JSON: `"1.11.3"`.
+    #[cfg_attr(model_serde, serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(feature = "wasmtime", component(name = "dagster-version"))]
+    pub dagster_version: Option<DagsterVersion>,
+}
+
+impl RunRetries {
+    /// The Dagster release whose rules apply: the case's, else the newest supported.
+    pub fn dagster(&self) -> DagsterVersion {
+        self.dagster_version.unwrap_or(DagsterVersion::NEWEST)
+    }
+}
+
+/// A Dagster release, `major.minor.patch`, ordered as releases are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "wasmtime", derive(ComponentType, Lift, Lower), component(record))]
+pub struct DagsterVersion {
+    /// 1 for every release so far.
+    pub major: u32,
+    /// The minor release.
+    pub minor: u32,
+    /// The patch release.
+    pub patch: u32,
+}
+
+impl DagsterVersion {
+    /// The oldest release whose rules runretry implements.
+    pub const OLDEST: DagsterVersion = DagsterVersion::new(1, 13, 0);
+    /// The newest release whose rules runretry implements (and was checked against); later
+    /// patches of its minor are taken too (Dagster changes no decision within a minor).
+    pub const NEWEST: DagsterVersion = DagsterVersion::new(1, 13, 29);
+
+    /// `major.minor.patch`.
+    pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
+        DagsterVersion { major, minor, patch }
+    }
+
+    /// Read `X.Y.Z` (digits only: a pre-release or local build names no release).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let number = |part: Option<&str>| -> Option<u32> {
+            part.filter(|p| !p.is_empty() && p.len() <= 6 && p.bytes().all(|b| b.is_ascii_digit()))?.parse().ok()
+        };
+        let mut parts = text.split('.');
+        match (number(parts.next()), number(parts.next()), number(parts.next()), parts.next()) {
+            (Some(major), Some(minor), Some(patch), None) => Ok(DagsterVersion::new(major, minor, patch)),
+            _ => Err(format!("{text:?} is not a Dagster release (major.minor.patch, e.g. \"1.13.29\")")),
+        }
+    }
+
+    /// Whether runretry implements this release's rules: from [`OLDEST`](Self::OLDEST) to
+    /// any patch of [`NEWEST`](Self::NEWEST)'s minor.
+    pub fn is_supported(self) -> bool {
+        self >= Self::OLDEST && (self.major, self.minor) <= (Self::NEWEST.major, Self::NEWEST.minor)
+    }
+
+    /// The supported range in words, for errors: `1.13.0 to 1.13.x`.
+    pub fn supported_range() -> String {
+        format!("{} to {}.{}.x", Self::OLDEST, Self::NEWEST.major, Self::NEWEST.minor)
+    }
+
+    /// [`parse`](Self::parse), then refuse a release outside the supported range, naming it.
+    pub fn parse_supported(text: &str) -> Result<Self, String> {
+        let version = Self::parse(text)?;
+        if version.is_supported() {
+            Ok(version)
+        } else {
+            Err(format!(
+                "Dagster {version} is not supported: runretry implements the run-retry rules of Dagster {}",
+                Self::supported_range()
+            ))
+        }
+    }
+}
+
+impl std::fmt::Display for DagsterVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+impl std::str::FromStr for DagsterVersion {
+    type Err = String;
+
+    /// [`DagsterVersion::parse_supported`].
+    fn from_str(text: &str) -> Result<Self, String> {
+        DagsterVersion::parse_supported(text)
+    }
+}
+
+/// A version is its text, `"1.13.29"`, in JSON and packed cases alike; reading refuses a
+/// release outside the supported range.
+#[cfg(model_serde)]
+impl Serialize for DagsterVersion {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+#[cfg(model_serde)]
+impl<'de> Deserialize<'de> for DagsterVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = DagsterVersion;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a Dagster release, \"major.minor.patch\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<DagsterVersion, E> {
+                DagsterVersion::parse_supported(text).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
 }
 
 /// The earlier name of [`RunRetries`], kept so policies written against it still build.
@@ -742,7 +856,7 @@ pub type Config = RunRetries;
 impl Default for RunRetries {
     /// Dagster's defaults when the block is absent.
     fn default() -> Self {
-        RunRetries { enabled: false, max_retries: 0, retry_on_asset_or_op_failure: true }
+        RunRetries { enabled: false, max_retries: 0, retry_on_asset_or_op_failure: true, dagster_version: None }
     }
 }
 

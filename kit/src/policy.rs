@@ -1,7 +1,9 @@
-//! What a policy is: two functions over the model. Implement [`Policy`] natively, test it with
-//! `cargo test`, and export it from a component with [`export_policy!`](crate::export_policy).
+//! What a policy is: functions over the model. Implement [`Policy`] (runs: Dagster) or
+//! [`TaskPolicy`] (tasks: Airflow), or both, natively, test them with `cargo test`, and export
+//! them from a component with [`export_policy!`](crate::export_policy).
 
 use crate::model::{Decision, Failure, Run, RunRetries, Selection, Strategy};
+use crate::task::{TaskCase, TaskDecision};
 
 /// A run-retry policy written against the model types.
 pub trait Policy {
@@ -12,4 +14,10 @@ pub trait Policy {
     /// re-executed that way. [`Selection::of_steps`] builds the answer of a policy that
     /// selects steps only.
     fn select_steps(run: &Run, strategy: Strategy) -> Result<Selection, String>;
+}
+
+/// A task-retry policy written against the model types (Airflow 3.3's `RetryPolicy`).
+pub trait TaskPolicy {
+    /// Decide what to do about a task's failed try.
+    fn decide_task(task: &TaskCase) -> TaskDecision;
 }

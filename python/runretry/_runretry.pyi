@@ -62,7 +62,8 @@ class Policy:
 
     @staticmethod
     def default(**limits: Unpack[SandboxLimits]) -> Policy:
-        """The embedded default policy: Dagster 1.13.29's run retries."""
+        """The embedded default policy: Dagster 1.13.29's run retries, Airflow 3.3.2's task
+        retries."""
 
     @staticmethod
     def load(
@@ -85,6 +86,16 @@ class Policy:
 
     def decide(self, case: Case) -> dict[str, Any]:
         """The complete decision (``runretry decide``), as a dict."""
+
+    def decide_task(self, case: Case) -> dict[str, Any]:
+        """The decision for a task's failed try (a task case, ``{"task": {...}}``), as a dict:
+        ``action`` (``"retry"``, ``"fail"`` or ``"default"``), ``delay_seconds``, ``reason``,
+        ``events``. ``on_policy_error`` applies: ``"give-up"`` fails the task, ``"default"``
+        decides as Airflow would."""
+
+    @property
+    def decides(self) -> tuple[bool, bool]:
+        """Whether the policy decides about runs (Dagster) and about tasks (Airflow)."""
 
     def select_steps(self, case: Case, strategy: Strategy) -> dict[str, Any]:
         """The selection (``runretry select-steps``), or ``{"strategy", "error"}`` when refused.

@@ -88,6 +88,34 @@ class RemotePolicy:
         )
         return decision
 
+    def decide_task(self, case: Any) -> dict[str, Any]:
+        """A task's decision (``Policy.decide_task``), as the service's active version makes it.
+        When the service cannot answer: ``"default"`` decides here as Airflow would,
+        ``"fail"`` fails the task; the first event says so either way."""
+        body = case if isinstance(case, str) else json.dumps(case)
+        try:
+            answer = self._post("/v1/decide-task", body)
+        except _Unanswered as why:
+            note = f"the policy service {self.url} did not answer ({why})"
+            if self.on_unreachable == "fail":
+                _log.warning("runretry: %s; on_unreachable='fail': the task is not retried", note)
+                return {
+                    "action": "fail",
+                    "delay_seconds": None,
+                    "reason": f"not retried: {note}",
+                    "events": [f"{note}; on_unreachable='fail': not retried"],
+                }
+            _log.warning("runretry: %s; on_unreachable='default': the embedded default policy decides", note)
+            decision = self._default_policy().decide_task(case)
+            decision.setdefault("events", []).insert(0, f"{note}; decided with the embedded default policy instead")
+            return decision
+        decision: dict[str, Any] = answer["decision"]
+        version = answer.get("policy") or {}
+        decision.setdefault("events", []).insert(
+            0, f"decided by {self.url}, policy sha256 {version.get('sha256')} revision {version.get('revision')}"
+        )
+        return decision
+
     def select_steps(self, case: Any, strategy: str) -> dict[str, Any]:
         """The selection, as ``Policy.select_steps``; raises when the service cannot answer
         (a selection has no fallback, as ``on_policy_error`` does not cover it locally)."""

@@ -3,7 +3,7 @@
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-use runretry::Case;
+use runretry::{Case, TaskCase};
 
 use crate::errors;
 
@@ -12,6 +12,12 @@ use crate::errors;
 pub(crate) fn case_from_py(case: &Bound<'_, PyAny>) -> PyResult<Case> {
     let text = text_of(case)?;
     Case::from_json("case", &text).map_err(|e| errors::bad_input(format!("bad input: {e}")))
+}
+
+/// A task case (`{"task": {...}}`) from a `dict` or a JSON string; errors as for a case.
+pub(crate) fn task_case_from_py(case: &Bound<'_, PyAny>) -> PyResult<TaskCase> {
+    let text = text_of(case)?;
+    TaskCase::from_json("task case", &text).map_err(|e| errors::bad_input(format!("bad input: {e}")))
 }
 
 /// The JSON text of `value`: itself when a string, else `json.dumps(value)`.

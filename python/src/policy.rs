@@ -100,7 +100,8 @@ fn relative_hint(path: &Path) -> String {
 
 #[pymethods]
 impl PyPolicy {
-    /// The embedded default policy: Dagster 1.13.29's run retries. Keyword arguments: the
+    /// The embedded default policy: Dagster 1.13.29's run retries and Airflow 3.3.2's task
+    /// retries. Keyword arguments: the
     /// limits (`fuel`, `deadline_ms`, ..., `cache_dir`; see `limits`).
     #[staticmethod]
     #[pyo3(signature = (**limits))]
@@ -130,6 +131,26 @@ impl PyPolicy {
         let case = json::case_from_py(case)?;
         let decision = py.detach(|| self.deployment.decide(&case)).map_err(errors::to_py)?;
         json::to_py(py, &decision)
+    }
+
+    /// The decision for a task's failed try (a task case, `{"task": {...}}`, as a dict or a
+    /// JSON string), as a dict: `{"action": "retry"|"fail"|"default", "delay_seconds": ...,
+    /// "reason": ..., "events": [...]}`. `on_policy_error` applies as for `decide`: `"give-up"`
+    /// fails the task, `"default"` decides as Airflow would.
+    fn decide_task(&self, py: Python<'_>, case: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let task = json::task_case_from_py(case)?;
+        let decision = py.detach(|| self.deployment.decide_task(&task)).map_err(errors::to_py)?;
+        json::to_py(py, &decision)
+    }
+
+    /// Whether the policy decides about failed runs (Dagster) and about failed task tries
+    /// (Airflow): `(runs, tasks)`; `(False, False)` when it did not load.
+    #[getter]
+    fn decides(&self) -> (bool, bool) {
+        match self.deployment.policy() {
+            Ok(policy) => (policy.decides_runs(), policy.decides_tasks()),
+            Err(_) => (false, false),
+        }
     }
 
     /// What a re-execution with `strategy` (`"FROM_FAILURE"`, `"ALL_STEPS"`,

@@ -1,4 +1,5 @@
-//! The default task policy's retry delay against Airflow's own, from `cargo test --workspace`.
+//! Airflow, from `cargo test --workspace`: the default task policy's retry delay against
+//! Airflow's own, and `runretry.airflow.RetryPolicy` end to end against a real Airflow.
 //!
 //! Makes (or reuses) a virtualenv under the target dir holding the pinned apache-airflow, runs
 //! `TaskInstance.next_retry_datetime` there on 1,000 random retry settings and tries
@@ -16,9 +17,10 @@ mod check;
 mod common;
 
 use common::{crate_dir, run, venv_with};
+use runretry_test_guests::example_policy;
 
-/// What the Airflow virtualenv holds.
-const AIRFLOW: &[&str] = &["apache-airflow==3.3.2"];
+/// What the Airflow virtualenv holds (maturin installs the runretry package into it).
+const AIRFLOW: &[&str] = &["apache-airflow==3.3.2", "maturin==1.16.0"];
 /// How `tests/airflow/retry-delay.jsonl` was generated.
 const KEPT_SEED: u64 = 1;
 const KEPT_CASES: usize = 300;
@@ -54,4 +56,49 @@ fn generate(venv: &Path, seed: u64, count: usize) -> String {
             .env("AIRFLOW_HOME", dir.path().join("airflow-home")),
     );
     std::fs::read_to_string(&out).unwrap()
+}
+
+/// `runretry.airflow.RetryPolicy` in real Airflow: `tests/airflow_e2e/scenarios.py` runs its DAGs
+/// with `dag.test()` on a fresh SQLite metadata database and checks every try (see its doc).
+#[test]
+fn airflow_retry_policy_end_to_end() {
+    let venv = venv_with("airflow", AIRFLOW);
+    let bin = venv.join("bin");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    // maturin builds with the workspace's dev profile into the shared target dir (the Dagster
+    // e2e builds the same extension: it is compiled once).
+    run(
+        "building the package with maturin",
+        Command::new(bin.join("maturin"))
+            .args(["develop", "--quiet"])
+            .current_dir(crate_dir())
+            .env("VIRTUAL_ENV", &venv)
+            .env("PATH", &path),
+    );
+    let home = tempfile::tempdir().unwrap();
+    let airflow = |command: &mut Command| {
+        command
+            .env("AIRFLOW_HOME", home.path())
+            .env("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+            .env("AIRFLOW__CORE__DAGS_FOLDER", crate_dir().join("tests/airflow_e2e"))
+            .env("PATH", &path)
+            .env_remove("PYTHONPATH");
+    };
+    let mut migrate = Command::new(bin.join("airflow"));
+    migrate.args(["db", "migrate"]);
+    airflow(&mut migrate);
+    run("airflow db migrate", &mut migrate);
+    let mut scenarios = Command::new(bin.join("python"));
+    scenarios
+        .arg(crate_dir().join("tests/airflow_e2e/scenarios.py"))
+        .current_dir(crate_dir().join("tests/airflow_e2e"))
+        .env("RUNRETRY_E2E_PERMANENT_POLICY", example_policy("permanent_errors_policy"))
+        .env("RUNRETRY_E2E_TASK_RULES", runretry_test_guests::TASK_RULES)
+        .env("RUNRETRY_CACHE", "off");
+    airflow(&mut scenarios);
+    let output = scenarios.output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let report = text.lines().find(|line| line.starts_with("RUNRETRY-AIRFLOW-E2E ")).unwrap_or("(no report)");
+    println!("{report}");
+    assert!(output.status.success(), "the Airflow scenarios failed ({}): {report}\n{text}", output.status);
 }

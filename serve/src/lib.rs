@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runretry_kit::RunRetries;
+use runretry::ConfigOverride;
 
 use runretry::conformance::{load_cases, ConformanceCase};
 use runretry::signing::TrustedKeys;
@@ -61,8 +61,8 @@ pub struct ServeConfig {
     pub sandbox: SandboxConfig,
     /// What to do when the policy fails on a request.
     pub on_policy_error: OnPolicyError,
-    /// A `run_retries` block that replaces every case's `config` (`--config dagster.yaml`).
-    pub config_override: Option<RunRetries>,
+    /// What replaces parts of every case's `config` (`--config dagster.yaml`, `--dagster-version`).
+    pub config_override: ConfigOverride,
     /// Golden cases (conformance case files or directories) every candidate must pass, after
     /// the contract suite.
     pub golden: Vec<PathBuf>,
@@ -131,7 +131,7 @@ impl Default for ServeConfig {
             policy: None,
             sandbox: SandboxConfig::default(),
             on_policy_error: OnPolicyError::Fail,
-            config_override: None,
+            config_override: ConfigOverride::default(),
             golden: Vec::new(),
             golden_ignore: Vec::new(),
             keep_versions: 5,

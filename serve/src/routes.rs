@@ -21,7 +21,8 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, Semaphore};
 use tower_http::catch_panic::CatchPanicLayer;
 
-use runretry_kit::{Case, CaseError, RunRetries, SelectionAnswer, Strategy};
+use runretry::ConfigOverride;
+use runretry_kit::{Case, CaseError, Decision, SelectionAnswer, Strategy, TaskCase, TaskDecision};
 
 use runretry::text::clip_to;
 use runretry::Error;
@@ -45,7 +46,7 @@ pub(crate) struct AppState {
     pub(crate) versions: Arc<Versions>,
     /// `--on-policy-error`, for the answers and the log (each version's deployment applies it).
     mode: OnPolicyError,
-    config_override: Option<RunRetries>,
+    config_override: ConfigOverride,
     metrics: Arc<Metrics>,
     pub(crate) log: Option<Arc<DecisionLog>>,
     workers: Arc<Semaphore>,
@@ -109,7 +110,16 @@ impl AppState {
 
     /// Decide with `version`, whose deployment applies the fallback mode to a policy failure.
     fn decide(&self, version: &Version, case: &Case) -> Decided {
-        let decided = version.deployment.decide_telling(case);
+        self.counted(version.deployment.decide_telling(case))
+    }
+
+    /// Decide a task's failed try with `version`, as [`decide`](Self::decide) a run.
+    fn decide_task(&self, version: &Version, task: &TaskCase) -> Decided<TaskDecision> {
+        self.counted(version.deployment.decide_task_telling(task))
+    }
+
+    /// Count a decision's policy error and fallback.
+    fn counted<D>(&self, decided: Decided<D>) -> Decided<D> {
         let policy_error = decided.fell_back.as_ref().or(decided.decision.as_ref().err());
         if let Some(error) = policy_error.filter(|error| !error.is_bad_input()) {
             self.metrics.policy_error(error.kind());
@@ -120,24 +130,14 @@ impl AppState {
         decided
     }
 
-    fn parse(&self, source: &str, body: &[u8]) -> Result<Case, ErrorReply> {
-        let text = std::str::from_utf8(body)
-            .map_err(|e| ErrorReply::bad_request(format!("{source}: not UTF-8: {e}"), None))?;
-        let mut case = Case::from_json(source, text).map_err(ErrorReply::from)?;
-        if let Some(config) = self.config_override {
-            case.config = config;
-        }
-        Ok(case)
-    }
-
     /// What `/v1/decide` and `/v1/select-steps` share: read the body, then parse its case and
     /// run `work` on it on a worker, within the request deadline.
-    async fn on_worker<T: Send + 'static>(
+    async fn on_worker<C: RequestCase, T: Send + 'static>(
         self: &Arc<Self>,
         headers: &HeaderMap,
         body: Body,
-        work: impl FnOnce(&AppState, &Case) -> Result<T, ErrorReply> + Send + 'static,
-    ) -> Result<(Case, T), ErrorReply> {
+        work: impl FnOnce(&AppState, &C) -> Result<T, ErrorReply> + Send + 'static,
+    ) -> Result<(C, T), ErrorReply> {
         let body = self.read_body(headers, body, self.max_request_bytes).await?.bytes;
         match tokio::time::timeout(self.deadline, self.on_case("request body".into(), body, work)).await {
             Ok(Ok(result)) => result,
@@ -147,15 +147,15 @@ impl AppState {
     }
 
     /// Parse `body` as a case (named `source` in errors) and run `work` on it, on a worker.
-    fn on_case<T: Send + 'static>(
+    fn on_case<C: RequestCase, T: Send + 'static>(
         self: &Arc<Self>,
         source: String,
         body: Bytes,
-        work: impl FnOnce(&AppState, &Case) -> Result<T, ErrorReply> + Send + 'static,
-    ) -> impl std::future::Future<Output = Result<Result<(Case, T), ErrorReply>, ErrorReply>> + Send + 'static {
+        work: impl FnOnce(&AppState, &C) -> Result<T, ErrorReply> + Send + 'static,
+    ) -> impl std::future::Future<Output = Result<Result<(C, T), ErrorReply>, ErrorReply>> + Send + 'static {
         let shared = self.clone();
         self.blocking(move || {
-            let case = shared.parse(&source, &body)?;
+            let case = C::parse(&shared, &source, &body)?;
             let answer = work(&shared, &case)?;
             Ok((case, answer))
         })
@@ -247,6 +247,7 @@ pub(crate) fn router(state: Arc<AppState>, config: &ServeConfig) -> Router {
     let mut app = Router::new()
         .route("/v1/decide", post(decide))
         .route("/v1/decide/batch", post(decide_batch))
+        .route("/v1/decide-task", post(decide_task))
         .route("/v1/select-steps", post(select_steps))
         .route("/v1/policy", get(describe_policy).put(upload_policy))
         .route("/v1/policy/rollback", post(rollback))
@@ -291,13 +292,87 @@ struct Answered {
     record: DecisionRecord,
 }
 
+/// What a request body holds: a run case (`/v1/decide`, `/v1/select-steps`, batch lines) or a
+/// task case (`/v1/decide-task`).
+trait RequestCase: Sized + Send + 'static {
+    /// Parse `body` (named `source` in errors), applying the service's overrides.
+    fn parse(state: &AppState, source: &str, body: &[u8]) -> Result<Self, ErrorReply>;
+}
+
+fn utf8<'a>(source: &str, body: &'a [u8]) -> Result<&'a str, ErrorReply> {
+    std::str::from_utf8(body).map_err(|e| ErrorReply::bad_request(format!("{source}: not UTF-8: {e}"), None))
+}
+
+impl RequestCase for Case {
+    fn parse(state: &AppState, source: &str, body: &[u8]) -> Result<Self, ErrorReply> {
+        let mut case = Case::from_json(source, utf8(source, body)?).map_err(ErrorReply::from)?;
+        state.config_override.apply(&mut case.config);
+        Ok(case)
+    }
+}
+
+impl RequestCase for TaskCase {
+    fn parse(_state: &AppState, source: &str, body: &[u8]) -> Result<Self, ErrorReply> {
+        TaskCase::from_json(source, utf8(source, body)?).map_err(ErrorReply::from)
+    }
+}
+
+/// A kind of case that gets a decision: how its decision is counted and recorded.
+trait DecidedCase: RequestCase {
+    /// The decision it gets.
+    type Decision: serde::Serialize;
+    /// The decision's action, the metrics' label.
+    fn action(decision: &Self::Decision) -> &'static str;
+    /// The record's case fields and answer.
+    fn record(
+        case: Option<Self>,
+        decision: Option<Self::Decision>,
+        error: Option<RecordedError>,
+        fallback: Option<RecordedFallback>,
+    ) -> (Option<Case>, Option<TaskCase>, RecordedAnswer);
+}
+
+impl DecidedCase for Case {
+    type Decision = Decision;
+
+    fn action(decision: &Decision) -> &'static str {
+        decision.action.as_str()
+    }
+
+    fn record(
+        case: Option<Case>,
+        decision: Option<Decision>,
+        error: Option<RecordedError>,
+        fallback: Option<RecordedFallback>,
+    ) -> (Option<Case>, Option<TaskCase>, RecordedAnswer) {
+        (case, None, RecordedAnswer::Decide { decision, error, fallback })
+    }
+}
+
+impl DecidedCase for TaskCase {
+    type Decision = TaskDecision;
+
+    fn action(decision: &TaskDecision) -> &'static str {
+        decision.action.as_str()
+    }
+
+    fn record(
+        task: Option<TaskCase>,
+        decision: Option<TaskDecision>,
+        error: Option<RecordedError>,
+        fallback: Option<RecordedFallback>,
+    ) -> (Option<Case>, Option<TaskCase>, RecordedAnswer) {
+        (None, task, RecordedAnswer::DecideTask { decision, error, fallback })
+    }
+}
+
 /// Build the answer and the record of one decision (or of its failure), and count it.
-fn answer_decision(
+fn answer_decision<C: DecidedCase>(
     state: &AppState,
     id: String,
     at: SystemTime,
     version: &Version,
-    outcome: Result<(Case, Decided), ErrorReply>,
+    outcome: Result<(C, Decided<C::Decision>), ErrorReply>,
     started: Instant,
 ) -> Answered {
     let latency = started.elapsed();
@@ -308,7 +383,7 @@ fn answer_decision(
     };
     let (status, decision, error, fallback) = match outcome {
         Ok(Decided { decision: Ok(decision), fell_back }) => {
-            state.metrics.decided(decision.action.as_str(), version.revision, latency);
+            state.metrics.decided(C::action(&decision), version.revision, latency);
             let fallback = fell_back.map(|error| RecordedFallback {
                 mode: state.mode.as_str().into(),
                 kind: error.kind().into(),
@@ -329,6 +404,7 @@ fn answer_decision(
     if let Some(fallback) = &fallback {
         body["fallback"] = json!(fallback);
     }
+    let (case, task, answer) = C::record(case, decision, error, fallback);
     let record = DecisionRecord {
         decision_id: id,
         timestamp: timestamp(at),
@@ -336,7 +412,8 @@ fn answer_decision(
         line: None,
         batch_id: None,
         case,
-        answer: RecordedAnswer::Decide { decision, error, fallback },
+        task,
+        answer,
         latency_ms: latency.as_secs_f64() * 1000.0,
     };
     Answered { status, body, record }
@@ -360,6 +437,21 @@ async fn decide(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
     let decided = {
         let version = version.clone();
         state.on_worker(&headers, body, move |state, case| Ok(state.decide(&version, case))).await
+    };
+    let answered = answer_decision(&state, id, at, &version, decided, started);
+    state.log(answered.record).await;
+    (answered.status, Json(answered.body)).into_response()
+}
+
+/// `POST /v1/decide-task`: a task case (`{"task": ...}`, docs/case-format.md §5) in; the task
+/// decision, its id and the deciding policy out, as `/v1/decide` for a run. A version that
+/// decides runs only fails as any failing policy does (the fallback mode applies).
+async fn decide_task(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let (started, at, id) = (Instant::now(), SystemTime::now(), decision_id());
+    let version = state.versions.active();
+    let decided = {
+        let version = version.clone();
+        state.on_worker(&headers, body, move |state, task: &TaskCase| Ok(state.decide_task(&version, task))).await
     };
     let answered = answer_decision(&state, id, at, &version, decided, started);
     state.log(answered.record).await;
@@ -392,7 +484,7 @@ async fn decide_batch(State(state): State<Arc<AppState>>, headers: HeaderMap, bo
     let body = match state.read_body(&headers, body, state.max_request_bytes).await {
         Ok(read) => read,
         Err(failure) => {
-            let answered = answer_decision(&state, decision_id(), at, &version, Err(failure), started);
+            let answered = answer_decision::<Case>(&state, decision_id(), at, &version, Err(failure), started);
             state.log(answered.record).await;
             return (answered.status, Json(answered.body)).into_response();
         }
@@ -541,6 +633,7 @@ impl Batch {
                 line: None,
                 batch_id: None,
                 case: None,
+                task: None,
                 answer: RecordedAnswer::DecideBatch {
                     lines: answered + unanswered,
                     answered,
@@ -712,6 +805,7 @@ async fn select_steps(
             line: None,
             batch_id: None,
             case,
+            task: None,
             answer: RecordedAnswer::SelectSteps { strategy: query.get("strategy").cloned(), selection, error },
             latency_ms: started.elapsed().as_secs_f64() * 1000.0,
         })

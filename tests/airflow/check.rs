@@ -4,7 +4,7 @@
 //! (`guest-default-policy/tests/airflow.rs`) and the live differential test
 //! (`python/tests/airflow.rs`).
 
-use runretry_default_policy::airflow::{default_retry_delay, FailedTry, RetrySettings};
+use runretry_default_policy::airflow::{default_retry_delay, python_str_utc, FailedTry, RetrySettings};
 use serde_json::Value;
 
 /// Whether our delay for the case on `line` is Airflow's, to the bit (or both raise alike).
@@ -22,15 +22,17 @@ pub fn check(line: &str) -> Result<(), String> {
         field(name)?.as_str().ok_or_else(|| format!("{line}: {name} is not a string"))
     };
     let settings = RetrySettings {
-        retry_delay: number("retry_delay")?,
+        retry_delay_seconds: number("retry_delay")?,
         retry_exponential_backoff: number("retry_exponential_backoff")?,
-        max_retry_delay: field("max_retry_delay")?.as_f64(),
-        max_task_retry_delay: field("max_task_retry_delay")?.as_i64().ok_or_else(|| format!("{line}: cap"))?,
+        max_retry_delay_seconds: field("max_retry_delay")?.as_f64(),
+        max_task_retry_delay_seconds: field("max_task_retry_delay")?.as_i64().ok_or_else(|| format!("{line}: cap"))?,
+        ..RetrySettings::default()
     };
+    let logical_date = field("logical_date_micros")?.as_i64().map(python_str_utc);
     let failed = FailedTry {
         dag_id: text("dag_id")?,
         task_id: text("task_id")?,
-        logical_date_micros: field("logical_date_micros")?.as_i64(),
+        logical_date: logical_date.as_deref(),
         try_number: field("try_number")?.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or("try_number")?,
     };
     let ours = default_retry_delay(&settings, &failed).map_err(|raised| raised.0.to_string());

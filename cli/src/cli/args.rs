@@ -8,7 +8,9 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Arg, ArgMatches, Args, Command, FromArgMatches};
 use runretry::dagster_yaml::read_run_retries;
 use runretry::signing::TrustedKeys;
-use runretry::{Error, LimitOverrides, OnPolicyError, RunRetries, Sandbox, SandboxConfig, LIMIT_KNOBS};
+use runretry::{
+    ConfigOverride, DagsterVersion, Error, LimitOverrides, OnPolicyError, Sandbox, SandboxConfig, LIMIT_KNOBS,
+};
 
 /// A policy, the deployment's `run_retries`, and the sandbox it runs in.
 #[derive(Args)]
@@ -22,18 +24,23 @@ pub(crate) struct PolicyArgs {
     pub sandbox: SandboxArgs,
 }
 
-/// `--config`.
+/// `--config` and `--dagster-version`.
 #[derive(Args)]
 pub(crate) struct RunRetriesArg {
     /// A Dagster instance file whose `run_retries:` block replaces each case's `config`.
     #[arg(long = "config")]
     pub path: Option<PathBuf>,
+    /// The Dagster release whose run-retry rules apply to every case (X.Y.Z), replacing the
+    /// case's `config.dagster_version`; absent there too, the newest supported.
+    #[arg(long, value_name = "X.Y.Z")]
+    pub dagster_version: Option<DagsterVersion>,
 }
 
 impl RunRetriesArg {
-    /// The block, when a file was given.
-    pub fn read(&self) -> Result<Option<RunRetries>, Error> {
-        self.path.as_deref().map(read_run_retries).transpose()
+    /// What replaces parts of each case's `config`.
+    pub fn read(&self) -> Result<ConfigOverride, Error> {
+        let run_retries = self.path.as_deref().map(read_run_retries).transpose()?;
+        Ok(ConfigOverride { run_retries, dagster_version: self.dagster_version })
     }
 }
 

@@ -18,3 +18,4 @@ mod serve_fleet;
 mod serve_limits;
 mod serve_log;
 mod signing;
+mod tasks;

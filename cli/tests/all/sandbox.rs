@@ -127,7 +127,7 @@ fn expectation(feature: &str) -> (SandboxConfig, fn(Result<runretry::Decision, E
         "packed_duplicate_field" => (base, |r| assert_invalid(r, "duplicate field `reason`")),
         "packed_garbage" => (base, |r| assert_invalid(r, "0xc1 is not a MessagePack marker")),
         "packed_huge_error" => (base, |r| {
-            assert_invalid(r.clone(), "`runretry:policy/packed@0.3.0` should-retry failed: cannot read the case");
+            assert_invalid(r.clone(), "`runretry:policy/packed@0.4.0` should-retry failed: cannot read the case");
             assert_invalid(r, "more bytes cut]");
         }),
         // Wrong, not hostile: the conformance kit must catch it (tests/conformance_kit.rs).
@@ -241,7 +241,10 @@ fn component_of_another_world_is_refused_naming_the_export() {
     let bytes = std::fs::read(runretry_test_guests::OTHER_WORLD).unwrap();
     match sandbox.load_bytes("other-world.wasm", &bytes) {
         Err(Error::InvalidComponent { reason, .. }) => {
-            assert!(reason.contains("does not export runretry:policy/policy@0.3.0"), "{reason}")
+            assert!(
+                reason.contains("exports neither runretry:policy/policy@0.4.0 nor runretry:policy/task-policy@0.4.0"),
+                "{reason}"
+            )
         }
         other => panic!("expected InvalidComponent, got {:?}", other.map(|p| p.name().to_string())),
     }
@@ -254,7 +257,7 @@ fn a_policy_built_against_the_previous_contract_is_refused_naming_both_versions(
     match sandbox.load_bytes("old.wasm", &bytes) {
         Err(Error::InvalidComponent { reason, .. }) => {
             assert!(reason.starts_with("old.wasm: is built against runretry:policy@0.1.0"), "{reason}");
-            assert!(reason.contains("implements runretry:policy@0.3.0"), "{reason}");
+            assert!(reason.contains("implements runretry:policy@0.4.0"), "{reason}");
             assert!(reason.contains("rebuild the policy"), "{reason}");
         }
         other => panic!("expected InvalidComponent, got {:?}", other.map(|p| p.name().to_string())),
@@ -271,14 +274,14 @@ fn a_policy_with_the_contracts_names_but_other_types_is_refused_at_load() {
         Err(Error::InvalidComponent { reason, .. }) => {
             // The interface at fault is named (issue #31: a mistyped `packed` was reported as `policy`).
             assert!(reason.starts_with("wrong-types.wasm: an export does not match the contract"), "{reason}");
-            assert!(reason.contains("type-checking `runretry:policy/policy@0.3.0` func `should-retry`"), "{reason}");
+            assert!(reason.contains("type-checking `runretry:policy/policy@0.4.0` func `should-retry`"), "{reason}");
         }
         other => panic!("expected InvalidComponent, got {:?}", other.map(|p| p.name().to_string())),
     }
 }
 
 /// A mistyped `packed` beside a sound `policy`: refused at load, naming the packed interface
-/// (issue #31: it was reported as `runretry:policy/policy@0.3.0`).
+/// (issue #31: it was reported as the `policy` interface).
 #[test]
 fn a_mistyped_packed_export_is_refused_naming_the_packed_interface() {
     let sandbox = Sandbox::new(config()).unwrap();
@@ -286,7 +289,7 @@ fn a_mistyped_packed_export_is_refused_naming_the_packed_interface() {
     match sandbox.load_bytes("wrong-packed-types.wasm", &bytes) {
         Err(Error::InvalidComponent { reason, .. }) => {
             assert!(reason.starts_with("wrong-packed-types.wasm: an export does not match the contract"), "{reason}");
-            assert!(reason.contains("type-checking `runretry:policy/packed@0.3.0` func `should-retry`"), "{reason}");
+            assert!(reason.contains("type-checking `runretry:policy/packed@0.4.0` func `should-retry`"), "{reason}");
             assert!(!reason.contains("runretry:policy/policy@"), "{reason}");
         }
         other => panic!("expected InvalidComponent, got {:?}", other.map(|p| p.name().to_string())),
@@ -392,10 +395,12 @@ fn ten_thousand_hostile_calls_keep_memory_flat() {
 fn a_sleeping_guest_cannot_hold_select_steps_or_the_fallback() {
     let sandbox = Sandbox::new(SandboxConfig { deadline: SLEEP_DEADLINE, ..config() }).unwrap();
     let sleeper = sandbox.load_file(hostile_path("sleep_an_hour").as_ref()).unwrap();
+    // Loaded (compiled) before the clock starts: what is timed is the two calls alone.
+    let deployment = deployed(&sandbox, "sleep_an_hour", OnPolicyError::Default);
     let started = Instant::now();
     let selection = sleeper.select_steps(&case().run, runretry::Strategy::FromFailure);
     assert!(matches!(selection, Err(Error::DeadlineExceeded { .. })), "{selection:?}");
-    let decision = deployed(&sandbox, "sleep_an_hour", OnPolicyError::Default).decide(&case()).unwrap();
+    let decision = deployment.decide(&case()).unwrap();
     assert_eq!(decision.action, Action::LaunchNew);
     assert!(decision.events[0].contains("deadline exceeded"), "{:?}", decision.events);
     assert!(started.elapsed() < SLEEP_DEADLINE + Duration::from_millis(100), "took {:?}", started.elapsed());

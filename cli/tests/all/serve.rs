@@ -441,6 +441,35 @@ fn the_decision_log_records_every_answer_with_tags_masked() {
     assert!(bad["case"].is_null() && bad["decision"].is_null());
 }
 
+/// `/v1/decide-task` answers a task case as the core does and logs it as a `decide-task`
+/// record with the task case; a run-only version falls back as any failing policy.
+#[test]
+fn decide_task_answers_a_task_case_and_logs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, log) = server_logging_masked(dir.path());
+    let client = Client::new(server.local_addr());
+    let task = json!({"task": {"dag_id": "etl", "task_id": "load", "run_id": "manual__1", "try_number": 1,
+        "max_tries": 2, "settings": {"retries": 2, "retry_delay_seconds": 45},
+        "exception": {"class_name": "builtins.ConnectionError", "message": "reset"}}});
+    let (status, decided) = client.post("/v1/decide-task", task.to_string().as_bytes());
+    assert_eq!(status, 200, "{decided}");
+    assert_eq!(decided["decision"]["action"], "retry");
+    assert_eq!(decided["decision"]["delay_seconds"], 45.0);
+    assert_eq!(decided["policy"]["sha256"], sha256_hex(DEFAULT_POLICY_WASM));
+    let (status, bad) = client.post("/v1/decide-task", br#"{"task": {"dag_id": "etl"}}"#);
+    assert_eq!((status, bad["error"]["kind"].as_str()), (400, Some("bad input")), "{bad}");
+    let (status, run_case) = client.post("/v1/decide-task", example_text("01").as_bytes());
+    assert_eq!(status, 400, "a run case is not a task case: {run_case}");
+    drop(server);
+    let records = log_lines(&log);
+    assert_eq!(records.len(), 3);
+    assert_eq!(records[0]["endpoint"], "decide-task");
+    assert_eq!(records[0]["decision"], decided["decision"]);
+    assert_eq!(records[0]["task"]["task_id"], "load");
+    assert!(records[0]["case"].is_null());
+    assert_eq!(records[1]["error"]["kind"], "bad input");
+}
+
 /// `clients` threads with a connection each share `requests` numbered 0, 1, ...: each takes the
 /// next number `g` (counted in `started`), waits until `ready(g)`, and sends `send(client, g)`.
 /// The answers of all, in no particular order.

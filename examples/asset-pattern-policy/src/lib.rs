@@ -17,7 +17,7 @@
 
 use std::collections::BTreeSet;
 
-use runretry_kit::{export_policy, tag, Action, RunRetries, Decision, Failure, Policy, Run, Selection, Strategy};
+use runretry_kit::{export_policy, tag, Action, Decision, Failure, Policy, Run, RunRetries, Selection, Strategy};
 use wildmatch::WildMatch;
 
 /// The tag that names the assets worth retrying.
@@ -158,7 +158,8 @@ mod tests {
     }
 
     fn decide(run: &Run) -> Decision {
-        let config = RunRetries { enabled: true, max_retries: 2, retry_on_asset_or_op_failure: true };
+        let config =
+            RunRetries { enabled: true, max_retries: 2, retry_on_asset_or_op_failure: true, ..RunRetries::default() };
         AssetPatternPolicy::should_retry(run, &Failure::default(), &config)
     }
 
@@ -187,7 +188,8 @@ mod tests {
     #[test]
     fn without_the_tag_it_is_the_default_policy() {
         let run = run(None);
-        let config = RunRetries { enabled: true, max_retries: 2, retry_on_asset_or_op_failure: true };
+        let config =
+            RunRetries { enabled: true, max_retries: 2, retry_on_asset_or_op_failure: true, ..RunRetries::default() };
         assert_eq!(decide(&run), runretry_default_policy::should_retry(&run, &Failure::default(), &config));
     }
 }

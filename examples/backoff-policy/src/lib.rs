@@ -11,7 +11,9 @@
 //! | `runretry/backoff_max_seconds` | 900 | cap on any delay |
 //! | `runretry/backoff_jitter` | 0.2 | spread, a fraction of the delay: 0.2 is ±10% |
 
-use runretry_kit::{export_policy, number_tag, Action, RunRetries, Decision, Failure, Policy, Run, Selection, Strategy};
+use runretry_kit::{
+    export_policy, number_tag, Action, Decision, Failure, Policy, Run, RunRetries, Selection, Strategy,
+};
 
 // ANCHOR: backoff
 /// A number in [0, 1) fixed by the run id (FNV-1a): the same run always gets the same jitter.
@@ -88,7 +90,8 @@ mod tests {
 
     #[test]
     fn a_retry_waits_and_says_why() {
-        let config = RunRetries { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true };
+        let config =
+            RunRetries { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true, ..RunRetries::default() };
         let failure = Failure { reason: Some(FailureReason::StepFailure), ..Failure::default() };
         let decision = BackoffPolicy::should_retry(&failed_run(2), &failure, &config);
         assert_eq!((decision.action, decision.retry_number), (Action::LaunchNew, Some(2)));

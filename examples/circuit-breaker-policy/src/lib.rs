@@ -23,10 +23,16 @@
 //!
 //! The history the orchestrator sends is bounded (`runretry_sensor(history_runs=100,
 //! history_seconds=7 days)`): K run groups of `1 + max_retries` runs must fit in it.
+//!
+//! For Airflow tasks (the task interface) the breaker reads the task's outcomes in the DAG's
+//! earlier runs (`task.history`): when the last [`TASK_THRESHOLD`] of them within a day all
+//! ended failed, the try fails at once instead of using up its retries. Airflow keeps no
+//! exception of an earlier run, so "the same way" is "failed" there. Otherwise the decision is
+//! Airflow's own.
 
 use runretry_kit::{
-    duration_words, export_policy, number_tag, set_tag, Action, RunRetries, Decision, Failure, FailureReason, HistoryRun,
-    Policy, Run, RunStatus, Selection, Strategy,
+    duration_words, export_policy, number_tag, set_tag, Action, Decision, Failure, FailureReason, HistoryRun, Policy,
+    Run, RunRetries, RunStatus, Selection, Strategy, TaskAction, TaskCase, TaskDecision, TaskPolicy, TaskState,
 };
 
 /// The tag this policy writes on a run it did not retry because the circuit is open.
@@ -177,7 +183,47 @@ impl Policy for CircuitBreakerPolicy {
 }
 // ANCHOR_END: policy
 
-export_policy!(CircuitBreakerPolicy);
+// ANCHOR: task-policy
+/// Earlier runs of a task that must all have failed for the circuit to open.
+pub const TASK_THRESHOLD: usize = 3;
+/// How far back from the failed try they count, in seconds.
+pub const TASK_WINDOW_SECONDS: f64 = 86_400.0;
+
+/// Whether the task's last [`TASK_THRESHOLD`] earlier runs within the window all failed (runs
+/// that neither failed nor succeeded, such as skipped ones, are passed over).
+pub fn task_circuit_open(task: &TaskCase) -> bool {
+    let failed = task
+        .history
+        .iter()
+        .take_while(|past| match (task.now, past.end_time) {
+            (Some(now), Some(end)) => end >= now - TASK_WINDOW_SECONDS,
+            _ => true,
+        })
+        .filter(|past| matches!(past.state, TaskState::Success | TaskState::Failed))
+        .take(TASK_THRESHOLD)
+        .filter(|past| past.state == TaskState::Failed)
+        .count();
+    failed == TASK_THRESHOLD
+}
+
+impl TaskPolicy for CircuitBreakerPolicy {
+    fn decide_task(task: &TaskCase) -> TaskDecision {
+        let decision = runretry_default_policy::task::decide_task(task);
+        if decision.action != TaskAction::Retry || !task_circuit_open(task) {
+            return decision;
+        }
+        let why = format!(
+            "circuit open: {} failed in the last {TASK_THRESHOLD} runs of {} within {}; no retry until it succeeds",
+            task.task_id,
+            task.dag_id,
+            duration_words(TASK_WINDOW_SECONDS)
+        );
+        TaskDecision { events: vec![format!("{CIRCUIT_TAG}: open")], ..TaskDecision::fail(why) }
+    }
+}
+// ANCHOR_END: task-policy
+
+export_policy!(CircuitBreakerPolicy, task: CircuitBreakerPolicy);
 
 // The policy is plain Rust: its tests run natively (`cargo test`), no Wasm involved.
 #[cfg(test)]
@@ -289,7 +335,8 @@ mod tests {
         let mut run = storm(3);
         run.steps = vec![runretry_kit::Step::new("op", &[], runretry_kit::StepStatus::Failure)];
         run.job = Some("storm".into());
-        let config = RunRetries { enabled: true, max_retries: 2, retry_on_asset_or_op_failure: true };
+        let config =
+            RunRetries { enabled: true, max_retries: 2, retry_on_asset_or_op_failure: true, ..RunRetries::default() };
         let decision = CircuitBreakerPolicy::should_retry(&run, &failure("Exception: down (try 3)"), &config);
         assert_eq!(decision.action, Action::None);
         assert_eq!(tag(&decision.failed_run_tags, CIRCUIT_TAG), Some("open"));
@@ -316,5 +363,44 @@ mod tests {
         let cases = conformance::load_cases(concat!(env!("CARGO_MANIFEST_DIR"), "/cases").as_ref()).unwrap();
         let report = conformance::run_native::<CircuitBreakerPolicy>(&cases, &[]);
         assert!(report.failures.is_empty() && report.passed > 0, "{report}");
+    }
+
+    fn task_with_history(states: &[TaskState]) -> TaskCase {
+        let exception = runretry_kit::ExceptionInfo::new("builtins.ConnectionError", "reset");
+        let mut task = TaskCase::new("etl", "load", "scheduled__5", 1, 2, exception);
+        task.now = Some(1_000_000.0);
+        task.history = states
+            .iter()
+            .enumerate()
+            .map(|(i, state)| runretry_kit::TaskRun {
+                end_time: Some(1_000_000.0 - 3600.0 * (i as f64 + 1.0)),
+                ..runretry_kit::TaskRun::new(&format!("scheduled__{i}"), *state)
+            })
+            .collect();
+        task
+    }
+
+    #[test]
+    fn a_task_that_failed_in_its_last_three_runs_fails_at_once() {
+        let d = CircuitBreakerPolicy::decide_task(&task_with_history(&[TaskState::Failed; 3]));
+        assert_eq!(d.action, TaskAction::Fail);
+        assert!(d.reason.starts_with("circuit open: load failed in the last 3 runs of etl"), "{}", d.reason);
+        let skipped_between = [TaskState::Failed, TaskState::Skipped, TaskState::Failed, TaskState::Failed];
+        assert_eq!(CircuitBreakerPolicy::decide_task(&task_with_history(&skipped_between)).action, TaskAction::Fail);
+    }
+
+    #[test]
+    fn a_success_or_a_short_history_keeps_airflows_decision() {
+        for states in [&[TaskState::Failed, TaskState::Success, TaskState::Failed][..], &[TaskState::Failed; 2]] {
+            let task = task_with_history(states);
+            assert_eq!(CircuitBreakerPolicy::decide_task(&task), runretry_default_policy::task::decide_task(&task));
+        }
+    }
+
+    #[test]
+    fn failures_older_than_a_day_do_not_count() {
+        let mut task = task_with_history(&[TaskState::Failed; 3]);
+        task.history[2].end_time = Some(1_000_000.0 - 2.0 * 86_400.0);
+        assert_eq!(CircuitBreakerPolicy::decide_task(&task).action, TaskAction::Retry);
     }
 }

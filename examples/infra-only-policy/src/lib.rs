@@ -17,7 +17,7 @@
 //! resource requests.
 
 use runretry_kit::{
-    export_policy, set_tag, tag, Action, RunRetries, Decision, Failure, FailureReason, Policy, Run, Selection, Strategy,
+    export_policy, set_tag, tag, Action, Decision, Failure, FailureReason, Policy, Run, RunRetries, Selection, Strategy,
 };
 
 // ANCHOR: classify

@@ -10,8 +10,15 @@
 //! What counts as permanent is [`PERMANENT_ERRORS`], a table of error class names (add a row to
 //! extend it), and HTTP client errors (4xx) other than 408 Request Timeout and 429 Too Many
 //! Requests, which are worth a retry.
+//!
+//! The same table decides Airflow tasks (the task interface): a try that raised such an error,
+//! or one whose class, base classes or causes name one, fails at once instead of using up its
+//! retries; any other try gets Airflow's own decision.
 
-use runretry_kit::{export_policy, set_tag, Action, RunRetries, Decision, Failure, Policy, Run, Selection, Strategy};
+use runretry_kit::{
+    export_policy, set_tag, Action, Decision, ExceptionInfo, Failure, Policy, Run, RunRetries, Selection, Strategy,
+    TaskAction, TaskCase, TaskDecision, TaskPolicy,
+};
 
 /// The tag this policy writes on a run it did not retry, with the error's kind.
 pub const PERMANENT_TAG: &str = "runretry/permanent_error";
@@ -119,7 +126,36 @@ impl Policy for PermanentErrorsPolicy {
 }
 // ANCHOR_END: policy
 
-export_policy!(PermanentErrorsPolicy);
+// ANCHOR: task-policy
+impl TaskPolicy for PermanentErrorsPolicy {
+    fn decide_task(task: &TaskCase) -> TaskDecision {
+        let decision = runretry_default_policy::task::decide_task(task);
+        if decision.action != TaskAction::Retry {
+            return decision;
+        }
+        let Some((kind, what, found)) = task.exceptions().find_map(|e| permanent_error(&exception_text(e))) else {
+            return decision;
+        };
+        let why = format!("the task raised {what} ({found}), which a retry cannot fix: failing now");
+        TaskDecision { events: vec![format!("runretry/permanent_error: {kind}")], ..TaskDecision::fail(why) }
+    }
+}
+// ANCHOR_END: task-policy
+
+/// An exception as the table reads it: its class and base classes, then its message
+/// (`builtins.ModuleNotFoundError builtins.ImportError: No module named 'pandas'`).
+fn exception_text(exception: &ExceptionInfo) -> String {
+    let mut text = exception.class_name.clone();
+    for base in &exception.bases {
+        text.push(' ');
+        text.push_str(base);
+    }
+    text.push_str(": ");
+    text.push_str(&exception.message);
+    text
+}
+
+export_policy!(PermanentErrorsPolicy, task: PermanentErrorsPolicy);
 
 // The policy is plain Rust: its tests run natively (`cargo test`), no Wasm involved.
 #[cfg(test)]
@@ -166,6 +202,45 @@ mod tests {
     #[test]
     fn a_429_then_a_404_is_the_404() {
         assert_eq!(http_client_error("HTTP 429, then HTTP Error 404"), Some(404));
+    }
+
+    fn failed_try(class: &str, bases: &[&str], message: &str) -> TaskCase {
+        let exception = ExceptionInfo {
+            class_name: class.into(),
+            bases: bases.iter().map(|b| b.to_string()).collect(),
+            message: message.into(),
+        };
+        TaskCase::new("etl", "load", "manual__1", 1, 3, exception)
+    }
+
+    #[test]
+    fn a_task_raising_a_permanent_error_fails_at_once() {
+        let missing = failed_try("builtins.ModuleNotFoundError", &["builtins.ImportError"], "No module named 'x'");
+        let d = PermanentErrorsPolicy::decide_task(&missing);
+        assert_eq!(d.action, TaskAction::Fail);
+        assert!(d.reason.contains("a missing module (ModuleNotFoundError)"), "{}", d.reason);
+        // A subclass of a permanent error is one too, found through its bases.
+        let own = failed_try("dags.etl.BadSettings", &["mylib.ConfigurationError", "builtins.Exception"], "no key");
+        assert_eq!(PermanentErrorsPolicy::decide_task(&own).action, TaskAction::Fail);
+        let http = failed_try("requests.exceptions.HTTPError", &[], "404 Client Error: Not Found for url: x");
+        assert_eq!(PermanentErrorsPolicy::decide_task(&http).action, TaskAction::Fail);
+    }
+
+    #[test]
+    fn a_cause_can_make_a_task_error_permanent() {
+        let mut wrapped = failed_try("dags.etl.LoadFailed", &["builtins.Exception"], "load failed");
+        wrapped.causes = vec![ExceptionInfo::new("builtins.SyntaxError", "invalid syntax")];
+        assert_eq!(PermanentErrorsPolicy::decide_task(&wrapped).action, TaskAction::Fail);
+    }
+
+    #[test]
+    fn any_other_task_error_gets_airflows_own_decision() {
+        let transient = failed_try("builtins.ConnectionError", &["builtins.OSError"], "reset by peer");
+        let d = PermanentErrorsPolicy::decide_task(&transient);
+        assert_eq!(d, runretry_default_policy::task::decide_task(&transient));
+        assert_eq!((d.action, d.delay_seconds), (TaskAction::Retry, Some(300.0)));
+        let throttled = failed_try("requests.exceptions.HTTPError", &[], "429 Client Error: Too Many Requests");
+        assert_eq!(PermanentErrorsPolicy::decide_task(&throttled).action, TaskAction::Retry);
     }
 
     #[test]

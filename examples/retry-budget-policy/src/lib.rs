@@ -19,7 +19,7 @@
 //! has no `failure.now`.
 
 use runretry_kit::{
-    duration_words, export_policy, number_tag, set_tag, Action, RunRetries, Decision, Failure, HistoryRun, Policy, Run,
+    duration_words, export_policy, number_tag, set_tag, Action, Decision, Failure, HistoryRun, Policy, Run, RunRetries,
     Selection, Strategy,
 };
 
@@ -119,7 +119,8 @@ mod tests {
 
     fn decide(run: &Run) -> Decision {
         let failure = Failure { now: Some(NOW), ..Failure::new(Some(FailureReason::StepFailure)) };
-        let config = RunRetries { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true };
+        let config =
+            RunRetries { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true, ..RunRetries::default() };
         RetryBudgetPolicy::should_retry(run, &failure, &config)
     }
 

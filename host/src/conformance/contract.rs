@@ -88,9 +88,9 @@ pub(crate) fn generate() -> Vec<(String, Case)> {
         .chain([Some(FailureReason::parse("PREEMPTED_BY_A_NEWER_DAGSTER"))])
         .collect();
     let configs = [
-        RunRetries { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true },
-        RunRetries { enabled: true, max_retries: 0, retry_on_asset_or_op_failure: false },
-        RunRetries { enabled: false, max_retries: 5, retry_on_asset_or_op_failure: true },
+        RunRetries { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true, ..RunRetries::default() },
+        RunRetries { enabled: true, max_retries: 0, retry_on_asset_or_op_failure: false, ..RunRetries::default() },
+        RunRetries { enabled: false, max_retries: 5, retry_on_asset_or_op_failure: true, ..RunRetries::default() },
     ];
     for (c, config) in configs.iter().enumerate() {
         for reason in &reasons {
@@ -150,7 +150,10 @@ fn random_asset_case(rng: &mut Lcg, n: usize) -> Case {
         }
         steps.push(step);
     }
-    let mut case = base_case(steps, RunRetries { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true });
+    let mut case = base_case(
+        steps,
+        RunRetries { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true, ..RunRetries::default() },
+    );
     if rng.below(3) == 0 {
         let subset = case.run.steps.iter().filter(|_| rng.below(2) == 0).map(|s| s.key.clone()).collect();
         case.run.step_keys_to_execute = Some(subset);
@@ -169,7 +172,8 @@ fn random_asset_case(rng: &mut Lcg, n: usize) -> Case {
 }
 
 fn edge_cases() -> Vec<(String, Case)> {
-    let enabled = RunRetries { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true };
+    let enabled =
+        RunRetries { enabled: true, max_retries: 3, retry_on_asset_or_op_failure: true, ..RunRetries::default() };
     let mut out = vec![("empty-plan".to_string(), base_case(Vec::new(), enabled))];
 
     // Plans listed in reverse dependency order: a policy that walks the plan as listed, instead
@@ -296,6 +300,7 @@ fn random_case(rng: &mut Lcg) -> Case {
         enabled: rng.below(5) != 0,
         max_retries: rng.below(5) as i64 - 1,
         retry_on_asset_or_op_failure: rng.below(2) == 0,
+        ..RunRetries::default()
     };
     let mut case = base_case(steps, config);
     case.run.status = *rng.pick(&[RunStatus::Failure, RunStatus::Failure, RunStatus::Canceled, RunStatus::Success]);

@@ -11,7 +11,9 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
-use runretry_kit::{Case, Decision, RunRetries};
+use runretry_kit::{Case, Decision};
+
+use crate::dagster_yaml::ConfigOverride;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -177,7 +179,7 @@ pub fn replay(
     entries: &[ReplayEntry],
     candidate: &Deployment,
     baseline: Baseline<'_>,
-    config: Option<RunRetries>,
+    config: ConfigOverride,
     jobs: usize,
     progress: &(dyn Fn() + Sync),
 ) -> Result<ReplayReport, Error> {
@@ -265,7 +267,7 @@ fn kind_order(kind: &str) -> usize {
 fn decide_all(
     entries: &[ReplayEntry],
     deployment: &Deployment,
-    config: Option<RunRetries>,
+    config: ConfigOverride,
     jobs: usize,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Vec<Result<Decision, String>>, Error> {

@@ -63,14 +63,27 @@ def parse_check_key(text: str) -> AssetCheckKey:
 
 
 def run_retries_config(instance: DagsterInstance) -> dict[str, Any]:
-    """The instance's ``run_retries`` block, as the case's ``config``."""
+    """The instance's ``run_retries`` block, as the case's ``config``, with the running
+    Dagster's version (whose rules apply)."""
     settings = instance.get_settings("run_retries") or {}
     config: dict[str, Any] = {"enabled": bool(settings.get("enabled", False))}
     if settings.get("max_retries") is not None:
         config["max_retries"] = int(settings["max_retries"])
     if settings.get("retry_on_asset_or_op_failure") is not None:
         config["retry_on_asset_or_op_failure"] = bool(settings["retry_on_asset_or_op_failure"])
+    version = dagster_version()
+    if version is not None:
+        config["dagster_version"] = version
     return config
+
+
+def dagster_version() -> str | None:
+    """The running Dagster's release, ``X.Y.Z``; ``None`` for a build that names no release (a
+    source checkout's ``1!0+dev``), whose case then gets the newest rules runretry has."""
+    import dagster
+
+    parts = dagster.__version__.split(".")
+    return dagster.__version__ if len(parts) == 3 and all(part.isdigit() for part in parts) else None
 
 
 def build_case(

@@ -255,3 +255,59 @@ def test_trusted_keys_load_only_a_policy_signed_by_one_of_them(tmp_path: Path) -
     assert runretry.conformance(SIGNED, "contract", trusted_keys=[TRUSTED_KEY])["failed"] == 0
     with pytest.raises(runretry.InvalidComponent, match="is not signed"):
         runretry.conformance(str(unsigned), "contract", trusted_keys=[TRUSTED_KEY])
+
+
+TASK = {
+    "task": {
+        "orchestrator": "airflow 3.3.2",
+        "dag_id": "etl",
+        "task_id": "load",
+        "run_id": "scheduled__2026-12-07T10:00:00+00:00",
+        "try_number": 1,
+        "max_tries": 2,
+        "settings": {"retries": 2, "retry_delay_seconds": 90},
+        "exception": {"class_name": "builtins.ConnectionError", "bases": ["builtins.OSError"], "message": "reset"},
+    }
+}
+
+
+def test_decide_task_takes_a_dict_or_a_json_string_alike() -> None:
+    policy = runretry.Policy.default()
+    assert policy.decides == (True, True)
+    decision = policy.decide_task(TASK)
+    assert decision == policy.decide_task(json.dumps(TASK))
+    assert (decision["action"], decision["delay_seconds"]) == ("retry", 90.0)
+    last = {"task": {**TASK["task"], "try_number": 3}}
+    assert policy.decide_task(last)["action"] == "fail"
+
+
+def test_a_bad_task_case_names_the_field() -> None:
+    bad = {"task": {**TASK["task"], "run_type": "sometimes"}}
+    with pytest.raises(runretry.BadInput, match=r"task\.run_type"):
+        runretry.Policy.default().decide_task(bad)
+
+
+BACKOFF = os.environ.get("RUNRETRY_E2E_BACKOFF_POLICY")
+
+
+@pytest.mark.skipif(BACKOFF is None, reason="needs the example policies (run from cargo test)")
+def test_a_run_only_policy_refuses_a_task_or_falls_back() -> None:
+    policy = runretry.Policy.load(BACKOFF)
+    assert policy.decides == (True, False)
+    with pytest.raises(runretry.InvalidComponent, match="does not export runretry:policy/task-policy"):
+        policy.decide_task(TASK)
+    fallen_back = runretry.Policy.load(BACKOFF, on_policy_error="default").decide_task(TASK)
+    assert fallen_back["action"] == "retry" and "decided with the default policy instead" in fallen_back["events"][0]
+
+
+def test_runretry_airflow_without_airflow_says_how_to_install_it() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['airflow'] = None  # as if it were not installed\n"
+        "try:\n"
+        "    import runretry.airflow\n"
+        "except ModuleNotFoundError as missing:\n"
+        "    print(missing.name, missing)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("airflow ") and "pip install 'runretry[airflow]'" in out, out

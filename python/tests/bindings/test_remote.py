@@ -125,6 +125,36 @@ def test_an_error_answer_takes_the_documented_path(case: dict) -> None:
     assert decision["failed_run_tags"][DECIDED_LOCALLY_TAG] == "the embedded default policy"
 
 
+TASK = {
+    "task": {
+        "dag_id": "etl",
+        "task_id": "load",
+        "run_id": "manual__1",
+        "try_number": 1,
+        "max_tries": 1,
+        "exception": {"class_name": "builtins.ConnectionError", "message": "reset"},
+    }
+}
+
+
+def test_the_service_decides_a_task_as_the_local_policy() -> None:
+    remote = runretry.RemotePolicy(URL, token=TOKEN)
+    decision = remote.decide_task(TASK)
+    assert without_first_event(decision) == runretry.Policy.default().decide_task(TASK)
+    assert decision["events"][0].startswith(f"decided by {URL}, policy sha256 ")
+    with pytest.raises(runretry.BadInput, match=r"task\.try_number"):
+        remote.decide_task({"task": {**TASK["task"], "try_number": 0}})
+
+
+def test_a_task_without_the_service_takes_the_documented_path() -> None:
+    down = f"http://127.0.0.1:{closed_port()}"
+    local = runretry.RemotePolicy(down).decide_task(TASK)
+    assert without_first_event(local) == runretry.Policy.default().decide_task(TASK)
+    assert "did not answer" in local["events"][0]
+    failed = runretry.RemotePolicy(down, on_unreachable="fail").decide_task(TASK)
+    assert failed["action"] == "fail" and "did not answer" in failed["reason"]
+
+
 def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="not an http"):
         runretry.RemotePolicy("ftp://example")

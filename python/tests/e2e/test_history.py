@@ -85,6 +85,10 @@ def test_history_is_the_jobs_last_runs_newest_first_with_their_failures(instance
     assert history[1]["launched_by"] == "MANUAL" and "start_time" not in history[1]
     assert any(h["status"] == "SUCCESS" for h in history)
     assert case["failure"]["now"] > 1.7e9, case["failure"]
+    # The running Dagster's release, whose rules apply (contract 0.4.0).
+    import dagster
+
+    assert case["config"]["dagster_version"] == dagster.__version__ == "1.13.29", case["config"]
     # The default policy ignores both: the decision is the one without them.
     without: dict[str, Any] = build_case(instance, failed_run, history_runs=0)
     assert without["run"]["history"] == []

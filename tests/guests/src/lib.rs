@@ -61,7 +61,7 @@ pub fn decision_object() -> serde_json::Map<String, serde_json::Value> {
 macro_rules! hostile_packed {
     ($should_retry:path, $select_steps:path) => {
         struct HostilePacked;
-        use runretry_kit::__private::bindings::exports::runretry::policy as exported;
+        use runretry_kit::__private::runs::exports::runretry::policy as exported;
         impl exported::policy::Guest for HostilePacked {
             fn should_retry(
                 _run: runretry_kit::Run,
@@ -85,6 +85,6 @@ macro_rules! hostile_packed {
                 $select_steps()
             }
         }
-        runretry_kit::__private::bindings::export!(HostilePacked with_types_in runretry_kit::__private::bindings);
+        runretry_kit::__private::runs::export!(HostilePacked with_types_in runretry_kit::__private::runs);
     };
 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use runretry_kit::{export_policy, RunRetries, Decision, Failure, Policy, Run, Selection, Strategy};
+use runretry_kit::{export_policy, Decision, Failure, Policy, Run, RunRetries, Selection, Strategy};
 
 /// The plan as a walk in listed order sees it: an upstream listed after its step has not been
 /// visited yet, so it can never pull that step into the selection.

@@ -2,13 +2,13 @@
 //! an asset retry of an asset the plan does not have.
 
 use guests::hostile_policy;
-use runretry_kit::{RunRetries, Decision, Failure, Run, Selection, Strategy};
+use runretry_kit::{Decision, Failure, Run, RunRetries, Selection, Strategy};
 
 fn misbehave(run: &Run) -> Decision {
     let mut d = runretry_default_policy::should_retry(
         run,
         &Failure::default(),
-        &RunRetries { enabled: true, max_retries: 5, retry_on_asset_or_op_failure: true },
+        &RunRetries { enabled: true, max_retries: 5, retry_on_asset_or_op_failure: true, ..RunRetries::default() },
     );
     d.strategy = Some(Strategy::FromAssetFailure);
     d.asset_selection = Some(vec!["no_such_asset".to_string()]);

@@ -1,13 +1,13 @@
 //! Hostile test guest `unknown_steps` (see cli/tests/all/sandbox.rs for what must come of it).
 
 use guests::hostile_policy;
-use runretry_kit::{RunRetries, Decision, Failure, Run, Selection, Strategy};
+use runretry_kit::{Decision, Failure, Run, RunRetries, Selection, Strategy};
 
 fn misbehave(run: &Run) -> Decision {
     let mut d = runretry_default_policy::should_retry(
         run,
         &Failure::default(),
-        &RunRetries { enabled: true, max_retries: 5, retry_on_asset_or_op_failure: true },
+        &RunRetries { enabled: true, max_retries: 5, retry_on_asset_or_op_failure: true, ..RunRetries::default() },
     );
     d.steps = Some(vec!["no_such_step".to_string()]);
     d

@@ -1,7 +1,7 @@
 //! Deliberately wrong: drops the `dagster/max_retries` tag before deciding, so the deployment's
 //! config always wins. The conformance kit must catch it (cli/tests/all/conformance_kit.rs).
 
-use runretry_kit::{export_policy, RunRetries, Decision, Failure, Policy, Run, Selection, Strategy};
+use runretry_kit::{export_policy, Decision, Failure, Policy, Run, RunRetries, Selection, Strategy};
 
 struct IgnoresMaxRetriesTag;
 

@@ -1,4 +1,4 @@
-//! The contract's `policy` as it is, and `runretry:policy/packed@0.3.0` with its `should-retry`
+//! The contract's `policy` as it is, and `runretry:policy/packed@0.4.0` with its `should-retry`
 //! retyped (see build.rs): refused when loaded, naming the packed interface, not `policy`.
 
 include!(concat!(env!("OUT_DIR"), "/wrong_packed_types.rs"));

@@ -1,4 +1,4 @@
-//! The contract's export, `runretry:policy/policy@0.3.0` with both functions, but their
+//! The contract's export, `runretry:policy/policy@0.4.0` with both functions, but their
 //! types are not the contract's (see wit/wrong-types): refused when loaded, naming the function.
 
 wit_bindgen::generate!({ world: "retry-policy", path: "wit/wrong-types" });
