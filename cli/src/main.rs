@@ -180,7 +180,15 @@ fn run(command: Command) -> Result<u8, CommandError> {
             for failure in &report.failures {
                 let _ = writeln!(out, "{failure}");
             }
-            let _ = writeln!(out, "{} passed, {} failed", report.passed, report.failures.len());
+            let _ = match report.skipped {
+                0 => writeln!(out, "{} passed, {} failed", report.passed, report.failures.len()),
+                skipped => writeln!(
+                    out,
+                    "{} passed, {} failed, {skipped} skipped (of a kind the policy does not decide)",
+                    report.passed,
+                    report.failures.len()
+                ),
+            };
             Ok(if report.failures.is_empty() { 0 } else { 1 })
         }
         Command::Serve(args) => cli::serve::serve(*args),

@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use runretry_default_policy::DefaultPolicy;
-use runretry_kit::conformance::{load_cases, run_native};
+use runretry_kit::conformance::{load_cases, load_task_cases, run_native, run_native_tasks};
 
 #[test]
 fn default_suite_passes_natively() {
@@ -19,4 +19,14 @@ fn default_suite_passes_natively() {
     let report = run_native::<DefaultPolicy>(&cases, &[]);
     assert!(report.failures.is_empty(), "{report}");
     assert!(cases.len() > 150, "only {} cases under {}: is the suite there?", cases.len(), root.display());
+}
+
+/// The task cases of the suite (Airflow's own decisions, kept from Airflow 3.3.2), natively.
+#[test]
+fn default_task_cases_pass_natively() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance");
+    let cases = load_task_cases(&root).unwrap_or_else(|e| panic!("{e}"));
+    let report = run_native_tasks::<DefaultPolicy>(&cases, &[]);
+    assert!(report.failures.is_empty(), "{report}");
+    assert!(cases.len() > 250, "only {} task cases under {}", cases.len(), root.display());
 }

@@ -3,14 +3,19 @@
 //! a [`Policy`] directly ([`run_native`]).
 //!
 //! A case file holds one case object or a list of them (`docs/case-format.md` §4): a case plus
-//! `name`, `kind` (`should_retry` or `select_steps` with `input.strategy`) and `expect`.
+//! `name`, `kind` (`should_retry` or `select_steps` with `input.strategy`) and `expect`. A task
+//! case (`kind: decide_task`, a `task` and its `expect`) is a [`TaskConformanceCase`]: the run
+//! readers pass over it, [`load_task_cases`] and [`run_task_cases`] take it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::{compare_decision, compare_selection, Case, CaseError, Decision, Policy, Run, SelectionAnswer, Strategy};
+use crate::{
+    compare_decision, compare_selection, compare_task_decision, Case, CaseError, Decision, Policy, Run,
+    SelectionAnswer, Strategy, TaskCase, TaskDecision, TaskPolicy,
+};
 
 /// What a conformance case asks.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,6 +65,9 @@ pub struct Report {
     pub passed: usize,
     /// Cases that failed, in suite order.
     pub failures: Vec<CaseFailure>,
+    /// Cases not run: of a kind the policy does not decide (task cases for a run policy, run
+    /// cases for a task policy).
+    pub skipped: usize,
 }
 
 impl Report {
@@ -87,17 +95,103 @@ impl fmt::Display for Report {
 
 /// Parse one suite file's text: a case object or a list of case objects. `source` names it.
 pub fn parse_cases(source: &str, text: &str) -> Result<Vec<ConformanceCase>, CaseError> {
+    let items = suite_items(source, text)?;
+    items.into_iter().filter(|(_, item)| !is_task_case(item)).map(|(at, item)| parse_case(&at, item)).collect()
+}
+
+/// The case objects of a suite file (one, or a list), each named by where it is.
+fn suite_items(source: &str, text: &str) -> Result<Vec<(String, Value)>, CaseError> {
     let value: Value = serde_json::from_str(text).map_err(|e| CaseError {
         source: source.into(),
         path: None,
         message: e.to_string(),
     })?;
-    match value {
+    Ok(match value {
         Value::Array(items) => {
-            items.into_iter().enumerate().map(|(i, item)| parse_case(&format!("{source}[{i}]"), item)).collect()
+            items.into_iter().enumerate().map(|(i, item)| (format!("{source}[{i}]"), item)).collect()
         }
-        item => Ok(vec![parse_case(source, item)?]),
+        item => vec![(source.to_string(), item)],
+    })
+}
+
+/// Whether a case object is a task case (`kind: decide_task`).
+fn is_task_case(item: &Value) -> bool {
+    item.get("kind").and_then(Value::as_str) == Some(TASK_KIND)
+}
+
+/// The `kind` of a task case.
+const TASK_KIND: &str = "decide_task";
+
+/// A task conformance case (`kind: decide_task`): a task case, its name and what the answer
+/// must hold (`action`, `delay_seconds`, `reason`, `reason_contains`, `event`).
+#[derive(Clone, Debug)]
+pub struct TaskConformanceCase {
+    /// The case's `name`.
+    pub name: String,
+    /// The file (and list index) it came from.
+    pub source: String,
+    /// The failed try.
+    pub task: TaskCase,
+    /// The expected fields.
+    pub expect: Map<String, Value>,
+}
+
+/// The task cases of one suite file (a case object or a list; run cases are passed over).
+pub fn parse_task_cases(source: &str, text: &str) -> Result<Vec<TaskConformanceCase>, CaseError> {
+    let items = suite_items(source, text)?;
+    items
+        .into_iter()
+        .filter(|(_, item)| is_task_case(item))
+        .map(|(at, item)| {
+            let task = TaskCase::from_json(&at, &item.to_string())?;
+            let name = item.get("name").and_then(Value::as_str).unwrap_or("(unnamed)").to_string();
+            let expect = match item.get("expect") {
+                Some(Value::Object(map)) => map.clone(),
+                None | Some(Value::Null) => Map::new(),
+                Some(_) => {
+                    return Err(CaseError {
+                        source: at,
+                        path: Some("expect".into()),
+                        message: "must be an object".into(),
+                    })
+                }
+            };
+            Ok(TaskConformanceCase { name, source: at, task, expect })
+        })
+        .collect()
+}
+
+/// The task cases of a file or a directory (recursively, `*.json`), as [`load_cases`] reads
+/// run cases.
+pub fn load_task_cases(path: &Path) -> Result<Vec<TaskConformanceCase>, CaseError> {
+    let mut cases = Vec::new();
+    for (file, text) in read_suite_files(path)? {
+        cases.extend(parse_task_cases(&file, &text)?);
     }
+    Ok(cases)
+}
+
+/// Run task cases, comparing every expected field but those in `ignore`: `decide` is the policy
+/// under test (an `Err` is its failure, reported as the case's difference).
+pub fn run_task_cases(
+    cases: &[TaskConformanceCase],
+    ignore: &[String],
+    mut decide: impl FnMut(&TaskCase) -> Result<TaskDecision, String>,
+) -> Report {
+    let mut report = Report::default();
+    for c in cases {
+        let differences = match decide(&c.task) {
+            Ok(decision) => compare_task_decision(&decision, &c.expect, ignore),
+            Err(e) => vec![format!("policy failed: {e}")],
+        };
+        report.record(&c.name, &c.source, differences);
+    }
+    report
+}
+
+/// Run task cases against a [`TaskPolicy`] natively: a policy author's `cargo test`.
+pub fn run_native_tasks<T: TaskPolicy>(cases: &[TaskConformanceCase], ignore: &[String]) -> Report {
+    run_task_cases(cases, ignore, |task| Ok(T::decide_task(task)))
 }
 
 fn parse_case(source: &str, value: Value) -> Result<ConformanceCase, CaseError> {
@@ -124,6 +218,15 @@ fn parse_case(source: &str, value: Value) -> Result<ConformanceCase, CaseError> 
 /// Cases from a file (one case, or a list of them) or a directory (recursively, `*.json`, in
 /// path order).
 pub fn load_cases(path: &Path) -> Result<Vec<ConformanceCase>, CaseError> {
+    let mut cases = Vec::new();
+    for (file, text) in read_suite_files(path)? {
+        cases.extend(parse_cases(&file, &text)?);
+    }
+    Ok(cases)
+}
+
+/// Every `*.json` of a file or a directory (recursively), in path order, with its text.
+fn read_suite_files(path: &Path) -> Result<Vec<(String, String)>, CaseError> {
     let unreadable = |path: &Path, e: std::io::Error| CaseError {
         source: path.display().to_string(),
         path: None,
@@ -132,12 +235,13 @@ pub fn load_cases(path: &Path) -> Result<Vec<ConformanceCase>, CaseError> {
     let mut files = Vec::new();
     collect_json_files(path, &mut files).map_err(|(path, e)| unreadable(&path, e))?;
     files.sort();
-    let mut cases = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|e| unreadable(&file, e))?;
-        cases.extend(parse_cases(&file.display().to_string(), &text)?);
-    }
-    Ok(cases)
+    files
+        .into_iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(&file).map_err(|e| unreadable(&file, e))?;
+            Ok((file.display().to_string(), text))
+        })
+        .collect()
 }
 
 fn collect_json_files(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), (PathBuf, std::io::Error)> {

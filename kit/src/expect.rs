@@ -8,6 +8,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::model::{tag, Decision, Run, SelectionAnswer};
+use crate::task::TaskDecision;
 
 fn differ(field: &str, expected: &Value, got: &Value) -> Option<String> {
     (expected != got).then(|| format!("{field}: expected {expected}, got {got}"))
@@ -46,6 +47,36 @@ pub fn compare_decision(run: &Run, decision: &Decision, expect: &Map<String, Val
                 Some(value) => differ(other, expected, value),
                 None => Some(format!("{other}: not a decision field")),
             },
+        };
+        differences.extend(difference);
+    }
+    differences
+}
+
+/// Every difference between a task decision and `expect`: `action`, `delay_seconds` (exact;
+/// null means none), `reason`, `reason_contains` (a part of the reason) and `event` (one of the
+/// events).
+pub fn compare_task_decision(decision: &TaskDecision, expect: &Map<String, Value>, ignore: &[String]) -> Vec<String> {
+    let mut differences = Vec::new();
+    for (field, expected) in expect {
+        if ignore.iter().any(|i| i == field) {
+            continue;
+        }
+        let difference = match field.as_str() {
+            "action" => differ(field, expected, &json!(decision.action)),
+            "delay_seconds" => differ(field, expected, &json!(decision.delay_seconds)),
+            "reason" => differ(field, expected, &json!(decision.reason)),
+            "reason_contains" => {
+                let part = expected.as_str().unwrap_or_default();
+                (!decision.reason.contains(part))
+                    .then(|| format!("reason: expected to contain {expected}, got {:?}", decision.reason))
+            }
+            "event" => {
+                let wanted = expected.as_str().unwrap_or_default();
+                (!decision.events.iter().any(|e| e == wanted))
+                    .then(|| format!("event: expected {expected} among events {:?}", decision.events))
+            }
+            other => Some(format!("{other}: not a task decision field")),
         };
         differences.extend(difference);
     }

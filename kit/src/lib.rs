@@ -73,7 +73,7 @@ pub use task::{
 };
 
 #[cfg(feature = "serde")]
-pub use expect::{compare_decision, compare_selection};
+pub use expect::{compare_decision, compare_selection, compare_task_decision};
 #[cfg(feature = "serde")]
 pub use json::{AnyCase, Case, CaseError};
 #[cfg(feature = "serde")]

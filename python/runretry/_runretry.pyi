@@ -120,4 +120,5 @@ def conformance(
     ignore_fields: Sequence[str] = (),
     **limits: Unpack[SandboxLimits],
 ) -> dict[str, Any]:
-    """Run a policy against a suite ("default", "contract" or a path): passed, failed, failures."""
+    """Run a policy against a suite ("default", "contract" or a path): passed, failed, skipped
+    (cases of a kind the policy does not decide), failures."""

@@ -192,7 +192,7 @@ impl PyPolicy {
 
 /// Run a policy (the default one when `policy_path` is None) against a conformance suite:
 /// `"default"` (Dagster's semantics), `"contract"` (properties every policy must hold), or a
-/// path to a case file or directory. Returns `{"passed": n, "failed": m, "failures": [...]}`.
+/// path to a case file or directory. Returns `{"passed": n, "failed": m, "skipped": k, "failures": [...]}`.
 #[pyfunction]
 #[pyo3(signature = (policy_path=None, suite="default", *, ignore_fields=Vec::new(), **limits))]
 pub(crate) fn conformance(
@@ -224,6 +224,7 @@ pub(crate) fn conformance(
     }
     let result = PyDict::new(py);
     result.set_item("passed", report.passed)?;
+    result.set_item("skipped", report.skipped)?;
     result.set_item("failed", report.failures.len())?;
     result.set_item("failures", failures)?;
     Ok(result.into_any().unbind())

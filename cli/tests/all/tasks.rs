@@ -179,3 +179,28 @@ fn the_dagster_version_is_read_checked_and_overridden() {
     assert!(stderr(&bad).contains("config.dagster_version"), "{}", stderr(&bad));
     assert!(stderr(&bad).contains("is not a Dagster release"), "{}", stderr(&bad));
 }
+
+#[test]
+fn conformance_runs_each_kind_of_case_a_policy_decides_and_skips_the_rest() {
+    let stdout = |output: &Output| String::from_utf8_lossy(&output.stdout).into_owned();
+    // The default policy decides both: the default suite's run and task cases all pass.
+    let both = runretry(&["conformance", "--suite", "default"], "");
+    assert_eq!(both.status.code(), Some(0), "{}", stdout(&both));
+    let last = stdout(&both).lines().last().unwrap_or_default().to_string();
+    let passed: usize = last.split(' ').next().unwrap().parse().unwrap();
+    assert!(passed > 480 && last.ends_with(" passed, 0 failed"), "{last}");
+    // A task-only policy: the contract suite's generated runs are not its to answer.
+    let contract = runretry(&["conformance", "--policy", runretry_test_guests::TASK_RULES, "--suite", "contract"], "");
+    assert_eq!(contract.status.code(), Some(0), "{}", stdout(&contract));
+    assert!(stdout(&contract).contains("0 passed, 0 failed,") && stdout(&contract).contains(" skipped"));
+    // On the permanent-errors example's cases it answers the task cases (wrongly: 7 s, not
+    // Airflow's 120 s) and skips the run cases.
+    let cases = crate::support::repo().join("examples/permanent-errors-policy/cases");
+    let mixed = runretry(
+        &["conformance", "--policy", runretry_test_guests::TASK_RULES, "--suite", cases.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(mixed.status.code(), Some(1), "{}", stdout(&mixed));
+    assert!(stdout(&mixed).contains("delay_seconds: expected 120.0, got 7.0"), "{}", stdout(&mixed));
+    assert!(stdout(&mixed).contains(" skipped"), "{}", stdout(&mixed));
+}

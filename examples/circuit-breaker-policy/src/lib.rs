@@ -359,6 +359,13 @@ mod tests {
     }
 
     #[test]
+    fn the_example_task_cases_pass_natively() {
+        let cases = conformance::load_task_cases(concat!(env!("CARGO_MANIFEST_DIR"), "/cases").as_ref()).unwrap();
+        let report = conformance::run_native_tasks::<CircuitBreakerPolicy>(&cases, &[]);
+        assert!(report.failures.is_empty() && report.passed > 0, "{report}");
+    }
+
+    #[test]
     fn the_example_cases_pass_natively() {
         let cases = conformance::load_cases(concat!(env!("CARGO_MANIFEST_DIR"), "/cases").as_ref()).unwrap();
         let report = conformance::run_native::<CircuitBreakerPolicy>(&cases, &[]);

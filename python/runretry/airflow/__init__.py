@@ -13,7 +13,7 @@ except ModuleNotFoundError as missing:
     raise ModuleNotFoundError(
         "runretry.airflow needs Airflow 3.3, which is not installed here: "
         "pip install 'runretry[airflow]' (or apache-airflow>=3.3,<3.4)",
-        name=missing.name,
+        name="airflow",
     ) from missing
 
 from runretry.airflow.case import build_task_case

@@ -44,6 +44,17 @@ from runretry.remote import RemotePolicy
 
 STATE_TAG = "runretry/state"  # pending | launched | resubmitted | none | error
 DUE_TAG = "runretry/due_at"  # epoch seconds of a delayed retry
+# The run the sensor's tags were written on. Dagster copies a run's tags to a re-execution by
+# hand, runretry's with them: without this, a re-executed run would look judged already (and
+# a copied "pending" would be launched again).
+JUDGED_TAG = ".runretry/judged"
+
+
+def _judged(run: DagsterRun, tag: str) -> bool:
+    """Whether this sensor wrote ``tag`` on ``run`` itself, not on a run it was copied from (a run
+    tagged before the judged tag existed has none: its own tag is trusted, as it was then)."""
+    judged = run.tags.get(JUDGED_TAG)
+    return bool(run.tags.get(tag)) and (judged is None or judged == run.run_id)
 AUTO_RETRY_TAG = "dagster/auto_retry_run_id"
 WILL_RETRY_TAG = "dagster/will_retry"
 
@@ -264,19 +275,21 @@ def _shadow_tick(
         if not done:
             continue
         del cursor.waiting[run_id]
-        if run.tags.get(SHADOW_TAG):
+        if _judged(run, SHADOW_TAG):
             continue  # judged by an earlier tick whose cursor was not saved
         case = build_case(instance, run, repository_def=context.repository_def, before_retry=True, **bounds)
         try:
             decision = engine.decide(case)
         except runretry.RunretryError as error:
             context.log.error(f"runretry: could not decide for run {run_id} ({error.kind}): {error}")
-            instance.add_run_tags(run_id, {SHADOW_TAG: "error"})
+            instance.add_run_tags(run_id, {SHADOW_TAG: "error", JUDGED_TAG: run_id})
             _engine_events(instance, run, [f"shadow: the policy could not decide ({error.kind}): {error}"])
             continue
         diffs = compare(decision, child, instance)
         verdict = "agree" if not diffs else "disagree"
-        instance.add_run_tags(run_id, {SHADOW_TAG: verdict, DECISION_TAG: json.dumps(decision, sort_keys=True)})
+        instance.add_run_tags(
+            run_id, {SHADOW_TAG: verdict, JUDGED_TAG: run_id, DECISION_TAG: json.dumps(decision, sort_keys=True)}
+        )
         what = f"{decision['action']} (retry {decision['retry_number']})" if decision["retry"] else decision["action"]
         detail = "; ".join(diffs) if diffs else "same decision"
         _engine_events(instance, run, [f"shadow: {verdict}s with Dagster: runretry decides {what}: {detail}. "
@@ -308,7 +321,7 @@ def _enforce_tick(
             done.append(outcome)
     # Retries decided earlier and due now, found from tags: they survive any restart.
     for run in instance.get_runs(RunsFilter(tags={STATE_TAG: "pending"})):
-        if float(run.tags.get(DUE_TAG, "0")) <= time.time():
+        if _judged(run, STATE_TAG) and float(run.tags.get(DUE_TAG, "0")) <= time.time():
             done.append(_launch(context, run, json.loads(run.tags[DECISION_TAG])))
     if not done:
         return "runretry enforce: nothing to do"
@@ -321,7 +334,7 @@ def _decide(
 ) -> str | None:
     instance = context.instance
     run = instance.get_run_by_id(run.run_id) or run  # the freshest tags
-    if run.tags.get(STATE_TAG):
+    if _judged(run, STATE_TAG):
         return None  # decided by an earlier tick
     # A run another hand already retried still goes to the policy, as it does in Dagster's
     # daemon: a retry that exists but was never submitted (its creator died in between) is
@@ -334,7 +347,7 @@ def _decide(
     except runretry.RunretryError as error:
         # on_policy_error="fail": no decision, so no retry, as when Dagster's own retry raises.
         context.log.error(f"runretry: the policy could not decide for run {run.run_id} ({error.kind}): {error}")
-        instance.add_run_tags(run.run_id, {STATE_TAG: "error", WILL_RETRY_TAG: "false"})
+        instance.add_run_tags(run.run_id, {STATE_TAG: "error", JUDGED_TAG: run.run_id, WILL_RETRY_TAG: "false"})
         _engine_events(instance, run, [f"the policy could not decide ({error.kind}): {error}"])
         return f"{run.run_id}: policy error"
     for event in decision["events"]:
@@ -346,7 +359,7 @@ def _decide(
         due = entry.timestamp + float(decision["delay_seconds"] or 0)
         instance.add_run_tags(
             run.run_id,
-            {**failed_tags, STATE_TAG: "pending", DUE_TAG: f"{due:.3f}", DECISION_TAG: json.dumps(decision, sort_keys=True)},
+            {**failed_tags, STATE_TAG: "pending", JUDGED_TAG: run.run_id, DUE_TAG: f"{due:.3f}", DECISION_TAG: json.dumps(decision, sort_keys=True)},
         )
         if due <= time.time():
             return _launch(context, instance.get_run_by_id(run.run_id) or run, decision)
@@ -357,9 +370,9 @@ def _decide(
         existing = instance.get_run_by_id(decision["resubmit_run_id"])
         if existing is not None and existing.status == DagsterRunStatus.NOT_STARTED:
             launch.submit(instance, existing.run_id)
-        instance.add_run_tags(run.run_id, {**failed_tags, STATE_TAG: "resubmitted"})
+        instance.add_run_tags(run.run_id, {**failed_tags, STATE_TAG: "resubmitted", JUDGED_TAG: run.run_id})
         return f"{run.run_id}: resubmitted {decision['resubmit_run_id']}"
-    instance.add_run_tags(run.run_id, {**failed_tags, STATE_TAG: "none"})
+    instance.add_run_tags(run.run_id, {**failed_tags, STATE_TAG: "none", JUDGED_TAG: run.run_id})
     return f"{run.run_id}: not retried"
 
 
@@ -376,7 +389,7 @@ def _launch(context: SensorEvaluationContext, run: DagsterRun, decision: dict[st
             child = instance.get_run_by_id(new_id)
         except Exception as error:  # as Dagster's daemon: a retry that cannot be created is not retried
             context.log.error(f"runretry: failed to retry run {run.run_id}: {error}")
-            instance.add_run_tags(run.run_id, {STATE_TAG: "error", WILL_RETRY_TAG: "false"})
+            instance.add_run_tags(run.run_id, {STATE_TAG: "error", JUDGED_TAG: run.run_id, WILL_RETRY_TAG: "false"})
             _engine_events(instance, run, [f"Failed to retry run: {type(error).__name__}: {error}"])
             return f"{run.run_id}: failed to retry"
         _engine_events(instance, run, [f"Retrying the run as {new_id}"])
@@ -387,5 +400,5 @@ def _launch(context: SensorEvaluationContext, run: DagsterRun, decision: dict[st
     # "pending", and a later tick submits the run it finds (never a second one).
     if child is not None and child.status == DagsterRunStatus.NOT_STARTED:
         launch.submit(instance, new_id)
-    instance.add_run_tags(run.run_id, {AUTO_RETRY_TAG: new_id, STATE_TAG: "launched"})
+    instance.add_run_tags(run.run_id, {AUTO_RETRY_TAG: new_id, STATE_TAG: "launched", JUDGED_TAG: run.run_id})
     return f"{run.run_id}: retry {decision['retry_number']} launched as {new_id}"

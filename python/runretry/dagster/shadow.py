@@ -74,7 +74,9 @@ def compare(decision: Mapping[str, Any], child: DagsterRun | None, instance: Dag
     )
     if decision.get("asset_check_selection") != child_checks:
         diffs.append(f"asset_check_selection: runretry {decision.get('asset_check_selection')}, Dagster {child_checks}")
-    decided = dict(decision["new_run_tags"])
+    # runretry's own tags on either side are its bookkeeping (a run re-executed by hand carries
+    # its parent's), not part of what the retry is.
+    decided = {k: v for k, v in decision["new_run_tags"].items() if not _own_tag(k)}
     actual = {
         k: v
         for k, v in child.tags.items()

@@ -28,6 +28,9 @@ pub fn venv() -> PathBuf {
 /// A virtualenv under the target dir (`name/venv`) holding `requirements`, made once and reused
 /// while they are the same.
 pub fn venv_with(name: &str, requirements: &[&str]) -> PathBuf {
+    // Tests of one binary run at once: one makes the virtualenv, the others wait for it.
+    static MAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _making = MAKING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     let venv = dir.join("venv");
     let stamp = dir.join("requirements.txt");

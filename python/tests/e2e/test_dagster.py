@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import DagsterEventType, DagsterRunStatus
+from dagster import DagsterEventType, DagsterRun, DagsterRunStatus
 from dagster._core.definitions.selector import JobSubsetSelector
 from dagster._core.execution.plan.resume_retry import ReexecutionStrategy
 from dagster._core.scheduler.instigation import TickStatus
@@ -30,6 +30,7 @@ from dagster._core.workspace.load_target import WorkspaceFileTarget
 
 from conftest import FINISHED, Deployment, engine_messages
 from runretry.dagster import launch
+from runretry.dagster.sensor import JUDGED_TAG
 
 # Scenario -> (job, what Dagster's daemon is expected to do with the group).
 SCENARIOS = ["op_raises", "op_failure_not_retried", "dynamic_fanout", "killed_worker", "asset_from_asset_failure"]
@@ -37,7 +38,12 @@ SCENARIOS = ["op_raises", "op_failure_not_retried", "dynamic_fanout", "killed_wo
 # Tags that name runs (ids differ between deployments) or come from the run's own outcome.
 RUN_SPECIFIC_TAGS = {"dagster/parent_run_id", "dagster/root_run_id", "dagster/auto_retry_run_id",
                      ".dagster/grpc_info", "runretry/due_at", "runretry/state", ".runretry/decision",
-                     "runretry/shadow", "dagster/will_retry"}
+                     "runretry/shadow", ".runretry/judged", "dagster/will_retry"}
+
+
+def judged_here(run: DagsterRun) -> bool:
+    """runretry's tags on ``run`` were written on it, not copied from the run it re-executes."""
+    return run.tags.get(JUDGED_TAG, run.run_id) == run.run_id
 
 
 def settled(d: Deployment, root_id: str, judged_tag: str) -> bool:
@@ -46,8 +52,9 @@ def settled(d: Deployment, root_id: str, judged_tag: str) -> bool:
     if any(r.status not in FINISHED for r in runs):
         return False
     failed = [r for r in runs if r.status == DagsterRunStatus.FAILURE]
-    # runretry's mark on each failure; "pending" is a retry decided but not launched yet.
-    if not all(r.tags.get(judged_tag) not in (None, "pending") for r in failed):
+    # runretry's mark on each failure, written on that run (a re-execution by hand carries its
+    # parent's marks, copied by Dagster); "pending" is a retry decided but not launched yet.
+    if not all(r.tags.get(judged_tag) not in (None, "pending") and judged_here(r) for r in failed):
         return False
     # A retry that is decided but not yet created is still to come.
     return all(
