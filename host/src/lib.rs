@@ -69,6 +69,7 @@ pub use contract::CONTRACT_VERSION;
 pub use dagster_yaml::ConfigOverride;
 pub use error::{Cause, Error};
 pub use fallback::{Decided, Deployment, OnFailure, OnPolicyError};
+pub use hex::sha256_hex;
 pub use policy::{Policy, Sandbox, DEFAULT_POLICY_NAME, DEFAULT_POLICY_WASM};
 pub use sandbox::{default_cache_dir, LimitKnob, LimitOverrides, SandboxConfig, LIMIT_KNOBS};
 

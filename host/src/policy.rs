@@ -15,6 +15,7 @@ use crate::component;
 use crate::contract::{POLICY_EXPORT, TASK_EXPORT};
 use crate::determinism::seed_for;
 use crate::error::{clip_untrusted, Error};
+use crate::hex::sha256_hex;
 use crate::sandbox::{self, HostState, Interrupt, SandboxConfig};
 use crate::signing::{self, TrustedKeys};
 use crate::validate;
@@ -112,7 +113,8 @@ impl Sandbox {
             None => component::compile(&self.engine, name, bytes)?,
         };
         let pre = component::prepare(&self.engine, &self.linker, name, &compiled)?;
-        Ok(Policy { sandbox: self.clone(), pre, name: name.to_string(), interrupt: None })
+        let sha256 = sha256_hex(bytes).into();
+        Ok(Policy { sandbox: self.clone(), pre, name: name.to_string(), sha256, interrupt: None })
     }
 
     /// Load the embedded default policy.
@@ -128,6 +130,8 @@ pub struct Policy {
     sandbox: Sandbox,
     pre: PolicyPre,
     name: String,
+    /// SHA-256 of the component's bytes, lowercase hex.
+    sha256: Arc<str>,
     /// Stops every call from outside (a candidate under check); `None` for a policy in service.
     interrupt: Option<Arc<Interrupt>>,
 }
@@ -136,6 +140,17 @@ impl Policy {
     /// The name given at load time (a path, or `<embedded default policy>`).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// SHA-256 of the component's bytes, lowercase hex: which policy decided, as decisions
+    /// record it.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// The sandbox it runs in (to load another policy beside it, with the same limits).
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
     }
 
     /// The same policy, its calls stopped early when `interrupt` fires.

@@ -15,8 +15,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
+pub use runretry::sha256_hex;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use runretry::calls::{Interrupt, StopReason};
 use runretry::conformance::{check_candidate, CandidateSuite, ConformanceCase, Verdict};
@@ -161,11 +161,6 @@ pub(crate) struct Versions {
     checks: Checks,
     keep: usize,
     metrics: Arc<Metrics>,
-}
-
-/// SHA-256 of `bytes`, lowercase hex: how versions and pins name a component.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(bytes))
 }
 
 fn now_rfc3339(at: SystemTime) -> String {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use runretry_serve::{DecisionLogConfig, ServeConfig, Server};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::serve::{case_for, config, log_lines, Client};
 use crate::support::{example_policy, example_text, repo};
@@ -190,4 +190,111 @@ fn a_decision_log_replays_against_its_recorded_decisions() {
     let plain = replay(&["--candidate", example_policy("backoff_policy"), "--recorded", &cases]);
     assert_eq!(plain.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&plain.stderr).contains("--recorded needs decision-log records"));
+}
+
+/// The permanent-errors example's task cases, with their conformance fields, one per line.
+fn task_cases_jsonl(dir: &Path) -> String {
+    let cases: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("examples/permanent-errors-policy/cases/tasks.json")).unwrap(),
+    )
+    .unwrap();
+    let lines: String = cases.as_array().unwrap().iter().map(|case| format!("{case}\n")).collect();
+    let path = dir.join("tasks.jsonl");
+    std::fs::write(&path, lines).unwrap();
+    path.display().to_string()
+}
+
+/// Task cases (Airflow) replay beside run cases: against the default policy (Airflow's own
+/// retries), the permanent-errors policy avoids exactly the tries its permanent errors would
+/// have spent, and reports them per task; the run cases in the same file still count as runs.
+#[test]
+fn task_cases_replay_beside_run_cases_and_permanent_errors_avoid_tries() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks_path = task_cases_jsonl(dir.path());
+    let tasks = std::fs::read_to_string(&tasks_path).unwrap();
+    let expected_fails: Vec<bool> =
+        tasks.lines().map(|line| serde_json::from_str::<Value>(line).unwrap()["expect"]["action"] == "fail").collect();
+    let runs = std::fs::read_to_string(examples_jsonl(dir.path())).unwrap();
+    let mixed = dir.path().join("mixed.jsonl");
+    std::fs::write(&mixed, format!("{tasks}{runs}")).unwrap();
+
+    let output = replay(&[
+        "--candidate",
+        example_policy("permanent_errors_policy"),
+        "--format",
+        "json",
+        mixed.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let summary = report(&output);
+    let task_count = tasks.lines().count();
+    assert_eq!(summary["cases"], task_count + runs.lines().count(), "every task case and run case: {summary}");
+    assert_eq!(summary["candidate_errors"], 0, "{summary}");
+    // The default retries every one of these tries (retries remain): each failed at once is a
+    // try avoided, with the retry delay it would have waited.
+    let avoided = expected_fails.iter().filter(|fails| **fails).count();
+    assert!(avoided > 0);
+    assert_eq!(summary["avoided_runs"], avoided, "{summary}");
+    assert_eq!(summary["extra_runs"], 0, "{summary}");
+    assert!(summary["added_delay_seconds"].as_f64().unwrap() < 0.0, "the avoided tries' waits are saved: {summary}");
+    let etl_load = summary["jobs"].as_array().unwrap().iter().find(|job| job["job"] == "etl.load").expect("per task");
+    assert_eq!(etl_load["avoided_runs"], avoided, "{summary}");
+    assert!(kinds(&summary).contains(&("retry".to_string(), avoided as u64)), "{summary}");
+
+    // The text report names the task as a job.
+    let text = replay(&["--candidate", example_policy("permanent_errors_policy"), &tasks_path]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("etl.load:") && text.contains("avoided"), "{text}");
+
+    // A task-only candidate fails on every run case, and says so as errors, not as a crash.
+    let output =
+        replay(&["--candidate", runretry_test_guests::TASK_RULES, "--format", "json", mixed.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(report(&output)["candidate_errors"], runs.lines().count());
+
+    // A bad task line is refused naming the line and the field.
+    std::fs::write(&mixed, format!("{tasks}{{\"task\": {{\"dag_id\": 1}}}}\n")).unwrap();
+    let bad = replay(&["--candidate", example_policy("permanent_errors_policy"), mixed.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(said.contains(&format!("mixed.jsonl:{}", task_count + 1)) && said.contains("task.dag_id"), "{said}");
+}
+
+/// A decision log of `/v1/decide-task` answers replays against its recorded task decisions:
+/// the same policy changes nothing, and permanent-errors changes exactly the permanent ones.
+#[test]
+fn a_decision_log_of_task_decisions_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("decisions.jsonl");
+    let server =
+        Server::start(ServeConfig { decision_log: Some(DecisionLogConfig::new(&log)), ..config(dir.path()) }).unwrap();
+    let client = Client::new(server.local_addr());
+    let tasks = std::fs::read_to_string(task_cases_jsonl(dir.path())).unwrap();
+    let mut permanent = 0;
+    for line in tasks.lines() {
+        let case: Value = serde_json::from_str(line).unwrap();
+        permanent += usize::from(case["expect"]["action"] == "fail");
+        let (status, answer) = client.post("/v1/decide-task", json!({"task": case["task"]}).to_string().as_bytes());
+        assert_eq!(status, 200, "{answer}");
+    }
+    assert_eq!(client.post("/v1/decide-task", br#"{"task": {}}"#).0, 400);
+    drop(server);
+    let log = log.display().to_string();
+
+    let default = dir.path().join("default.wasm");
+    std::fs::write(&default, runretry::DEFAULT_POLICY_WASM).unwrap();
+    let same =
+        report(&replay(&["--candidate", &default.display().to_string(), "--recorded", "--format", "json", &log]));
+    assert_eq!(same["cases"], tasks.lines().count(), "the unparsed request is skipped: {same}");
+    assert_eq!(same["changed"], 0, "{same}");
+
+    let changed = report(&replay(&[
+        "--candidate",
+        example_policy("permanent_errors_policy"),
+        "--recorded",
+        "--format",
+        "json",
+        &log,
+    ]));
+    assert_eq!(changed["avoided_runs"], permanent, "{changed}");
 }

@@ -1,10 +1,13 @@
 //! How two decisions for one case differ: a table of change kinds (adding a kind is one line),
-//! and the run, step and delay arithmetic the report sums.
+//! and the run, step and delay arithmetic the report sums. A task decision (Airflow) changes in
+//! three of the same kinds: `retry`, `action` and `delay`.
 
 use std::collections::BTreeSet;
 
-use runretry_kit::{Action, Decision, Tags};
+use runretry_kit::{Action, AnyCase, Decision, Tags, TaskAction, TaskCase, TaskDecision};
 use serde_json::Value;
+
+use super::ReplayAnswer;
 
 /// One way a decision can change.
 pub struct ChangeKind {
@@ -64,12 +67,56 @@ pub struct Difference {
     pub added_delay_seconds: f64,
 }
 
-/// Compare answers; an `Err` is a failed policy, named by its error kind.
-pub fn compare_answers(candidate: Result<&Decision, &str>, baseline: Result<&Decision, &str>) -> Difference {
-    match (candidate, baseline) {
-        (Ok(candidate), Ok(baseline)) => compare_decisions(candidate, baseline),
-        (Err(a), Err(b)) if a == b => Difference::default(),
+/// Compare two answers to `case`; an `Err` is a failed policy, named by its error kind.
+pub fn compare_answers(
+    case: &AnyCase,
+    candidate: Result<&ReplayAnswer, &str>,
+    baseline: Result<&ReplayAnswer, &str>,
+) -> Difference {
+    match (case, candidate, baseline) {
+        (AnyCase::Run(_), Ok(ReplayAnswer::Run(candidate)), Ok(ReplayAnswer::Run(baseline))) => {
+            compare_decisions(candidate, baseline)
+        }
+        (AnyCase::Task(task), Ok(ReplayAnswer::Task(candidate)), Ok(ReplayAnswer::Task(baseline))) => {
+            compare_task_decisions(task, candidate, baseline)
+        }
+        (_, Err(a), Err(b)) if a == b => Difference::default(),
+        // An error on one side only; an answer of the other kind cannot come from deciding.
         _ => Difference { kinds: vec![ERROR], ..Difference::default() },
+    }
+}
+
+fn compare_task_decisions(task: &TaskCase, candidate: &TaskDecision, baseline: &TaskDecision) -> Difference {
+    let (cand_retries, base_retries) = (task_retries(task, candidate), task_retries(task, baseline));
+    let kinds = [
+        ("retry", cand_retries != base_retries),
+        ("action", candidate.action != baseline.action),
+        ("delay", candidate.delay_seconds != baseline.delay_seconds),
+    ];
+    Difference {
+        kinds: kinds.iter().filter(|(_, changed)| *changed).map(|(name, _)| *name).collect(),
+        extra_run: cand_retries && !base_retries,
+        avoided_run: base_retries && !cand_retries,
+        added_delay_seconds: task_delay(task, candidate) - task_delay(task, baseline),
+        ..Difference::default()
+    }
+}
+
+/// Whether Airflow tries the task again on this answer: `retry` and `default` (its standard
+/// retries; the replay has replaced it by Airflow's decision where it could) do while retries
+/// remain; a policy cannot add retries.
+fn task_retries(task: &TaskCase, decision: &TaskDecision) -> bool {
+    decision.action != TaskAction::Fail && task.retries_remain()
+}
+
+/// The wait before the next try, when there is one. `default` waits Airflow's own delay, which
+/// the host does not compute (backoff and jitter are Airflow's): it counts as none.
+fn task_delay(task: &TaskCase, decision: &TaskDecision) -> f64 {
+    match decision.action {
+        TaskAction::Retry if task.retries_remain() => {
+            decision.delay_seconds.unwrap_or(task.settings.retry_delay_seconds)
+        }
+        _ => 0.0,
     }
 }
 
@@ -139,6 +186,15 @@ mod tests {
     use super::*;
     use runretry_kit::Strategy;
 
+    /// Compare two run decisions (or errors) as the replay does.
+    fn compare_runs(candidate: Result<&Decision, &str>, baseline: Result<&Decision, &str>) -> Difference {
+        let case = runretry_kit::Case::from_json("test", r#"{"run": {"run_id": "r", "status": "FAILURE"}}"#).unwrap();
+        let case = AnyCase::Run(case);
+        let (candidate, baseline) =
+            (candidate.map(|d| ReplayAnswer::Run(d.clone())), baseline.map(|d| ReplayAnswer::Run(d.clone())));
+        compare_answers(&case, candidate.as_ref().map_err(|e| *e), baseline.as_ref().map_err(|e| *e))
+    }
+
     fn launch(steps: &[&str], delay: f64) -> Decision {
         Decision {
             action: Action::LaunchNew,
@@ -154,18 +210,18 @@ mod tests {
     fn same_decisions_with_other_words_do_not_differ() {
         let a = Decision { reason: "one way".into(), events: vec!["x".into()], ..launch(&["a", "b"], 0.0) };
         let b = Decision { reason: "another".into(), ..launch(&["b", "a"], 0.0) };
-        assert_eq!(compare_answers(Ok(&a), Ok(&b)), Difference::default());
+        assert_eq!(compare_runs(Ok(&a), Ok(&b)), Difference::default());
     }
 
     #[test]
     fn a_new_retry_is_an_extra_run_with_its_steps_and_delay() {
         let candidate = launch(&["a", "b"], 30.0);
         let baseline = Decision::none("no");
-        let d = compare_answers(Ok(&candidate), Ok(&baseline));
+        let d = compare_runs(Ok(&candidate), Ok(&baseline));
         assert_eq!(d.kinds, ["retry", "action", "strategy", "steps", "retry_number", "delay"]);
         assert!(d.extra_run && !d.avoided_run);
         assert_eq!((d.extra_steps, d.fewer_steps, d.added_delay_seconds), (2, 0, 30.0));
-        let back = compare_answers(Ok(&baseline), Ok(&candidate));
+        let back = compare_runs(Ok(&baseline), Ok(&candidate));
         assert!(back.avoided_run && !back.extra_run);
         assert_eq!((back.extra_steps, back.fewer_steps, back.added_delay_seconds), (0, 2, -30.0));
     }
@@ -174,13 +230,13 @@ mod tests {
     fn each_kind_is_named_alone() {
         let base = launch(&["a"], 0.0);
         let steps = launch(&["a", "b"], 0.0);
-        assert_eq!(compare_answers(Ok(&steps), Ok(&base)).kinds, ["steps"]);
+        assert_eq!(compare_runs(Ok(&steps), Ok(&base)).kinds, ["steps"]);
         let delayed = launch(&["a"], 5.0);
-        assert_eq!(compare_answers(Ok(&delayed), Ok(&base)).kinds, ["delay"]);
+        assert_eq!(compare_runs(Ok(&delayed), Ok(&base)).kinds, ["delay"]);
         let tagged = Decision { new_run_tags: vec![("k".into(), "v".into())], ..launch(&["a"], 0.0) };
-        assert_eq!(compare_answers(Ok(&tagged), Ok(&base)).kinds, ["tags"]);
+        assert_eq!(compare_runs(Ok(&tagged), Ok(&base)).kinds, ["tags"]);
         let numbered = Decision { retry_number: Some(2), ..launch(&["a"], 0.0) };
-        assert_eq!(compare_answers(Ok(&numbered), Ok(&base)).kinds, ["retry_number"]);
+        assert_eq!(compare_runs(Ok(&numbered), Ok(&base)).kinds, ["retry_number"]);
     }
 
     /// Every field of a decision is compared by a named kind, or is free text: `other` stays
@@ -197,9 +253,63 @@ mod tests {
     #[test]
     fn errors_differ_from_answers_and_from_other_errors() {
         let base = launch(&["a"], 0.0);
-        assert_eq!(compare_answers(Err("guest trap"), Ok(&base)).kinds, [ERROR]);
-        assert_eq!(compare_answers(Ok(&base), Err("guest trap")).kinds, [ERROR]);
-        assert_eq!(compare_answers(Err("guest trap"), Err("guest trap")).kinds, Vec::<&str>::new());
-        assert_eq!(compare_answers(Err("guest trap"), Err("fuel exhausted")).kinds, [ERROR]);
+        assert_eq!(compare_runs(Err("guest trap"), Ok(&base)).kinds, [ERROR]);
+        assert_eq!(compare_runs(Ok(&base), Err("guest trap")).kinds, [ERROR]);
+        assert_eq!(compare_runs(Err("guest trap"), Err("guest trap")).kinds, Vec::<&str>::new());
+        assert_eq!(compare_runs(Err("guest trap"), Err("fuel exhausted")).kinds, [ERROR]);
+    }
+
+    fn task(try_number: u32, max_tries: u32) -> TaskCase {
+        let error = runretry_kit::ExceptionInfo::new("builtins.ValueError", "bad");
+        let mut task = TaskCase::new("dag", "task", "run", try_number, max_tries, error);
+        task.settings.retry_delay_seconds = 300.0;
+        task
+    }
+
+    fn answer(action: TaskAction, delay_seconds: Option<f64>) -> TaskDecision {
+        TaskDecision { action, delay_seconds, reason: "why".into(), events: Vec::new() }
+    }
+
+    fn compare_tasks(task: &TaskCase, candidate: &TaskDecision, baseline: &TaskDecision) -> Difference {
+        let case = AnyCase::Task(task.clone());
+        let (candidate, baseline) = (ReplayAnswer::Task(candidate.clone()), ReplayAnswer::Task(baseline.clone()));
+        compare_answers(&case, Ok(&candidate), Ok(&baseline))
+    }
+
+    #[test]
+    fn a_task_failed_at_once_is_an_avoided_try_and_its_delay() {
+        let d = compare_tasks(&task(1, 3), &answer(TaskAction::Fail, None), &answer(TaskAction::Retry, Some(60.0)));
+        assert_eq!(d.kinds, ["retry", "action", "delay"]);
+        assert!(d.avoided_run && !d.extra_run);
+        assert_eq!(d.added_delay_seconds, -60.0);
+    }
+
+    #[test]
+    fn a_task_retry_without_delay_waits_the_tasks_retry_delay() {
+        let d = compare_tasks(&task(1, 3), &answer(TaskAction::Retry, None), &answer(TaskAction::Retry, Some(60.0)));
+        assert_eq!(d.kinds, ["delay"]);
+        assert_eq!(d.added_delay_seconds, 240.0);
+    }
+
+    #[test]
+    fn default_retries_while_retries_remain_and_the_last_try_retries_nothing() {
+        let d = compare_tasks(&task(1, 3), &answer(TaskAction::Default, None), &answer(TaskAction::Retry, Some(60.0)));
+        assert_eq!(d.kinds, ["action", "delay"]);
+        assert!(!d.extra_run && !d.avoided_run);
+        let last = compare_tasks(&task(4, 3), &answer(TaskAction::Retry, Some(9.0)), &answer(TaskAction::Fail, None));
+        assert_eq!(last.kinds, ["action", "delay"]);
+        assert!(!last.extra_run && last.added_delay_seconds == 0.0, "Airflow retries nothing past max_tries");
+    }
+
+    /// Every field of a task decision: compared (`action`, `delay_seconds`) or free text.
+    const TASK_DECISION_FIELDS: &[&str] = &["action", "delay_seconds", "reason", "events"];
+
+    /// As for run decisions: a field added to `TaskDecision` fails this test until it is compared.
+    #[test]
+    fn every_task_decision_field_is_compared_or_free_text() {
+        let value = serde_json::to_value(answer(TaskAction::Retry, Some(1.0))).unwrap();
+        let unnamed: Vec<&String> =
+            value.as_object().unwrap().keys().filter(|k| !TASK_DECISION_FIELDS.contains(&k.as_str())).collect();
+        assert!(unnamed.is_empty(), "task decision fields replay does not compare: {unnamed:?}");
     }
 }

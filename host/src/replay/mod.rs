@@ -2,25 +2,29 @@
 //! baseline, either another policy or the decisions a decision log recorded.
 //!
 //! The runner ([`replay`]) returns a [`ReplayReport`]; `report` renders it as text, JSON or
-//! Markdown. Cases are decided with [`decide_batch`] (every core, answers in order).
+//! Markdown. Run cases are decided with [`decide_batch`] (every core, answers in order), task
+//! cases (Airflow) on as many threads.
 //!
 //! A replay knows first decisions only: when the candidate retries a run the baseline gave up
 //! on, what that new run would have done is unknown. Such chains are counted
-//! (`ReplayReport::extra_runs`) and never simulated.
+//! (`ReplayReport::extra_runs`) and never simulated. For a task case an extra run is an extra
+//! try of the task, and a `default` answer is compared as what it means, Airflow's own
+//! decision: the embedded default task policy's, which reproduces Airflow 3.3.2 exactly.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
 
-use runretry_kit::{Case, Decision};
+use runretry_kit::{AnyCase, Decision, TaskAction, TaskCase, TaskDecision};
 
 use crate::dagster_yaml::ConfigOverride;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::batch::decide_batch;
-use crate::decision_record::{DecisionRecord, RecordedAnswer};
+use crate::decision_record::{DecisionRecord, RecordedAnswer, RecordedError};
 use crate::error::Error;
 use crate::fallback::Deployment;
+use crate::policy::Policy;
 
 mod compare;
 mod report;
@@ -34,16 +38,26 @@ pub use report::{render_replay, ReplayFormat};
 pub struct ReplayEntry {
     /// Its line in the input, from 1.
     pub line: usize,
-    /// The case.
-    pub case: Case,
+    /// The case: a failed run (Dagster) or a task's failed try (Airflow).
+    pub case: AnyCase,
     /// The recorded answer: a decision, or the kind of error the policy failed with. `None`
     /// for a plain case line.
-    pub recorded: Option<Result<Decision, String>>,
+    pub recorded: Option<Result<ReplayAnswer, String>>,
 }
 
-/// Read a JSON Lines file of cases or of decision-log records (they may be mixed). Records of
-/// other endpoints (`select-steps`) and records without a case (a request that did not parse)
-/// are skipped: nothing to replay. A bad line is an error naming the line and the field.
+/// A policy's answer to one case, of the case's kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReplayAnswer {
+    /// The decision for a failed run.
+    Run(Decision),
+    /// The decision for a task's failed try.
+    Task(TaskDecision),
+}
+
+/// Read a JSON Lines file of cases (run or task) or of decision-log records (`decide` and
+/// `decide-task`; they may be mixed). Records of other endpoints (`select-steps`) and records
+/// without a case (a request that did not parse) are skipped: nothing to replay. A bad line is
+/// an error naming the line and the field.
 pub fn read_replay_input(source: &str, input: impl BufRead) -> Result<Vec<ReplayEntry>, Error> {
     let mut entries = Vec::new();
     let (mut other_endpoints, mut without_case) = (0, 0);
@@ -57,27 +71,28 @@ pub fn read_replay_input(source: &str, input: impl BufRead) -> Result<Vec<Replay
         let value: Value =
             serde_json::from_str(&text).map_err(|e| Error::bad_input_caused(format!("{at}: {e}"), &e))?;
         if !value.as_object().is_some_and(|o| o.contains_key("decision_id")) {
-            entries.push(ReplayEntry { line, case: Case::from_json(&at, &text)?, recorded: None });
+            entries.push(ReplayEntry { line, case: AnyCase::from_json(&at, &text)?, recorded: None });
             continue;
         }
         let record: DecisionRecord = serde_path_to_error::deserialize(value)
             .map_err(|e| Error::bad_input(format!("{at}: {}: {}", e.path(), e.inner())))?;
-        let RecordedAnswer::Decide { decision, error, .. } = record.answer else {
-            other_endpoints += 1;
-            continue;
+        let (case, recorded) = match record.answer {
+            RecordedAnswer::Decide { decision, error, .. } => {
+                (record.case.map(AnyCase::Run), recorded_answer(&at, decision.map(ReplayAnswer::Run), error)?)
+            }
+            RecordedAnswer::DecideTask { decision, error, .. } => {
+                (record.task.map(AnyCase::Task), recorded_answer(&at, decision.map(ReplayAnswer::Task), error)?)
+            }
+            RecordedAnswer::SelectSteps { .. } | RecordedAnswer::DecideBatch { .. } => {
+                other_endpoints += 1;
+                continue;
+            }
         };
-        let Some(case) = record.case else {
+        let Some(case) = case else {
             without_case += 1;
             continue;
         };
-        case.validate().map_err(|(path, message)| Error::bad_input(format!("{at}: case.{path}: {message}")))?;
-        let recorded = match (decision, error) {
-            (Some(decision), _) => Ok(decision),
-            (None, Some(error)) => Err(error.kind),
-            (None, None) => {
-                return Err(Error::bad_input(format!("{at}: a decision-log record with neither decision nor error")))
-            }
-        };
+        validate_recorded(&at, &case)?;
         entries.push(ReplayEntry { line, case, recorded: Some(recorded) });
     }
     if other_endpoints + without_case > 0 {
@@ -88,6 +103,30 @@ pub fn read_replay_input(source: &str, input: impl BufRead) -> Result<Vec<Replay
         );
     }
     Ok(entries)
+}
+
+/// A record's answer: its decision, or the kind of error it failed with.
+fn recorded_answer(
+    at: &str,
+    decision: Option<ReplayAnswer>,
+    error: Option<RecordedError>,
+) -> Result<Result<ReplayAnswer, String>, Error> {
+    match (decision, error) {
+        (Some(decision), _) => Ok(Ok(decision)),
+        (None, Some(error)) => Ok(Err(error.kind)),
+        (None, None) => Err(Error::bad_input(format!("{at}: a decision-log record with neither decision nor error"))),
+    }
+}
+
+/// A recorded case is checked as a case line is: a log may have been edited, or written by an
+/// older service. The error names the record's field (`case.run...`, `task...`).
+fn validate_recorded(at: &str, case: &AnyCase) -> Result<(), Error> {
+    let checked = match case {
+        AnyCase::Run(case) => case.validate().map_err(|(path, message)| (format!("case.{path}"), message)),
+        // A task case's paths start at `task`, the record's own field.
+        AnyCase::Task(task) => task.validate(),
+    };
+    checked.map_err(|(path, message)| Error::bad_input(format!("{at}: {path}: {message}")))
 }
 
 /// What the candidate is compared with.
@@ -115,7 +154,8 @@ pub const SAMPLES: usize = 3;
 /// The changes among one job's cases.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct JobReport {
-    /// The job's name (`(no job)` when the run names none).
+    /// The job's name (`(no job)` when the run names none); for task cases, the task as
+    /// `dag_id.task_id`.
     pub job: String,
     /// Cases replayed.
     pub cases: usize,
@@ -183,8 +223,8 @@ pub fn replay(
     jobs: usize,
     progress: &(dyn Fn() + Sync),
 ) -> Result<ReplayReport, Error> {
-    let cand_answers = decide_all(entries, candidate, config, jobs, progress)?;
-    let (base_answers, baseline_name) = match baseline {
+    let mut cand_answers = decide_all(entries, candidate, config, jobs, progress)?;
+    let (mut base_answers, baseline_name) = match baseline {
         Baseline::Policy(deployment) => {
             let name = deployment.policy().map(|p| p.name().to_string()).unwrap_or_default();
             (decide_all(entries, deployment, config, jobs, progress)?, name)
@@ -204,6 +244,9 @@ pub fn replay(
             (recorded, "recorded".to_string())
         }
     };
+    let airflow = AirflowDefault::new(candidate.policy()?);
+    airflow.resolve(entries, &mut cand_answers);
+    airflow.resolve(entries, &mut base_answers);
     let mut report = ReplayReport {
         candidate: candidate.policy().map(|p| p.name().to_string()).unwrap_or_default(),
         baseline: baseline_name,
@@ -211,7 +254,8 @@ pub fn replay(
     };
     let mut jobs: BTreeMap<String, JobReport> = BTreeMap::new();
     for ((entry, cand), base) in entries.iter().zip(&cand_answers).zip(&base_answers) {
-        let difference = compare_answers(cand.as_ref().map_err(String::as_str), base.as_ref().map_err(String::as_str));
+        let difference =
+            compare_answers(&entry.case, cand.as_ref().map_err(String::as_str), base.as_ref().map_err(String::as_str));
         report.cases += 1;
         report.candidate_errors += usize::from(cand.is_err());
         report.baseline_errors += usize::from(base.is_err());
@@ -220,7 +264,7 @@ pub fn replay(
         report.extra_steps += difference.extra_steps;
         report.fewer_steps += difference.fewer_steps;
         report.added_delay_seconds += difference.added_delay_seconds;
-        let job_name = entry.case.run.job.clone().unwrap_or_else(|| "(no job)".into());
+        let (job_name, run_id) = job_and_run(&entry.case);
         let job = jobs.entry(job_name.clone()).or_insert_with(|| JobReport { job: job_name, ..JobReport::default() });
         job.cases += 1;
         job.extra_runs += usize::from(difference.extra_run);
@@ -231,12 +275,51 @@ pub fn replay(
         report.changed += 1;
         job.changed += 1;
         for kind in &difference.kinds {
-            count(&mut report.kinds, kind, &entry.case.run.run_id);
-            count(&mut job.kinds, kind, &entry.case.run.run_id);
+            count(&mut report.kinds, kind, run_id);
+            count(&mut job.kinds, kind, run_id);
         }
     }
     report.jobs = jobs.into_values().collect();
     Ok(report)
+}
+
+/// What a task policy's `default` answer means: Airflow's own decision, which the embedded
+/// default task policy computes. Loaded on first use (a replay of run cases never needs it).
+struct AirflowDefault<'a> {
+    beside: &'a Policy,
+    policy: std::sync::OnceLock<Result<Policy, Error>>,
+}
+
+impl<'a> AirflowDefault<'a> {
+    /// The default task policy, to be loaded in the sandbox of `beside` (the candidate).
+    fn new(beside: &'a Policy) -> Self {
+        AirflowDefault { beside, policy: std::sync::OnceLock::new() }
+    }
+
+    /// Replace every task answer `default` by Airflow's decision for its case. Where that
+    /// cannot be had, the answer stays `default` (compared as a retry with no known delay).
+    fn resolve(&self, entries: &[ReplayEntry], answers: &mut [Result<ReplayAnswer, String>]) {
+        for (entry, answer) in entries.iter().zip(answers) {
+            let (AnyCase::Task(task), Ok(ReplayAnswer::Task(decision))) = (&entry.case, &*answer) else {
+                continue;
+            };
+            if decision.action != TaskAction::Default {
+                continue;
+            }
+            let policy = self.policy.get_or_init(|| self.beside.sandbox().load_default());
+            if let Ok(Ok(airflow)) = policy.as_ref().map(|policy| policy.decide_task(task)) {
+                *answer = Ok(ReplayAnswer::Task(airflow));
+            }
+        }
+    }
+}
+
+/// The name a case is reported under, and the run id its samples show.
+fn job_and_run(case: &AnyCase) -> (String, &str) {
+    match case {
+        AnyCase::Run(case) => (case.run.job.clone().unwrap_or_else(|| "(no job)".into()), &case.run.run_id),
+        AnyCase::Task(task) => (format!("{}.{}", task.dag_id, task.task_id), &task.run_id),
+    }
 }
 
 /// Count one change of `kind`, keeping the counts in report order.
@@ -263,25 +346,76 @@ fn kind_order(kind: &str) -> usize {
     })
 }
 
-/// Every entry decided by `deployment`, in order; a failure is kept as its error kind.
+/// Every entry decided by `deployment`, in order; a failure is kept as its error kind. `config`
+/// replaces run cases' config only (a task case's settings are the task's own).
 fn decide_all(
     entries: &[ReplayEntry],
     deployment: &Deployment,
     config: ConfigOverride,
     jobs: usize,
     progress: &(dyn Fn() + Sync),
-) -> Result<Vec<Result<Decision, String>>, Error> {
-    // The batch runner reads JSON Lines: hand it the cases as such.
-    let mut lines = String::new();
+) -> Result<Vec<Result<ReplayAnswer, String>>, Error> {
+    let (mut runs, mut tasks) = (Vec::new(), Vec::new());
     for entry in entries {
-        lines.push_str(&serde_json::to_string(&entry.case).expect("cases serialise"));
+        match &entry.case {
+            AnyCase::Run(case) => runs.push(case),
+            AnyCase::Task(task) => tasks.push(task),
+        }
+    }
+    // The batch runner reads JSON Lines: hand it the run cases as such.
+    let mut lines = String::new();
+    for case in runs {
+        lines.push_str(&serde_json::to_string(case).expect("cases serialise"));
         lines.push('\n');
     }
-    let mut answers = Vec::with_capacity(entries.len());
+    let mut run_answers = Vec::with_capacity(entries.len());
     decide_batch(lines.as_bytes(), "replay", deployment, config, jobs, |answer| {
         progress();
-        answers.push(answer.result.map_err(|error| error.kind().to_string()));
+        run_answers.push(answer.result.map(ReplayAnswer::Run).map_err(|error| error.kind().to_string()));
         true
     })?;
-    Ok(answers)
+    let mut task_answers = decide_tasks(&tasks, deployment, jobs, progress).into_iter();
+    let mut run_answers = run_answers.into_iter();
+    // Back in the entries' order: each kind's answers are in its own entries' order.
+    Ok(entries
+        .iter()
+        .map(|entry| {
+            let next = match entry.case {
+                AnyCase::Run(_) => run_answers.next(),
+                AnyCase::Task(_) => task_answers.next(),
+            };
+            next.expect("one answer per case")
+        })
+        .collect())
+}
+
+/// Every task case decided, in order, on up to `jobs` threads (each a contiguous share).
+fn decide_tasks(
+    tasks: &[&TaskCase],
+    deployment: &Deployment,
+    jobs: usize,
+    progress: &(dyn Fn() + Sync),
+) -> Vec<Result<ReplayAnswer, String>> {
+    if tasks.is_empty() {
+        return Vec::new();
+    }
+    let share = tasks.len().div_ceil(jobs.max(1));
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = tasks
+            .chunks(share)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|task| {
+                            let answer = deployment.decide_task(task);
+                            progress();
+                            answer.map(ReplayAnswer::Task).map_err(|error| error.kind().to_string())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|worker| worker.join().expect("deciding does not panic")).collect()
+    })
 }
