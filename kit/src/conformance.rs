@@ -144,21 +144,28 @@ pub fn parse_task_cases(source: &str, text: &str) -> Result<Vec<TaskConformanceC
         .filter(|(_, item)| is_task_case(item))
         .map(|(at, item)| {
             let task = TaskCase::from_json(&at, &item.to_string())?;
-            let name = item.get("name").and_then(Value::as_str).unwrap_or("(unnamed)").to_string();
-            let expect = match item.get("expect") {
-                Some(Value::Object(map)) => map.clone(),
-                None | Some(Value::Null) => Map::new(),
-                Some(_) => {
-                    return Err(CaseError {
-                        source: at,
-                        path: Some("expect".into()),
-                        message: "must be an object".into(),
-                    })
-                }
-            };
+            let (name, expect) = name_and_expect(&at, &item)?;
             Ok(TaskConformanceCase { name, source: at, task, expect })
         })
         .collect()
+}
+
+/// What every conformance case has beside its case: a `name` (`(unnamed)` when absent) and the
+/// `expect`ed fields (none when absent).
+fn name_and_expect(source: &str, item: &Value) -> Result<(String, Map<String, Value>), CaseError> {
+    let name = item.get("name").and_then(Value::as_str).unwrap_or("(unnamed)").to_string();
+    let expect = match item.get("expect") {
+        Some(Value::Object(map)) => map.clone(),
+        None | Some(Value::Null) => Map::new(),
+        Some(_) => {
+            return Err(CaseError {
+                source: source.into(),
+                path: Some("expect".into()),
+                message: "must be an object".into(),
+            })
+        }
+    };
+    Ok((name, expect))
 }
 
 /// The task cases of a file or a directory (recursively, `*.json`), as [`load_cases`] reads
@@ -197,20 +204,14 @@ pub fn run_native_tasks<T: TaskPolicy>(cases: &[TaskConformanceCase], ignore: &[
 fn parse_case(source: &str, value: Value) -> Result<ConformanceCase, CaseError> {
     let error = |path: &str, message: String| CaseError { source: source.into(), path: Some(path.into()), message };
     let case = Case::from_json(source, &value.to_string())?;
-    let field = |name: &str| value.get(name).and_then(Value::as_str);
-    let name = field("name").unwrap_or("(unnamed)").to_string();
-    let kind = match field("kind") {
+    let (name, expect) = name_and_expect(source, &value)?;
+    let kind = match value.get("kind").and_then(Value::as_str) {
         Some("should_retry") | None => Kind::ShouldRetry,
         Some("select_steps") => {
             let strategy = value.pointer("/input/strategy").cloned().unwrap_or(Value::Null);
             Kind::SelectSteps(serde_json::from_value(strategy).map_err(|e| error("input.strategy", e.to_string()))?)
         }
         Some(other) => return Err(error("kind", format!("{other:?} is neither should_retry nor select_steps"))),
-    };
-    let expect = match value.get("expect") {
-        Some(Value::Object(map)) => map.clone(),
-        None | Some(Value::Null) => Map::new(),
-        Some(_) => return Err(error("expect", "must be an object".into())),
     };
     Ok(ConformanceCase { name, source: source.to_string(), kind, case, expect })
 }

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, Semaphore};
 use tower_http::catch_panic::CatchPanicLayer;
 
-use runretry::ConfigOverride;
+use runretry::{ConfigOverride, Deployment};
 use runretry_kit::{Case, CaseError, Decision, SelectionAnswer, Strategy, TaskCase, TaskDecision};
 
 use runretry::text::clip_to;
@@ -108,14 +108,10 @@ impl AppState {
         }
     }
 
-    /// Decide with `version`, whose deployment applies the fallback mode to a policy failure.
-    fn decide(&self, version: &Version, case: &Case) -> Decided {
-        self.counted(version.deployment.decide_telling(case))
-    }
-
-    /// Decide a task's failed try with `version`, as [`decide`](Self::decide) a run.
-    fn decide_task(&self, version: &Version, task: &TaskCase) -> Decided<TaskDecision> {
-        self.counted(version.deployment.decide_task_telling(task))
+    /// Decide `case` with `version`, whose deployment applies the fallback mode to a policy
+    /// failure.
+    fn decide<C: DecidedCase>(&self, version: &Version, case: &C) -> Decided<C::Decision> {
+        self.counted(C::decide(&version.deployment, case))
     }
 
     /// Count a decision's policy error and fallback.
@@ -245,9 +241,9 @@ impl From<Error> for ErrorReply {
 pub(crate) fn router(state: Arc<AppState>, config: &ServeConfig) -> Router {
     // Bodies are read by the handlers themselves (`AppState::read_body`), within the limits.
     let mut app = Router::new()
-        .route("/v1/decide", post(decide))
+        .route("/v1/decide", post(decide_one::<Case>))
         .route("/v1/decide/batch", post(decide_batch))
-        .route("/v1/decide-task", post(decide_task))
+        .route("/v1/decide-task", post(decide_one::<TaskCase>))
         .route("/v1/select-steps", post(select_steps))
         .route("/v1/policy", get(describe_policy).put(upload_policy))
         .route("/v1/policy/rollback", post(rollback))
@@ -320,7 +316,9 @@ impl RequestCase for TaskCase {
 /// A kind of case that gets a decision: how its decision is counted and recorded.
 trait DecidedCase: RequestCase {
     /// The decision it gets.
-    type Decision: serde::Serialize;
+    type Decision: serde::Serialize + Send + 'static;
+    /// Decide it with `deployment`, telling a fallback apart.
+    fn decide(deployment: &Deployment, case: &Self) -> Decided<Self::Decision>;
     /// The decision's action, the metrics' label.
     fn action(decision: &Self::Decision) -> &'static str;
     /// The record's case fields and answer.
@@ -334,6 +332,10 @@ trait DecidedCase: RequestCase {
 
 impl DecidedCase for Case {
     type Decision = Decision;
+
+    fn decide(deployment: &Deployment, case: &Case) -> Decided<Decision> {
+        deployment.decide_telling(case)
+    }
 
     fn action(decision: &Decision) -> &'static str {
         decision.action.as_str()
@@ -351,6 +353,10 @@ impl DecidedCase for Case {
 
 impl DecidedCase for TaskCase {
     type Decision = TaskDecision;
+
+    fn decide(deployment: &Deployment, task: &TaskCase) -> Decided<TaskDecision> {
+        deployment.decide_task_telling(task)
+    }
 
     fn action(decision: &TaskDecision) -> &'static str {
         decision.action.as_str()
@@ -429,29 +435,16 @@ fn failed<T>(
     (failure.status, None, Some(failure.recorded()), None)
 }
 
-/// `POST /v1/decide`: a case (the CLI's case JSON) in; the decision, its id and the deciding
-/// policy out.
-async fn decide(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+/// `POST /v1/decide` (a run case, the CLI's case JSON) and `POST /v1/decide-task` (a task case,
+/// `{"task": ...}`, docs/case-format.md §5): the case in; the decision, its id and the deciding
+/// policy out. A version that does not decide the case's kind fails as any failing policy does
+/// (the fallback mode applies).
+async fn decide_one<C: DecidedCase>(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let (started, at, id) = (Instant::now(), SystemTime::now(), decision_id());
     let version = state.versions.active();
     let decided = {
         let version = version.clone();
-        state.on_worker(&headers, body, move |state, case| Ok(state.decide(&version, case))).await
-    };
-    let answered = answer_decision(&state, id, at, &version, decided, started);
-    state.log(answered.record).await;
-    (answered.status, Json(answered.body)).into_response()
-}
-
-/// `POST /v1/decide-task`: a task case (`{"task": ...}`, docs/case-format.md §5) in; the task
-/// decision, its id and the deciding policy out, as `/v1/decide` for a run. A version that
-/// decides runs only fails as any failing policy does (the fallback mode applies).
-async fn decide_task(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    let (started, at, id) = (Instant::now(), SystemTime::now(), decision_id());
-    let version = state.versions.active();
-    let decided = {
-        let version = version.clone();
-        state.on_worker(&headers, body, move |state, task: &TaskCase| Ok(state.decide_task(&version, task))).await
+        state.on_worker(&headers, body, move |state, case: &C| Ok(state.decide(&version, case))).await
     };
     let answered = answer_decision(&state, id, at, &version, decided, started);
     state.log(answered.record).await;
@@ -570,7 +563,7 @@ impl Batch {
                 let Some((number, line)) = lines.next() else { break };
                 let version = self.version.clone();
                 let work = state.on_case(format!("request body:{number}"), line, move |state, case| {
-                    Ok(state.decide(&version, case))
+                    Ok(state.decide::<Case>(&version, case))
                 });
                 in_flight.push_back((number, tokio::spawn(work)));
             }

@@ -2,36 +2,9 @@
 //! input getting its exit code and a message naming what is wrong (never a panic).
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use crate::support::{example, repo};
-
-fn runretry(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_runretry"))
-        .args(args)
-        .env("RUNRETRY_CACHE", "off")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run runretry");
-    let mut pipe = child.stdin.take().unwrap();
-    pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    drop(pipe);
-    let output = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!stderr.contains("panicked"), "runretry panicked: {stderr}");
-    output
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&output.stdout)))
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use crate::support::{example, repo, runretry, stderr, stdout_json};
 
 /// Every spec example through the CLI with the embedded default policy: the expected fields.
 #[test]
@@ -44,11 +17,11 @@ fn twelve_spec_examples_give_the_expected_answers() {
         let expect = case["expect"].as_object().unwrap();
         let output = if case["kind"] == "select_steps" {
             let strategy = case["input"]["strategy"].as_str().unwrap();
-            runretry(&["select-steps", "--strategy", strategy, &path], None)
+            runretry(&["select-steps", "--strategy", strategy, &path], "")
         } else {
-            runretry(&["decide", &path], None)
+            runretry(&["decide", &path], "")
         };
-        let got = json(&output);
+        let got = stdout_json(&output);
         if let Some(error) = expect.get("error").filter(|e| !e.is_null()) {
             assert_eq!(output.status.code(), Some(1), "{path}: a refusal exits 1");
             assert_eq!(&got["error"], error, "{path}");
@@ -73,9 +46,9 @@ fn twelve_spec_examples_give_the_expected_answers() {
 #[test]
 fn case_from_stdin() {
     let text = std::fs::read_to_string(example("06")).unwrap();
-    let output = runretry(&["decide", "-"], Some(&text));
+    let output = runretry(&["decide", "-"], &text);
     assert_eq!(output.status.code(), Some(0));
-    assert_eq!(json(&output)["strategy"], "ALL_STEPS");
+    assert_eq!(stdout_json(&output)["strategy"], "ALL_STEPS");
 }
 
 #[test]
@@ -83,9 +56,9 @@ fn dagster_yaml_replaces_the_case_config() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = dir.path().join("dagster.yaml");
     std::fs::write(&yaml, "storage:\n  sqlite:\n    base_dir: /tmp\nrun_retries:\n  enabled: false\n").unwrap();
-    let output = runretry(&["decide", "--config", yaml.to_str().unwrap(), &example("01")], None);
+    let output = runretry(&["decide", "--config", yaml.to_str().unwrap(), &example("01")], "");
     assert_eq!(output.status.code(), Some(0));
-    assert_eq!(json(&output)["action"], "NONE", "enabled: false in dagster.yaml wins over the case");
+    assert_eq!(stdout_json(&output)["action"], "NONE", "enabled: false in dagster.yaml wins over the case");
 }
 
 #[test]
@@ -93,7 +66,7 @@ fn bad_yaml_value_names_file_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = dir.path().join("dagster.yaml");
     std::fs::write(&yaml, "run_retries:\n  enabled: true\n  max_retries: lots\n").unwrap();
-    let output = runretry(&["decide", "--config", yaml.to_str().unwrap(), &example("01")], None);
+    let output = runretry(&["decide", "--config", yaml.to_str().unwrap(), &example("01")], "");
     assert_eq!(output.status.code(), Some(2));
     let message = stderr(&output);
     assert!(message.contains("dagster.yaml") && message.contains("run_retries.max_retries"), "{message}");
@@ -101,7 +74,7 @@ fn bad_yaml_value_names_file_and_field() {
 
 #[test]
 fn malformed_json_is_exit_2_naming_the_source() {
-    let output = runretry(&["decide", "-"], Some("{\"run\": {"));
+    let output = runretry(&["decide", "-"], "{\"run\": {");
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("<stdin>"), "{}", stderr(&output));
 }
@@ -109,7 +82,7 @@ fn malformed_json_is_exit_2_naming_the_source() {
 #[test]
 fn wrong_field_type_names_the_json_path() {
     let case = r#"{"run": {"run_id": "a", "status": "FAILURE", "steps": [{"key": "x", "status": "SUCCESS"}, {"key": "y", "upstream": "x", "status": "FAILURE"}]}}"#;
-    let output = runretry(&["decide", "-"], Some(case));
+    let output = runretry(&["decide", "-"], case);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("run.steps[1].upstream"), "{}", stderr(&output));
 }
@@ -117,21 +90,21 @@ fn wrong_field_type_names_the_json_path() {
 #[test]
 fn unknown_upstream_key_is_bad_input() {
     let case = r#"{"run": {"run_id": "a", "status": "FAILURE", "steps": [{"key": "y", "upstream": ["nope"], "status": "FAILURE"}]}}"#;
-    let output = runretry(&["select-steps", "--strategy", "FROM_FAILURE", "-"], Some(case));
+    let output = runretry(&["select-steps", "--strategy", "FROM_FAILURE", "-"], case);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("run.steps[0].upstream[0]"), "{}", stderr(&output));
 }
 
 #[test]
 fn missing_case_file_is_exit_2() {
-    let output = runretry(&["decide", "/nonexistent/case.json"], None);
+    let output = runretry(&["decide", "/nonexistent/case.json"], "");
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("/nonexistent/case.json"));
 }
 
 #[test]
 fn missing_policy_file_is_exit_2() {
-    let output = runretry(&["decide", "--policy", "/nonexistent/policy.wasm", &example("01")], None);
+    let output = runretry(&["decide", "--policy", "/nonexistent/policy.wasm", &example("01")], "");
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("/nonexistent/policy.wasm"));
 }
@@ -141,22 +114,22 @@ fn a_file_that_is_not_a_component_is_exit_3() {
     let dir = tempfile::tempdir().unwrap();
     let not_wasm = dir.path().join("policy.wasm");
     std::fs::write(&not_wasm, b"#!/bin/sh\necho retry\n").unwrap();
-    let output = runretry(&["decide", "--policy", not_wasm.to_str().unwrap(), &example("01")], None);
+    let output = runretry(&["decide", "--policy", not_wasm.to_str().unwrap(), &example("01")], "");
     assert_eq!(output.status.code(), Some(3));
     assert!(stderr(&output).contains("is not a WebAssembly file"), "{}", stderr(&output));
 
     let core_module = dir.path().join("core.wasm");
     std::fs::write(&core_module, b"\0asm\x01\0\0\0").unwrap();
-    let output = runretry(&["decide", "--policy", core_module.to_str().unwrap(), &example("01")], None);
+    let output = runretry(&["decide", "--policy", core_module.to_str().unwrap(), &example("01")], "");
     assert_eq!(output.status.code(), Some(3));
     assert!(stderr(&output).contains("core WebAssembly module"), "{}", stderr(&output));
 }
 
 #[test]
 fn refusal_prints_error_json_and_exits_1() {
-    let output = runretry(&["select-steps", "--strategy", "FROM_FAILURE", &example("12")], None);
+    let output = runretry(&["select-steps", "--strategy", "FROM_FAILURE", &example("12")], "");
     assert_eq!(output.status.code(), Some(1));
-    assert!(json(&output)["error"].as_str().unwrap().contains("not failed or canceled"));
+    assert!(stdout_json(&output)["error"].as_str().unwrap().contains("not failed or canceled"));
 }
 
 /// An asset job through the CLI: Dagster's test of a failed blocking check (T4), as a case.
@@ -165,14 +138,14 @@ fn asset_selections_are_printed_for_an_asset_job() {
     let cases = repo().join("tests/conformance/10-asset-jobs.json");
     let all: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(cases).unwrap()).unwrap();
     let t4 = all.iter().find(|c| c["name"] == "t4_failed_blocking_check_decision").unwrap().to_string();
-    let output = runretry(&["decide", "-"], Some(&t4));
+    let output = runretry(&["decide", "-"], &t4);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let decision = json(&output);
+    let decision = stdout_json(&output);
     assert_eq!(decision["asset_selection"], serde_json::json!(["a1_blocking_downstream", "a2_blocking"]));
     assert_eq!(decision["new_run_tags"]["dagster/is_asset_resume_retry"], "true");
-    let output = runretry(&["select-steps", "--strategy", "FROM_ASSET_FAILURE", "-"], Some(&t4));
+    let output = runretry(&["select-steps", "--strategy", "FROM_ASSET_FAILURE", "-"], &t4);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let selection = json(&output);
+    let selection = stdout_json(&output);
     assert_eq!(selection["asset_check_selection"].as_array().unwrap().len(), 2, "{selection}");
     assert_eq!(selection["steps"], serde_json::json!(["a1_blocking_downstream", "blocking_checked"]));
     // The same run on an op job's terms (its asset data dropped) has nothing to re-execute.
@@ -182,15 +155,19 @@ fn asset_selections_are_printed_for_an_asset_job() {
             step.as_object_mut().unwrap().remove(field);
         }
     }
-    let output = runretry(&["select-steps", "--strategy", "FROM_ASSET_FAILURE", "-"], Some(&op_job.to_string()));
+    let output = runretry(&["select-steps", "--strategy", "FROM_ASSET_FAILURE", "-"], &op_job.to_string());
     assert_eq!(output.status.code(), Some(1));
-    assert!(json(&output)["error"].as_str().unwrap().contains("No assets or asset checks"), "{}", stderr(&output));
+    assert!(
+        stdout_json(&output)["error"].as_str().unwrap().contains("No assets or asset checks"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
 fn batch_answers_every_line_in_order_and_reports_bad_lines() {
     let input = format!("{}\n{{\"run\": 42}}\n\n{}\n", one_line("01"), one_line("06"));
-    let output = runretry(&["decide", "--batch", "-"], Some(&input));
+    let output = runretry(&["decide", "--batch", "-"], &input);
     assert_eq!(output.status.code(), Some(2), "a bad line makes the exit code 2 after all lines");
     let lines: Vec<serde_json::Value> =
         String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -208,20 +185,20 @@ fn on_policy_error_covers_a_policy_that_does_not_load() {
     std::fs::write(&core_module, b"\0asm\x01\0\0\0").unwrap();
     let policy = core_module.to_str().unwrap();
     // A policy that cannot even load is a policy failure like any other...
-    let output = runretry(&["decide", "--policy", policy, &example("01")], None);
+    let output = runretry(&["decide", "--policy", policy, &example("01")], "");
     assert_eq!(output.status.code(), Some(3));
     // ...which give-up turns into "no retry", saying why...
-    let output = runretry(&["decide", "--policy", policy, "--on-policy-error", "give-up", &example("01")], None);
+    let output = runretry(&["decide", "--policy", policy, "--on-policy-error", "give-up", &example("01")], "");
     assert_eq!(output.status.code(), Some(0));
-    let decision = json(&output);
+    let decision = stdout_json(&output);
     assert_eq!(decision["action"], "NONE");
     let event = decision["events"][0].as_str().unwrap();
     assert!(event.contains("invalid policy component"), "{decision}");
     assert_eq!(event.matches("invalid policy component").count(), 1, "the kind is said once: {event}");
     // ...and default turns into the default policy's decision.
-    let output = runretry(&["decide", "--policy", policy, "--on-policy-error", "default", &example("01")], None);
+    let output = runretry(&["decide", "--policy", policy, "--on-policy-error", "default", &example("01")], "");
     assert_eq!(output.status.code(), Some(0));
-    assert_eq!(json(&output)["action"], "LAUNCH_NEW");
+    assert_eq!(stdout_json(&output)["action"], "LAUNCH_NEW");
 }
 
 /// A case on one line, for `--batch`.
@@ -237,21 +214,19 @@ fn a_sleeping_guest_holds_no_command() {
     let sleeper = runretry_test_guests::hostile("sleep_an_hour");
     let limits = ["--policy", sleeper, "--deadline-ms", "500"];
     let started = std::time::Instant::now();
-    let output = runretry(&[&["decide"], &limits[..], &[&example("01")]].concat(), None);
+    let output = runretry(&[&["decide"], &limits[..], &[&example("01")]].concat(), "");
     assert_eq!(output.status.code(), Some(3));
     assert!(stderr(&output).contains("deadline of 500 ms"), "{}", stderr(&output));
-    let output =
-        runretry(&[&["select-steps", "--strategy", "ALL_STEPS"], &limits[..], &[&example("01")]].concat(), None);
+    let output = runretry(&[&["select-steps", "--strategy", "ALL_STEPS"], &limits[..], &[&example("01")]].concat(), "");
     assert_eq!(output.status.code(), Some(3));
     let batch = format!("{}\n{}\n{}\n", one_line("01"), one_line("06"), one_line("01"));
-    let output = runretry(&[&["decide", "--batch", "-"], &limits[..]].concat(), Some(&batch));
+    let output = runretry(&[&["decide", "--batch", "-"], &limits[..]].concat(), &batch);
     assert_eq!(output.status.code(), Some(3));
     let answers = String::from_utf8(output.stdout).unwrap();
     assert_eq!(answers.lines().filter(|l| l.contains("deadline exceeded")).count(), 3, "{answers}");
-    let output =
-        runretry(&[&["decide", "--on-policy-error", "default"], &limits[..], &[&example("01")]].concat(), None);
+    let output = runretry(&[&["decide", "--on-policy-error", "default"], &limits[..], &[&example("01")]].concat(), "");
     assert_eq!(output.status.code(), Some(0));
-    assert_eq!(json(&output)["action"], "LAUNCH_NEW");
+    assert_eq!(stdout_json(&output)["action"], "LAUNCH_NEW");
     assert!(started.elapsed() < std::time::Duration::from_secs(60), "took {:?}", started.elapsed());
 }
 
@@ -307,13 +282,12 @@ fn a_closed_stdout_ends_quietly() {
 /// The CLI prints what really went wrong, and never raw terminal control codes from a guest.
 #[test]
 fn errors_name_their_root_cause_and_guest_text_is_escaped() {
-    let output = runretry(&["decide", "--policy", runretry_test_guests::hostile("exit_zero"), &example("01")], None);
+    let output = runretry(&["decide", "--policy", runretry_test_guests::hostile("exit_zero"), &example("01")], "");
     assert_eq!(output.status.code(), Some(3));
     assert!(stderr(&output).contains("the policy called exit(0)"), "{}", stderr(&output));
-    let output = runretry(&["decide", "--policy", runretry_test_guests::hostile("random_huge"), &example("01")], None);
+    let output = runretry(&["decide", "--policy", runretry_test_guests::hostile("random_huge"), &example("01")], "");
     assert!(stderr(&output).contains("asked for 1099511627776 random bytes"), "{}", stderr(&output));
-    let output =
-        runretry(&["decide", "--policy", runretry_test_guests::hostile("escape_stderr"), &example("01")], None);
+    let output = runretry(&["decide", "--policy", runretry_test_guests::hostile("escape_stderr"), &example("01")], "");
     let text = stderr(&output);
     assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
     assert_eq!(text.lines().count(), 1, "one line, no forged log line: {text}");
@@ -332,8 +306,8 @@ fn batch_on_many_threads_answers_in_input_order() {
             _ => input.push_str(&(one_line(names[i % names.len()]) + "\n")),
         }
     }
-    let one = runretry(&["decide", "--batch", "-", "--jobs", "1"], Some(&input));
-    let four = runretry(&["decide", "--batch", "-", "--jobs", "4"], Some(&input));
+    let one = runretry(&["decide", "--batch", "-", "--jobs", "1"], &input);
+    let four = runretry(&["decide", "--batch", "-", "--jobs", "4"], &input);
     assert_eq!(one.status.code(), Some(2));
     assert_eq!(four.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&four.stdout), String::from_utf8_lossy(&one.stdout));
@@ -348,19 +322,19 @@ fn batch_on_many_threads_answers_in_input_order() {
 #[test]
 fn a_lying_packed_header_aborts_no_command() {
     let liar = runretry_test_guests::hostile("packed_map_header");
-    let output = runretry(&["decide", "--policy", liar, &example("01")], None);
+    let output = runretry(&["decide", "--policy", liar, &example("01")], "");
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     assert!(stderr(&output).contains("invalid policy output"), "{}", stderr(&output));
-    let output = runretry(&["decide", "--policy", liar, "--on-policy-error", "give-up", &example("01")], None);
-    assert_eq!((output.status.code(), json(&output)["action"].as_str()), (Some(0), Some("NONE")));
-    let output = runretry(&["decide", "--policy", liar, "--on-policy-error", "default", &example("01")], None);
-    assert_eq!((output.status.code(), json(&output)["action"].as_str()), (Some(0), Some("LAUNCH_NEW")));
+    let output = runretry(&["decide", "--policy", liar, "--on-policy-error", "give-up", &example("01")], "");
+    assert_eq!((output.status.code(), stdout_json(&output)["action"].as_str()), (Some(0), Some("NONE")));
+    let output = runretry(&["decide", "--policy", liar, "--on-policy-error", "default", &example("01")], "");
+    assert_eq!((output.status.code(), stdout_json(&output)["action"].as_str()), (Some(0), Some("LAUNCH_NEW")));
     let batch = [one_line("01"), one_line("06"), one_line("01"), one_line("06"), one_line("01")].join("\n");
-    let output = runretry(&["decide", "--batch", "-", "--policy", liar], Some(&batch));
+    let output = runretry(&["decide", "--batch", "-", "--policy", liar], &batch);
     assert_eq!(output.status.code(), Some(3));
     let answers = String::from_utf8(output.stdout).unwrap();
     assert_eq!(answers.lines().filter(|l| l.contains("invalid policy output")).count(), 5, "{answers}");
-    let output = runretry(&["conformance", "--policy", liar], None);
+    let output = runretry(&["conformance", "--policy", liar], "");
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
 }
 
@@ -369,18 +343,18 @@ fn a_lying_packed_header_aborts_no_command() {
 #[test]
 fn a_guests_huge_text_is_clipped_on_every_output() {
     let shouter = runretry_test_guests::hostile("packed_huge_error");
-    let output = runretry(&["decide", "--policy", shouter, &example("01")], None);
+    let output = runretry(&["decide", "--policy", shouter, &example("01")], "");
     assert_eq!(output.status.code(), Some(3));
     assert!(output.stderr.len() < 10_000, "{} bytes on stderr", output.stderr.len());
     assert!(stderr(&output).contains("more bytes cut]"), "{}", stderr(&output));
     let batch = [one_line("01"), one_line("06"), one_line("01")].join("\n");
-    let output = runretry(&["decide", "--batch", "-", "--policy", shouter], Some(&batch));
+    let output = runretry(&["decide", "--batch", "-", "--policy", shouter], &batch);
     assert!(output.stdout.len() < 30_000, "{} bytes on stdout", output.stdout.len());
     for refuser in [shouter, runretry_test_guests::hostile("huge_refusal")] {
-        let output = runretry(&["select-steps", "--strategy", "ALL_STEPS", "--policy", refuser, &example("01")], None);
+        let output = runretry(&["select-steps", "--strategy", "ALL_STEPS", "--policy", refuser, &example("01")], "");
         assert_eq!(output.status.code(), Some(1), "{refuser}: {}", stderr(&output));
         assert!(output.stdout.len() < 10_000, "{refuser}: {} bytes on stdout", output.stdout.len());
-        assert!(json(&output)["error"].as_str().unwrap().ends_with("more bytes cut]"), "{refuser}");
+        assert!(stdout_json(&output)["error"].as_str().unwrap().ends_with("more bytes cut]"), "{refuser}");
     }
 }
 
@@ -389,18 +363,18 @@ fn a_guests_huge_text_is_clipped_on_every_output() {
 #[test]
 fn a_zero_limit_is_refused_naming_the_flag() {
     for (flag, value) in [("--deadline-ms", "0"), ("--fuel", "0"), ("--max-output-bytes", "0")] {
-        let output = runretry(&["decide", flag, value, &example("01")], None);
+        let output = runretry(&["decide", flag, value, &example("01")], "");
         assert_eq!(output.status.code(), Some(2), "{flag}: {}", stderr(&output));
         assert!(stderr(&output).contains(&format!("({flag}) is 0")), "{}", stderr(&output));
     }
-    let output = runretry(&["decide", "--deadline-ms", "1000", &example("01")], None);
+    let output = runretry(&["decide", "--deadline-ms", "1000", &example("01")], "");
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }
 
 /// Issue #30 (what a new user met): `--help` listed no exit codes.
 #[test]
 fn help_lists_the_exit_codes() {
-    let help = String::from_utf8(runretry(&["--help"], None).stdout).unwrap();
+    let help = String::from_utf8(runretry(&["--help"], "").stdout).unwrap();
     for code in ["0 answered", "1 the policy refused", "2 bad usage or input", "3 the policy failed"] {
         assert!(help.contains(code), "{code:?} missing from:\n{help}");
     }
@@ -412,7 +386,7 @@ fn help_lists_the_exit_codes() {
 #[test]
 fn help_shows_each_limit_with_its_default() {
     for command in ["decide", "select-steps", "conformance", "serve", "replay", "inspect"] {
-        let help = String::from_utf8(runretry(&[command, "--help"], None).stdout).unwrap();
+        let help = String::from_utf8(runretry(&[command, "--help"], "").stdout).unwrap();
         for knob in &runretry::LIMIT_KNOBS {
             // The flag's entry: its line, and its help on the next when clap wraps.
             let at = help.lines().position(|line| line.trim_start().starts_with(&knob.flag()));
@@ -425,7 +399,7 @@ fn help_shows_each_limit_with_its_default() {
             );
         }
     }
-    let serve = String::from_utf8(runretry(&["serve", "--help"], None).stdout).unwrap();
+    let serve = String::from_utf8(runretry(&["serve", "--help"], "").stdout).unwrap();
     assert!(serve.contains("serve: HTTP 500"), "{serve}");
 }
 
@@ -434,20 +408,20 @@ fn help_shows_each_limit_with_its_default() {
 /// the same component the tests build from `examples/`, and a valid policy.
 #[test]
 fn example_writes_the_policies_the_docs_use() {
-    let list = String::from_utf8(runretry(&["example", "--list"], None).stdout).unwrap();
+    let list = String::from_utf8(runretry(&["example", "--list"], "").stdout).unwrap();
     for name in ["asset-pattern", "backoff", "circuit-breaker", "infra-only", "permanent-errors", "retry-budget"] {
         assert!(list.lines().any(|line| line.starts_with(name)), "{name} missing from:\n{list}");
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("backoff_policy.wasm");
-    let output = runretry(&["example", "backoff", "-o", out.to_str().unwrap()], None);
+    let output = runretry(&["example", "backoff", "-o", out.to_str().unwrap()], "");
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let written = std::fs::read(&out).unwrap();
     assert_eq!(written, std::fs::read(runretry_test_guests::example_policy("backoff_policy")).unwrap());
-    let decided = runretry(&["decide", "--policy", out.to_str().unwrap(), &example("01")], None);
+    let decided = runretry(&["decide", "--policy", out.to_str().unwrap(), &example("01")], "");
     assert_eq!(decided.status.code(), Some(0), "{}", stderr(&decided));
 
-    let unknown = runretry(&["example", "nope", "-o", out.to_str().unwrap()], None);
+    let unknown = runretry(&["example", "nope", "-o", out.to_str().unwrap()], "");
     assert_eq!(unknown.status.code(), Some(2));
     assert!(stderr(&unknown).contains("the examples are asset-pattern, backoff"), "{}", stderr(&unknown));
 }

@@ -1,6 +1,8 @@
 //! Helpers every test area uses.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
 use runretry::Case;
 
@@ -35,4 +37,35 @@ pub fn rss_mib(pid: u32) -> f64 {
         .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap())
         .unwrap();
     kib / 1024.0
+}
+
+/// `runretry ARGS` with `stdin` on its standard input (the cache off); fails the test if it
+/// panicked.
+pub fn runretry(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runretry"))
+        .args(args)
+        .env("RUNRETRY_CACHE", "off")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run runretry");
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(stdin.as_bytes()).unwrap();
+    drop(pipe);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "runretry panicked: {stderr}");
+    output
+}
+
+/// Its stdout as JSON (the test fails, showing it, when it is not).
+pub fn stdout_json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&output.stdout)))
+}
+
+/// Its stderr, as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }

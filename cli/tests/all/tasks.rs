@@ -2,36 +2,14 @@
 //! a task-only component (`task_rules`) loaded, inspected and refused where it cannot answer,
 //! every hostile task answer refused, and the fallback of a failing task policy.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use runretry::rules::MAX_TASK_DELAY_SECONDS;
 use runretry::{
     Deployment, Error, ExceptionInfo, OnFailure, OnPolicyError, Sandbox, SandboxConfig, TaskAction, TaskCase,
 };
 
-fn runretry(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_runretry"))
-        .args(args)
-        .env("RUNRETRY_CACHE", "off")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run runretry");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(!String::from_utf8_lossy(&output.stderr).contains("panicked"), "{output:?}");
-    output
-}
-
-fn stdout_json(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {output:?}"))
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use crate::support::{runretry, stderr, stdout_json};
 
 /// Try `try_number` of `etl.load` (3 retries, 60 s doubling, capped at 600 s) raising `class`.
 fn task_json(try_number: u32, class: &str, message: &str) -> String {
