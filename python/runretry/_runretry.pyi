@@ -85,13 +85,19 @@ class Policy:
         """
 
     def decide(self, case: Case) -> dict[str, Any]:
-        """The complete decision (``runretry decide``), as a dict."""
+        """The complete decision (``runretry decide``), as a dict, with ``policy_sha256``: the
+        SHA-256 of the component that decided (this policy's; the embedded default policy's
+        when ``on_policy_error="default"`` decided instead; ``None`` under ``"give-up"``)."""
 
     def decide_task(self, case: Case) -> dict[str, Any]:
         """The decision for a task's failed try (a task case, ``{"task": {...}}``), as a dict:
         ``action`` (``"retry"``, ``"fail"`` or ``"default"``), ``delay_seconds``, ``reason``,
-        ``events``. ``on_policy_error`` applies: ``"give-up"`` fails the task, ``"default"``
-        decides as Airflow would."""
+        ``events``, ``policy_sha256`` (as for :meth:`decide`). ``on_policy_error`` applies:
+        ``"give-up"`` fails the task, ``"default"`` decides as Airflow would."""
+
+    @property
+    def sha256(self) -> str | None:
+        """SHA-256 of the policy component, lowercase hex; ``None`` when it did not load."""
 
     @property
     def decides(self) -> tuple[bool, bool]:

@@ -16,8 +16,9 @@ keep-alive), gives each call a deadline, and says what happens when the service 
 
 "Cannot answer" means the service is down or slow past the deadline, or it answered anything
 but 200 or 400. A 400 is this case's fault, so it raises ``BadInput``, as the local policy
-would. Every answer says which version decided: its event names the service's ``sha256`` and
-``revision``, or, locally, the embedded default policy.
+would. Every answer says which version decided: ``policy_sha256`` is the service's active
+version's (its first event names its ``revision`` too), or, decided here, the embedded default
+policy's; ``None`` when nothing decided (``on_unreachable="fail"``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import logging
 import threading
 import time
 import urllib.parse
-from typing import Any, Literal
+from typing import Any, Callable, Literal, NamedTuple
 
 from runretry._runretry import BadInput, Policy
 
@@ -76,44 +77,28 @@ class RemotePolicy:
 
     def decide(self, case: Any) -> dict[str, Any]:
         """The complete decision, as the service's active version makes it."""
-        body = case if isinstance(case, str) else json.dumps(case)
-        try:
-            answer = self._post("/v1/decide", body)
-        except _Unanswered as why:
-            return self._without_service(case, str(why))
-        decision: dict[str, Any] = answer["decision"]
-        version = answer.get("policy") or {}
-        decision.setdefault("events", []).insert(
-            0, f"decided by {self.url}, policy sha256 {version.get('sha256')} revision {version.get('revision')}"
-        )
-        return decision
+        return self._decide("/v1/decide", case, _RUN)
 
     def decide_task(self, case: Any) -> dict[str, Any]:
         """A task's decision (``Policy.decide_task``), as the service's active version makes it.
         When the service cannot answer: ``"default"`` decides here as Airflow would,
         ``"fail"`` fails the task; the first event says so either way."""
+        return self._decide("/v1/decide-task", case, _TASK)
+
+    def _decide(self, path: str, case: Any, kind: "_Kind") -> dict[str, Any]:
+        """The service's decision of ``kind``, its first event naming the version that made
+        it; without the service, ``on_unreachable`` decides."""
         body = case if isinstance(case, str) else json.dumps(case)
         try:
-            answer = self._post("/v1/decide-task", body)
+            answer = self._post(path, body)
         except _Unanswered as why:
-            note = f"the policy service {self.url} did not answer ({why})"
-            if self.on_unreachable == "fail":
-                _log.warning("runretry: %s; on_unreachable='fail': the task is not retried", note)
-                return {
-                    "action": "fail",
-                    "delay_seconds": None,
-                    "reason": f"not retried: {note}",
-                    "events": [f"{note}; on_unreachable='fail': not retried"],
-                }
-            _log.warning("runretry: %s; on_unreachable='default': the embedded default policy decides", note)
-            decision = self._default_policy().decide_task(case)
-            decision.setdefault("events", []).insert(0, f"{note}; decided with the embedded default policy instead")
-            return decision
+            return self._without_service(case, str(why), kind)
         decision: dict[str, Any] = answer["decision"]
         version = answer.get("policy") or {}
         decision.setdefault("events", []).insert(
             0, f"decided by {self.url}, policy sha256 {version.get('sha256')} revision {version.get('revision')}"
         )
+        decision["policy_sha256"] = version.get("sha256")
         return decision
 
     def select_steps(self, case: Any, strategy: str) -> dict[str, Any]:
@@ -128,29 +113,18 @@ class RemotePolicy:
         selection: dict[str, Any] = answer["selection"]
         return selection
 
-    def _without_service(self, case: Any, why: str) -> dict[str, Any]:
+    def _without_service(self, case: Any, why: str, kind: "_Kind") -> dict[str, Any]:
         note = f"the policy service {self.url} did not answer ({why})"
         if self.on_unreachable == "fail":
-            _log.warning("runretry: %s; on_unreachable='fail': the run is not retried", note)
-            return {
-                "action": "NONE",
-                "retry": False,
-                "retry_number": None,
-                "strategy": None,
-                "steps": None,
-                "asset_selection": None,
-                "asset_check_selection": None,
-                "new_run_tags": {},
-                "failed_run_tags": {DECIDED_LOCALLY_TAG: "not retried: the policy service did not answer"},
-                "resubmit_run_id": None,
-                "delay_seconds": 0.0,
-                "events": [f"{note}; on_unreachable='fail': not retried"],
-                "reason": f"not retried: {note}",
-            }
+            _log.warning("runretry: %s; on_unreachable='fail': the %s is not retried", note, kind.subject)
+            decision = kind.not_retried(note)
+            decision["events"] = [f"{note}; on_unreachable='fail': not retried"]
+            decision["policy_sha256"] = None  # no policy decided
+            return decision
         _log.warning("runretry: %s; on_unreachable='default': the embedded default policy decides", note)
-        decision = self._default_policy().decide(case)
+        decision = kind.decide_locally(self._default_policy(), case)
         decision.setdefault("events", []).insert(0, f"{note}; decided with the embedded default policy instead")
-        decision.setdefault("failed_run_tags", {})[DECIDED_LOCALLY_TAG] = "the embedded default policy"
+        kind.mark_local(decision)
         return decision
 
     def _default_policy(self) -> Policy:
@@ -208,6 +182,47 @@ class RemotePolicy:
         if connection is not None:
             connection.close()
         self._local.connection = None
+
+
+class _Kind(NamedTuple):
+    """What differs between deciding a run and a task without the service."""
+
+    subject: str
+    not_retried: Callable[[str], dict[str, Any]]
+    decide_locally: Callable[[Policy, Any], dict[str, Any]]
+    mark_local: Callable[[dict[str, Any]], None]
+
+
+def _run_not_retried(note: str) -> dict[str, Any]:
+    return {
+        "action": "NONE",
+        "retry": False,
+        "retry_number": None,
+        "strategy": None,
+        "steps": None,
+        "asset_selection": None,
+        "asset_check_selection": None,
+        "new_run_tags": {},
+        "failed_run_tags": {DECIDED_LOCALLY_TAG: "not retried: the policy service did not answer"},
+        "resubmit_run_id": None,
+        "delay_seconds": 0.0,
+        "reason": f"not retried: {note}",
+    }
+
+
+def _mark_run_local(decision: dict[str, Any]) -> None:
+    decision.setdefault("failed_run_tags", {})[DECIDED_LOCALLY_TAG] = "the embedded default policy"
+
+
+# A run's decision says it was made locally in a tag too (the sensor writes it on the run); a
+# task has no tags: its events say so.
+_RUN = _Kind("run", _run_not_retried, lambda policy, case: policy.decide(case), _mark_run_local)
+_TASK = _Kind(
+    "task",
+    lambda note: {"action": "fail", "delay_seconds": None, "reason": f"not retried: {note}"},
+    lambda policy, case: policy.decide_task(case),
+    lambda decision: None,
+)
 
 
 class _Unanswered(Exception):

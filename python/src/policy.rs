@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use runretry::conformance::{run_suite, SuiteChoice};
-use runretry::{Deployment, Error, OnFailure, OnPolicyError, Strategy, DEFAULT_POLICY_NAME};
+use runretry::{Decided, Deployment, Error, OnFailure, OnPolicyError, Strategy, DEFAULT_POLICY_NAME};
 
 use crate::errors;
 use crate::json;
@@ -126,21 +126,29 @@ impl PyPolicy {
         load(py, Some(path), Limits::from_kwargs(limits)?, mode)
     }
 
-    /// The complete decision for a case (a dict or a JSON string), as a dict.
+    /// The complete decision for a case (a dict or a JSON string), as a dict. Its
+    /// `policy_sha256` names the component that decided: this policy's, the embedded default
+    /// policy's when `on_policy_error="default"` decided instead, `None` under `"give-up"`.
     fn decide(&self, py: Python<'_>, case: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let case = json::case_from_py(case)?;
-        let decision = py.detach(|| self.deployment.decide(&case)).map_err(errors::to_py)?;
-        json::to_py(py, &decision)
+        let decided = py.detach(|| self.deployment.decide_telling(&case));
+        self.decided_to_py(py, decided)
     }
 
     /// The decision for a task's failed try (a task case, `{"task": {...}}`, as a dict or a
     /// JSON string), as a dict: `{"action": "retry"|"fail"|"default", "delay_seconds": ...,
     /// "reason": ..., "events": [...]}`. `on_policy_error` applies as for `decide`: `"give-up"`
-    /// fails the task, `"default"` decides as Airflow would.
+    /// fails the task, `"default"` decides as Airflow would. `policy_sha256` as for `decide`.
     fn decide_task(&self, py: Python<'_>, case: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         let task = json::task_case_from_py(case)?;
-        let decision = py.detach(|| self.deployment.decide_task(&task)).map_err(errors::to_py)?;
-        json::to_py(py, &decision)
+        let decided = py.detach(|| self.deployment.decide_task_telling(&task));
+        self.decided_to_py(py, decided)
+    }
+
+    /// SHA-256 of the policy component (lowercase hex), `None` when it did not load.
+    #[getter]
+    fn sha256(&self) -> Option<&str> {
+        self.deployment.policy().ok().map(|policy| policy.sha256())
     }
 
     /// Whether the policy decides about failed runs (Dagster) and about failed task tries
@@ -187,6 +195,17 @@ impl PyPolicy {
 
     fn __repr__(&self) -> String {
         format!("Policy({:?}, on_policy_error={:?})", self.name, self.mode)
+    }
+}
+
+impl PyPolicy {
+    /// The decision as a dict with `policy_sha256` (which component decided), or the error.
+    fn decided_to_py<D: serde::Serialize>(&self, py: Python<'_>, decided: Decided<D>) -> PyResult<Py<PyAny>> {
+        let decided_by = self.deployment.decided_by(&decided).map(str::to_owned);
+        let decision = decided.decision.map_err(errors::to_py)?;
+        let dict = json::to_py(py, &decision)?;
+        dict.bind(py).set_item("policy_sha256", decided_by)?;
+        Ok(dict)
     }
 }
 

@@ -134,6 +134,7 @@ fn run_scenarios(home: &Path, sql_alchemy_conn: Option<&str>) {
         .current_dir(crate_dir().join("tests/airflow_e2e"))
         .env("RUNRETRY_E2E_PERMANENT_POLICY", example_policy("permanent_errors_policy"))
         .env("RUNRETRY_E2E_TASK_RULES", runretry_test_guests::TASK_RULES)
+        .env("RUNRETRY_E2E_SIGNED_DIR", signed_permanent_errors(&home.join("signed")))
         .env("RUNRETRY_CACHE", "off");
     airflow(&mut scenarios);
     let output = scenarios.output().unwrap();
@@ -141,6 +142,23 @@ fn run_scenarios(home: &Path, sql_alchemy_conn: Option<&str>) {
     let report = text.lines().find(|line| line.starts_with("RUNRETRY-AIRFLOW-E2E ")).unwrap_or("(no report)");
     println!("{report}");
     assert!(output.status.success(), "the Airflow scenarios failed ({}): {report}\n{text}", output.status);
+}
+
+/// In `dir`: the permanent-errors example signed (`permanent.wasm` and its `.sig`) by the key
+/// of `trusted.pub`, and `other.pub`, a key that did not sign it.
+fn signed_permanent_errors(dir: &Path) -> PathBuf {
+    use runretry::signing;
+    std::fs::create_dir_all(dir).unwrap();
+    let (secret, public) = signing::generate_key_pair().unwrap();
+    let (_, other) = signing::generate_key_pair().unwrap();
+    std::fs::write(dir.join("trusted.pub"), public).unwrap();
+    std::fs::write(dir.join("other.pub"), other).unwrap();
+    let component = std::fs::read(example_policy("permanent_errors_policy")).unwrap();
+    let policy = dir.join("permanent.wasm");
+    std::fs::write(&policy, &component).unwrap();
+    let line = signing::sign("trusted.key", &secret, &component).unwrap();
+    std::fs::write(signing::signature_path(&policy), format!("{line}\n")).unwrap();
+    dir.to_path_buf()
 }
 
 /// A PostgreSQL database of this test's own, created through the virtualenv's psycopg2 and

@@ -62,6 +62,7 @@ fn python_package_and_dagster_integration() {
             .env("RUNRETRY_E2E_TRUSTED_KEY", signed.join("trusted.pub"))
             .env("RUNRETRY_E2E_OTHER_KEY", signed.join("other.pub"))
             .env("RUNRETRY_E2E_SERVICE_URL", format!("http://{}", service.local_addr()))
+            .env("RUNRETRY_E2E_RUNRETRY_BIN", runretry_binary())
             .env("RUNRETRY_E2E_SERVICE_TOKEN", SERVICE_TOKEN),
     );
     service.shutdown().unwrap();
@@ -69,6 +70,22 @@ fn python_package_and_dagster_integration() {
     if let Ok(table) = std::fs::read_to_string(&report) {
         println!("shadow-mode agreement:\n{table}");
     }
+}
+
+/// The `runretry` binary of this workspace (the fleet test runs `runretry serve` and stops it
+/// mid-run): built by `cargo test --workspace` before any test runs, and built here otherwise.
+fn runretry_binary() -> std::path::PathBuf {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("the target dir holds tmp");
+    let binary = target.join("debug/runretry");
+    if !binary.exists() {
+        run(
+            "building the runretry binary",
+            Command::new(env!("CARGO"))
+                .args(["build", "-p", "runretry-cli", "--bin", "runretry"])
+                .env("CARGO_TARGET_DIR", target),
+        );
+    }
+    binary
 }
 
 /// In `dir`: the backoff example signed (`backoff.wasm`, `backoff.wasm.sig`) by the key of

@@ -131,7 +131,10 @@ def _run_type(dag_run: Any) -> str:
 
 
 def _qualified(cls: type) -> str:
-    return _clip(f"{cls.__module__}.{cls.__qualname__}", _MAX_NAME_BYTES)
+    # A class made by type() outside a module has no __module__: name it, do not raise.
+    module = getattr(cls, "__module__", None) or "<unknown>"
+    name = getattr(cls, "__qualname__", None) or getattr(cls, "__name__", "<unnamed>")
+    return _clip(f"{module}.{name}", _MAX_NAME_BYTES)
 
 
 def _clip(text: str, max_bytes: int) -> str:

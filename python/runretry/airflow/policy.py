@@ -101,7 +101,10 @@ class RetryPolicy(AirflowRetryPolicy):
                 "agrees" if agrees else "DISAGREES",
             )
             return RetryDecision.default()
-        _log.info("runretry: %s try %s: %s", where, try_number, _words(decision))
+        _log.info(
+            "runretry: %s try %s: %s (policy sha256 %s)", where, try_number, _words(decision),
+            decision.get("policy_sha256") or "none",
+        )
         return _airflow_decision(decision)
 
     def _policies(self) -> tuple[Policy | RemotePolicy, Policy]:

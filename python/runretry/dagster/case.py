@@ -201,23 +201,48 @@ def launch_origin(run: DagsterRun) -> str:
     return next((origin for tag, origin in LAUNCH_ORIGIN_TAGS if run.tags.get(tag)), "MANUAL")
 
 
+#: Without a job filter in SQL (PostgreSQL and MySQL storages), RUN_FAILURE events of every job
+#: in the window are read a page at a time, at most this many pages of this many events.
+FAILURE_PAGES = 10
+FAILURE_PAGE = 1_000
+
+
 def failure_events(instance: DagsterInstance, job_name: str, failed: list[Any]) -> dict[str, tuple[str | None, str]]:
     """Per failed run of ``failed`` (run records): its failure reason and the start of its error,
-    from the job's RUN_FAILURE events, newest first, in one query."""
+    from the job's RUN_FAILURE events, newest first: one query where the storage filters events
+    by job (SQLite); elsewhere (dagster-postgres, dagster-mysql refuse a job filter) every job's
+    failures in the window, a page at a time, until each run's is found. A run whose event is
+    past the last page keeps its reason tag and has no message."""
     if not failed:
         return {}
     wanted = {r.dagster_run.run_id for r in failed}
     oldest = min(r.create_timestamp.timestamp() for r in failed)
-    records = instance.fetch_run_status_changes(
-        RunStatusChangeRecordsFilter(event_type=DagsterEventType.RUN_FAILURE, job_names=[job_name], after_timestamp=oldest - 1),
-        limit=2 * len(failed) + 20,
-    ).records
     found: dict[str, tuple[str | None, str]] = {}
-    for record in records:
-        entry = record.event_log_entry
-        if entry.run_id in wanted and entry.run_id not in found and entry.dagster_event is not None:
-            data = entry.dagster_event.event_specific_data
-            found[entry.run_id] = (reason_of(data), error_text(data) or entry.dagster_event.message or "")
+
+    def read(records: Any) -> None:
+        for record in records:
+            entry = record.event_log_entry
+            if entry.run_id in wanted and entry.run_id not in found and entry.dagster_event is not None:
+                data = entry.dagster_event.event_specific_data
+                found[entry.run_id] = (reason_of(data), error_text(data) or entry.dagster_event.message or "")
+
+    if getattr(instance.event_log_storage, "supports_run_status_change_job_name_filter", True):
+        read(instance.fetch_run_status_changes(
+            RunStatusChangeRecordsFilter(event_type=DagsterEventType.RUN_FAILURE, job_names=[job_name],
+                                         after_timestamp=oldest - 1),
+            limit=2 * len(failed) + 20,
+        ).records)
+        return found
+    cursor = None
+    for _ in range(FAILURE_PAGES):
+        page = instance.fetch_run_status_changes(
+            RunStatusChangeRecordsFilter(event_type=DagsterEventType.RUN_FAILURE, after_timestamp=oldest - 1),
+            limit=FAILURE_PAGE, cursor=cursor,
+        )
+        read(page.records)
+        if len(found) == len(wanted) or not page.has_more:
+            break
+        cursor = page.cursor
     return found
 
 

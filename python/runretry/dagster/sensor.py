@@ -4,6 +4,9 @@
 daemon has acted, decides on the case as it stood at the failure, and records whether it agrees
 (tag ``runretry/shadow``, an engine event, and a running summary in the sensor's log).
 
+Either way the failed run gets ``runretry/policy_sha256``: the SHA-256 of the component that
+decided.
+
 *enforce*: with ``run_retries.enabled: false`` the sensor owns retries. It writes the decision's
 ``failed_run_tags``, logs its events and reason as engine events on the failed run, and launches
 the re-execution (or resubmits an existing one); a retry with ``delay_seconds`` waits for a
@@ -57,6 +60,13 @@ def _judged(run: DagsterRun, tag: str) -> bool:
     return bool(run.tags.get(tag)) and (judged is None or judged == run.run_id)
 AUTO_RETRY_TAG = "dagster/auto_retry_run_id"
 WILL_RETRY_TAG = "dagster/will_retry"
+# Which policy decided, as the SHA-256 of its component (the service's active version's for a
+# RemotePolicy, the embedded default policy's when a fallback decided); "none" when none did.
+POLICY_TAG = "runretry/policy_sha256"
+
+
+def _decided_by(decision: dict[str, Any]) -> dict[str, str]:
+    return {POLICY_TAG: decision.get("policy_sha256") or "none"}
 
 Mode = Literal["shadow", "enforce"]
 OnPolicyError = Literal["fail", "give-up", "default"]
@@ -288,7 +298,9 @@ def _shadow_tick(
         diffs = compare(decision, child, instance)
         verdict = "agree" if not diffs else "disagree"
         instance.add_run_tags(
-            run_id, {SHADOW_TAG: verdict, JUDGED_TAG: run_id, DECISION_TAG: json.dumps(decision, sort_keys=True)}
+            run_id,
+            {SHADOW_TAG: verdict, JUDGED_TAG: run_id, **_decided_by(decision),
+             DECISION_TAG: json.dumps(decision, sort_keys=True)},
         )
         what = f"{decision['action']} (retry {decision['retry_number']})" if decision["retry"] else decision["action"]
         detail = "; ".join(diffs) if diffs else "same decision"
@@ -359,7 +371,8 @@ def _decide(
         due = entry.timestamp + float(decision["delay_seconds"] or 0)
         instance.add_run_tags(
             run.run_id,
-            {**failed_tags, STATE_TAG: "pending", JUDGED_TAG: run.run_id, DUE_TAG: f"{due:.3f}", DECISION_TAG: json.dumps(decision, sort_keys=True)},
+            {**failed_tags, STATE_TAG: "pending", JUDGED_TAG: run.run_id, **_decided_by(decision), DUE_TAG: f"{due:.3f}",
+             DECISION_TAG: json.dumps(decision, sort_keys=True)},
         )
         if due <= time.time():
             return _launch(context, instance.get_run_by_id(run.run_id) or run, decision)
@@ -370,9 +383,11 @@ def _decide(
         existing = instance.get_run_by_id(decision["resubmit_run_id"])
         if existing is not None and existing.status == DagsterRunStatus.NOT_STARTED:
             launch.submit(instance, existing.run_id)
-        instance.add_run_tags(run.run_id, {**failed_tags, STATE_TAG: "resubmitted", JUDGED_TAG: run.run_id})
+        instance.add_run_tags(
+            run.run_id, {**failed_tags, STATE_TAG: "resubmitted", JUDGED_TAG: run.run_id, **_decided_by(decision)}
+        )
         return f"{run.run_id}: resubmitted {decision['resubmit_run_id']}"
-    instance.add_run_tags(run.run_id, {**failed_tags, STATE_TAG: "none", JUDGED_TAG: run.run_id})
+    instance.add_run_tags(run.run_id, {**failed_tags, STATE_TAG: "none", JUDGED_TAG: run.run_id, **_decided_by(decision)})
     return f"{run.run_id}: not retried"
 
 

@@ -14,7 +14,13 @@ Checks, one per scenario pair or scenario (``check_*``):
    a failure, only for a retry);
 3. a transient error is retried after the policy's delay, its reason stored as ``retry_reason``;
 4. shadow mode changes nothing and logs agreement (the default policy) or disagreement;
-5. a policy that traps falls back to the default policy (Airflow's own delay) and says so.
+5. a policy that traps falls back to the default policy (Airflow's own delay) and says so;
+6. signed policies: with ``trusted_keys``, a policy signed by a trusted key decides, one signed
+   by no trusted key does not load (``on_policy_error="default"``: Airflow's own retries, with a
+   warning; ``"fail"``: ``evaluate`` raises, which Airflow turns into its standard retries), and
+   each enforce log line names the deciding policy's sha256;
+7. ``build_task_case`` bounds what it takes from a hostile exception (a huge message, a deep
+   cause chain with a cycle, many bases, a ``str()`` that raises), and the case still decides.
 
 Prints one JSON report line and exits 1 if any check failed.
 """
@@ -26,14 +32,20 @@ import logging
 import os
 import sys
 import time
+import hashlib
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
 
 from airflow.sdk import DAG, task
 
+from runretry import Policy
 from runretry.airflow import RetryPolicy
+from runretry.airflow.case import MAX_BASES, MAX_CAUSES, MAX_MESSAGE_BYTES, build_task_case
 
 PERMANENT = os.environ.get("RUNRETRY_E2E_PERMANENT_POLICY", "")
 TASK_RULES = os.environ.get("RUNRETRY_E2E_TASK_RULES", "")
+SIGNED = Path(os.environ.get("RUNRETRY_E2E_SIGNED_DIR", "."))
 LOGICAL_DATE = datetime(2026, 12, 7, 10, 0, tzinfo=timezone.utc)
 
 
@@ -216,9 +228,86 @@ def main() -> int:
           any("decided with the default policy instead" in line for line in log.lines[lines_before:]),
           log.lines[lines_before:])
 
+    check_signed_policies(check, log)
+    check_hostile_exception(check)
+
     report["seconds"] = round(time.monotonic() - started, 1)
     print("RUNRETRY-AIRFLOW-E2E " + json.dumps({"failures": failures, "report": report}, default=str))
     return 1 if failures else 0
+
+
+def check_signed_policies(check: Callable[[str, bool, object], None], log: "Recorded") -> None:
+    policy = str(SIGNED / "permanent.wasm")
+    sha256 = hashlib.sha256((SIGNED / "permanent.wasm").read_bytes()).hexdigest()
+    missing_module = ModuleNotFoundError("No module named 'pandas'")
+    lines_before = len(log.lines)
+    trusted = RetryPolicy(policy=policy, trusted_keys=[str(SIGNED / "trusted.pub")])
+    decision = trusted.evaluate(missing_module, 1, 3)
+    check("a policy signed by a trusted key decides", decision.action.name == "FAIL", decision)
+    check("the enforce log names the deciding policy's sha256",
+          any(f"policy sha256 {sha256}" in line for line in log.lines[lines_before:]), log.lines[lines_before:])
+
+    lines_before = len(log.lines)
+    untrusted = RetryPolicy(policy=policy, trusted_keys=[str(SIGNED / "other.pub")])
+    decision = untrusted.evaluate(missing_module, 1, 3)
+    check("a policy signed by no trusted key does not decide: Airflow's retries",
+          decision.action.name == "RETRY" and decision.retry_delay is not None, decision)
+    check("an untrusted policy is named in a warning",
+          any("permanent.wasm" in line and "sign" in line for line in log.lines[lines_before:]),
+          log.lines[lines_before:])
+    refused = RetryPolicy(policy=policy, on_policy_error="fail", trusted_keys=[str(SIGNED / "other.pub")])
+    try:
+        refused.evaluate(missing_module, 1, 3)
+        raised = "nothing"
+    except Exception as error:  # noqa: BLE001 (Airflow catches any exception a policy raises)
+        raised = f"{type(error).__name__}: {error}"
+    check("under on_policy_error='fail' an untrusted policy raises, naming the signature",
+          "sign" in raised and "permanent.wasm" in raised, raised)
+
+
+def hostile_exception() -> BaseException:
+    """An exception a task could raise to hurt the case builder: a 1 MiB message, 33 bases (the
+    first made outside any module: it has no ``__module__``), a cause chain of 20 links that
+    loops back, and an unprintable cause."""
+    orphan: dict[str, type] = {}
+    exec('Orphan = type("Orphan", (ValueError,), {})', orphan)  # noqa: S102 (no globals on purpose)
+    bases: tuple[type, ...] = (orphan["Orphan"],)
+    for i in range(30):
+        bases = (type(f"Base{i}", bases, {}),)
+    deep = bases[0]("x" * (1 << 20))
+
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    chain: BaseException = Unprintable()
+    first = chain
+    for i in range(20):
+        following = RuntimeError(f"link {i}")
+        following.__cause__ = chain
+        chain = following
+    first.__cause__ = chain  # a cycle: the builder must stop
+    deep.__cause__ = first
+    return deep
+
+
+def check_hostile_exception(check: Callable[[str, bool, object], None]) -> None:
+    case = build_task_case(hostile_exception(), 1, 2, None, history_runs=0)
+    task = case["task"]
+    sizes = {
+        "message bytes": len(task["exception"]["message"].encode()),
+        "bases": len(task["exception"]["bases"]),
+        "causes": len(task["causes"]),
+    }
+    check("a hostile exception is bounded",
+          sizes["message bytes"] <= MAX_MESSAGE_BYTES + 3 and sizes["bases"] == MAX_BASES
+          and sizes["causes"] == MAX_CAUSES, sizes)
+    check("an unprintable exception is named, not raised",
+          task["causes"][0]["message"] == "<str() raised RuntimeError>", task["causes"][:1])
+    decision = Policy.default().decide_task(case)
+    check("the bounded case decides", decision["action"] == "retry", decision)
+    check("a class outside any module is named", "<unknown>.Orphan" in task["exception"]["bases"],
+          task["exception"]["bases"][-3:])
 
 
 DAGS = {dag.dag_id: dag for pair in PAIRS for dag in pair[2:]}

@@ -1,14 +1,18 @@
-"""A real Dagster deployment per test: a temporary DAGSTER_HOME on SQLite, the code location in
-``defs.py``, and ``dagster-daemon`` on this machine, always stopped afterwards. No mocks."""
+"""A real Dagster deployment per test: a temporary DAGSTER_HOME on SQLite (or on a PostgreSQL
+database of the test's own, created and dropped here), the code location in ``defs.py``, and
+``dagster-daemon`` on this machine, always stopped afterwards. No mocks."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -160,8 +164,46 @@ def engine_messages(d: Deployment, run_id: str) -> list[str]:
     return [e.message or "" for e in d.instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT)]
 
 
-def _write_home(home: Path, retries_enabled: bool) -> None:
-    (home / "dagster.yaml").write_text(textwrap.dedent(f"""\
+#: Where the machine's PostgreSQL answers (trust auth; tests make their own databases).
+POSTGRES = ("127.0.0.1", 5432)
+
+
+@contextlib.contextmanager
+def postgres_database(purpose: str) -> Iterator[str]:
+    """A PostgreSQL database of this test's own, dropped afterwards whatever happened; yields its
+    SQLAlchemy URL. Skips the test, saying why, only when no server answers on 127.0.0.1:5432.
+
+    The URL names psycopg2 (``postgresql+psycopg2://``): SQLAlchemy 2.1 reads a bare
+    ``postgresql://`` as psycopg 3, and dagster-postgres depends on psycopg2."""
+    import psycopg2
+
+    try:
+        socket.create_connection(POSTGRES, timeout=2).close()
+    except OSError as error:
+        pytest.skip(f"no PostgreSQL server answers on {POSTGRES[0]}:{POSTGRES[1]} ({error})")
+    admin = psycopg2.connect(host=POSTGRES[0], port=POSTGRES[1], user="postgres", dbname="postgres")
+    admin.autocommit = True
+    name = f"runretry_{purpose}_{uuid.uuid4().hex[:12]}"
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg2://postgres@{POSTGRES[0]}:{POSTGRES[1]}/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def storage_yaml(postgres_url: str | None) -> str:
+    """dagster.yaml's storage: SQLite in DAGSTER_HOME (Dagster's default) or the database at
+    ``postgres_url`` for runs, events and schedules alike (dagster-postgres)."""
+    if postgres_url is None:
+        return ""
+    return f"storage:\n  postgres:\n    postgres_url: {postgres_url}\n"
+
+
+def _write_home(home: Path, retries_enabled: bool, postgres_url: str | None = None) -> None:
+    (home / "dagster.yaml").write_text(storage_yaml(postgres_url) + textwrap.dedent(f"""\
         run_retries:
           enabled: {str(retries_enabled).lower()}
         run_coordinator:
@@ -184,20 +226,26 @@ def _write_home(home: Path, retries_enabled: bool) -> None:
 @pytest.fixture
 def deployment_factory(tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
     """Start a deployment: ``mode`` of the sensor, Dagster's own retries on or off, a policy
-    file and its ``on_policy_error``, and whether ``storm_ticks`` launches the ``storm`` job.
-    Every daemon started is stopped at the end of the test."""
+    (a file, or a service's address with ``token``) and its ``on_policy_error``, whether
+    ``storm_ticks`` launches the ``storm`` job, and its ``storage`` (``"sqlite"`` or
+    ``"postgres"``). Every daemon started is stopped, and every database dropped, at the end of
+    the test."""
     deployments: list[Deployment] = []
+    databases = contextlib.ExitStack()
 
     def start(mode: str, retries_enabled: bool, policy: str | None = None, on_policy_error: str = "fail",
-              storm: bool = False) -> Deployment:
+              storm: bool = False, storage: str = "sqlite", token: str | None = None) -> Deployment:
         home = tmp_path / f"home-{len(deployments)}"
         home.mkdir()
-        _write_home(home, retries_enabled)
+        postgres_url = databases.enter_context(postgres_database("e2e")) if storage == "postgres" else None
+        _write_home(home, retries_enabled, postgres_url)
         env = {**os.environ, "DAGSTER_HOME": str(home), "RUNRETRY_E2E_MODE": mode,
                "RUNRETRY_E2E_POLICY": policy or "", "RUNRETRY_E2E_ON_POLICY_ERROR": on_policy_error,
-               "RUNRETRY_E2E_STORM": "1" if storm else "", "DAGSTER_DISABLE_TELEMETRY": "1"}
+               "RUNRETRY_E2E_STORM": "1" if storm else "", "DAGSTER_DISABLE_TELEMETRY": "1",
+               "RUNRETRY_E2E_POLICY_TOKEN": token or ""}
         os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "RUNRETRY_E2E_MODE", "RUNRETRY_E2E_POLICY",
-                                               "RUNRETRY_E2E_ON_POLICY_ERROR", "RUNRETRY_E2E_STORM")})
+                                               "RUNRETRY_E2E_ON_POLICY_ERROR", "RUNRETRY_E2E_STORM",
+                                               "RUNRETRY_E2E_POLICY_TOKEN")})
         # Create the SQLite storages before the daemon starts: two processes migrating the same
         # fresh databases at once fail.
         instance = DagsterInstance.from_config(str(home))
@@ -214,3 +262,4 @@ def deployment_factory(tmp_path: Path) -> Iterator[Callable[..., Deployment]]:
         for deployment in deployments:
             deployment.stop_daemon()
             deployment.instance.dispose()
+        databases.close()

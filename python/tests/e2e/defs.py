@@ -24,6 +24,7 @@ from dagster import (
     sensor,
 )
 
+from runretry import RemotePolicy
 from runretry.dagster import runretry_sensor
 
 
@@ -178,8 +179,16 @@ def storm_ticks(context):
     return RunRequest()
 
 
+def policy():
+    """The policy file, or the service (with its token) when the test names one."""
+    named = os.environ.get("RUNRETRY_E2E_POLICY") or None
+    if named and named.startswith("http"):
+        return RemotePolicy(named, token=os.environ.get("RUNRETRY_E2E_POLICY_TOKEN") or None, timeout_ms=2_000)
+    return named
+
+
 runretry = runretry_sensor(
-    policy=os.environ.get("RUNRETRY_E2E_POLICY") or None,
+    policy=policy(),
     mode=os.environ.get("RUNRETRY_E2E_MODE", "shadow"),
     on_policy_error=os.environ.get("RUNRETRY_E2E_ON_POLICY_ERROR", "fail"),
     default_status=DefaultSensorStatus.RUNNING,

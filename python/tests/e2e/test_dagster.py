@@ -2,6 +2,7 @@
 
 (a) shadow: for every scenario, runretry's decision equals what the daemon did.
 (b) enforce, Dagster's retries off: the run groups runretry makes match the daemon's.
+    (a) and (b) run on SQLite and on PostgreSQL (dagster-postgres), as production runs Dagster.
 (f) ALL_STEPS after a manual re-execution of a dynamic job: shadow agrees on the steps, and
     enforce runs the steps Dagster's retry runs.
 (c) the backoff example policy launches no earlier than its delay; a retry waiting out its delay
@@ -29,6 +30,7 @@ from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
 from conftest import FINISHED, Deployment, engine_messages
+import runretry
 from runretry.dagster import launch
 from runretry.dagster.sensor import JUDGED_TAG
 
@@ -87,9 +89,13 @@ def log_line(d: Deployment, text: str) -> str:
                   lambda: next((line for line in d.log.read_text().splitlines() if text in line), None))
 
 
-def test_shadow_then_enforce(deployment_factory: Any, report: list[str]) -> None:
+@pytest.mark.parametrize("storage", ["sqlite", "postgres"])
+def test_shadow_then_enforce(deployment_factory: Any, report: list[str], storage: str) -> None:
     # (a) shadow: Dagster retries, runretry judges.
-    shadow = deployment_factory("shadow", retries_enabled=True)
+    shadow = deployment_factory("shadow", retries_enabled=True, storage=storage)
+    expected_storage = {"sqlite": "SqliteRunStorage", "postgres": "PostgresRunStorage"}[storage]
+    assert type(shadow.instance.run_storage).__name__ == expected_storage
+    default_sha256 = runretry.Policy.default().sha256
     roots = {job: shadow.launch(job) for job in SCENARIOS}
     for job, root in roots.items():
         shadow.wait(f"{job} to settle in shadow mode", lambda root=root: settled(shadow, root, "runretry/shadow"))
@@ -115,8 +121,9 @@ def test_shadow_then_enforce(deployment_factory: Any, report: list[str]) -> None
                         and not k.startswith(("runretry/", ".runretry/"))}
                 assert made == decision["new_run_tags"], job
             assert run.tags["runretry/shadow"] == "agree", (job, engine_messages(shadow, run.run_id))
+            assert run.tags["runretry/policy_sha256"] == default_sha256, (job, run.tags)
             report.append(
-                f"| {job} | {run.tags.get('dagster/retry_number', '0')} | "
+                f"| {job} ({storage}) | {run.tags.get('dagster/retry_number', '0')} | "
                 f"{'retry ' + str(child.tags['dagster/retry_number']) if child else 'no retry'} | "
                 f"{decision['action']} {decision['retry_number'] or ''} {decision['steps'] or ''} "
                 f"{decision['asset_selection'] or ''} | agree |"
@@ -130,7 +137,7 @@ def test_shadow_then_enforce(deployment_factory: Any, report: list[str]) -> None
     assert daemon_groups["asset_from_asset_failure"][1]["asset_selection"] == ["b_fails", "c_after"]
 
     # (b) enforce: Dagster's retries off, runretry launches; the groups must be the daemon's.
-    enforce = deployment_factory("enforce", retries_enabled=False)
+    enforce = deployment_factory("enforce", retries_enabled=False, storage=storage)
     roots = {job: enforce.launch(job) for job in SCENARIOS}
     for job, root in roots.items():
         enforce.wait(f"{job} to settle in enforce mode", lambda root=root: settled(enforce, root, "runretry/state"))
