@@ -234,6 +234,17 @@ impl Deployment {
         self.decide(case)
     }
 
+    /// The SHA-256 of the component whose decision `decided` holds: the policy's, or the
+    /// embedded default policy's when the fallback decided with it; `None` when no component
+    /// decided (an error, or `give-up`'s answer).
+    pub fn decided_by<D>(&self, decided: &Decided<D>) -> Option<&str> {
+        match (&decided.decision, &decided.fell_back, &self.policy) {
+            (Err(_), _, _) => None,
+            (Ok(_), None, Ok(policy)) => Some(policy.sha256()),
+            (Ok(_), _, _) => self.on_failure.default.as_ref().map(Policy::sha256),
+        }
+    }
+
     /// The loaded policy, or the error it failed to load with.
     pub fn policy(&self) -> Result<&Policy, Error> {
         self.policy.as_ref().map_err(|(_, error)| error.clone())
