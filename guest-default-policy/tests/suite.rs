@@ -7,14 +7,19 @@
 //! Not mirrored: the host's checks of a decision's shape (`host/src/validate.rs`), which turn a
 //! malformed decision into a policy failure rather than a field difference.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use runretry_default_policy::DefaultPolicy;
 use runretry_kit::conformance::{load_cases, load_task_cases, run_native, run_native_tasks};
 
+/// The default suite's directory.
+fn suite_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance")
+}
+
 #[test]
 fn default_suite_passes_natively() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance");
+    let root = suite_root();
     let cases = load_cases(&root).unwrap_or_else(|e| panic!("{e}"));
     let report = run_native::<DefaultPolicy>(&cases, &[]);
     assert!(report.failures.is_empty(), "{report}");
@@ -24,7 +29,7 @@ fn default_suite_passes_natively() {
 /// The task cases of the suite (Airflow's own decisions, kept from Airflow 3.3.2), natively.
 #[test]
 fn default_task_cases_pass_natively() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance");
+    let root = suite_root();
     let cases = load_task_cases(&root).unwrap_or_else(|e| panic!("{e}"));
     let report = run_native_tasks::<DefaultPolicy>(&cases, &[]);
     assert!(report.failures.is_empty(), "{report}");

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 mod check;
 mod common;
 
-use common::{crate_dir, run, venv_with};
+use common::{crate_dir, maturin_develop, path_with, run, signed_copy, venv_with};
 use runretry_test_guests::example_policy;
 
 /// What the Airflow virtualenv holds: maturin installs the runretry package into it, and
@@ -92,21 +92,10 @@ fn installed_venv() -> PathBuf {
     INSTALLED
         .get_or_init(|| {
             let venv = venv_with("airflow", AIRFLOW);
-            run(
-                "building the package with maturin",
-                Command::new(venv.join("bin/maturin"))
-                    .args(["develop", "--quiet"])
-                    .current_dir(crate_dir())
-                    .env("VIRTUAL_ENV", &venv)
-                    .env("PATH", path_with(&venv)),
-            );
+            maturin_develop(&venv);
             venv
         })
         .clone()
-}
-
-fn path_with(venv: &Path) -> String {
-    format!("{}:{}", venv.join("bin").display(), std::env::var("PATH").unwrap_or_default())
 }
 
 /// Migrate a metadata database in `home` (SQLite there, or the database at `sql_alchemy_conn`)
@@ -134,7 +123,11 @@ fn run_scenarios(home: &Path, sql_alchemy_conn: Option<&str>) {
         .current_dir(crate_dir().join("tests/airflow_e2e"))
         .env("RUNRETRY_E2E_PERMANENT_POLICY", example_policy("permanent_errors_policy"))
         .env("RUNRETRY_E2E_TASK_RULES", runretry_test_guests::TASK_RULES)
-        .env("RUNRETRY_E2E_SIGNED_DIR", signed_permanent_errors(&home.join("signed")))
+        // The permanent-errors example signed, for the trusted_keys checks.
+        .env(
+            "RUNRETRY_E2E_SIGNED_DIR",
+            signed_copy(&home.join("signed"), example_policy("permanent_errors_policy"), "permanent.wasm"),
+        )
         .env("RUNRETRY_CACHE", "off");
     airflow(&mut scenarios);
     let output = scenarios.output().unwrap();
@@ -142,23 +135,6 @@ fn run_scenarios(home: &Path, sql_alchemy_conn: Option<&str>) {
     let report = text.lines().find(|line| line.starts_with("RUNRETRY-AIRFLOW-E2E ")).unwrap_or("(no report)");
     println!("{report}");
     assert!(output.status.success(), "the Airflow scenarios failed ({}): {report}\n{text}", output.status);
-}
-
-/// In `dir`: the permanent-errors example signed (`permanent.wasm` and its `.sig`) by the key
-/// of `trusted.pub`, and `other.pub`, a key that did not sign it.
-fn signed_permanent_errors(dir: &Path) -> PathBuf {
-    use runretry::signing;
-    std::fs::create_dir_all(dir).unwrap();
-    let (secret, public) = signing::generate_key_pair().unwrap();
-    let (_, other) = signing::generate_key_pair().unwrap();
-    std::fs::write(dir.join("trusted.pub"), public).unwrap();
-    std::fs::write(dir.join("other.pub"), other).unwrap();
-    let component = std::fs::read(example_policy("permanent_errors_policy")).unwrap();
-    let policy = dir.join("permanent.wasm");
-    std::fs::write(&policy, &component).unwrap();
-    let line = signing::sign("trusted.key", &secret, &component).unwrap();
-    std::fs::write(signing::signature_path(&policy), format!("{line}\n")).unwrap();
-    dir.to_path_buf()
 }
 
 /// A PostgreSQL database of this test's own, created through the virtualenv's psycopg2 and

@@ -11,7 +11,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{crate_dir, run, venv};
+use common::{crate_dir, maturin_develop, path_with, run, signed_copy, venv};
 use runretry::SandboxConfig;
 use runretry_serve::{ServeConfig, Server};
 use runretry_test_guests::example_policy;
@@ -22,17 +22,7 @@ const SERVICE_TOKEN: &str = "e2e-service-token";
 #[test]
 fn python_package_and_dagster_integration() {
     let venv = venv();
-    let bin = venv.join("bin");
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-    // maturin builds with the workspace's dev profile into the shared target dir.
-    run(
-        "building the package with maturin",
-        Command::new(bin.join("maturin"))
-            .args(["develop", "--quiet"])
-            .current_dir(crate_dir())
-            .env("VIRTUAL_ENV", &venv)
-            .env("PATH", &path),
-    );
+    maturin_develop(&venv);
     let report = Path::new(env!("CARGO_TARGET_TMPDIR")).join("py-e2e/shadow-agreement.md");
     // The service `RemotePolicy` calls: the default policy, behind a token.
     let service = Server::start(ServeConfig {
@@ -43,13 +33,18 @@ fn python_package_and_dagster_integration() {
         ..ServeConfig::default()
     })
     .unwrap();
-    let signed = signed_fixtures(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("py-e2e/signed"));
+    // The backoff example signed, for the signed-policy tests of the bindings.
+    let signed = signed_copy(
+        &Path::new(env!("CARGO_TARGET_TMPDIR")).join("py-e2e/signed"),
+        example_policy("backoff_policy"),
+        "backoff.wasm",
+    );
     let output = run(
         "pytest",
-        Command::new(bin.join("python"))
+        Command::new(venv.join("bin/python"))
             .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/bindings", "tests/e2e"])
             .current_dir(crate_dir())
-            .env("PATH", &path)
+            .env("PATH", path_with(&venv))
             .env("RUNRETRY_E2E_REPORT", &report)
             .env("RUNRETRY_E2E_EXPORT_DIR", report.parent().unwrap())
             .env("RUNRETRY_E2E_BACKOFF_POLICY", example_policy("backoff_policy"))
@@ -86,22 +81,4 @@ fn runretry_binary() -> std::path::PathBuf {
         );
     }
     binary
-}
-
-/// In `dir`: the backoff example signed (`backoff.wasm`, `backoff.wasm.sig`) by the key of
-/// `trusted.pub`, and another key, `other.pub`, for the signed-policy tests of the bindings.
-fn signed_fixtures(dir: &Path) -> std::path::PathBuf {
-    use runretry::signing;
-    let _ = std::fs::remove_dir_all(dir);
-    std::fs::create_dir_all(dir).unwrap();
-    let (secret, public) = signing::generate_key_pair().unwrap();
-    let (_, other) = signing::generate_key_pair().unwrap();
-    std::fs::write(dir.join("trusted.pub"), public).unwrap();
-    std::fs::write(dir.join("other.pub"), other).unwrap();
-    let policy = dir.join("backoff.wasm");
-    let component = std::fs::read(example_policy("backoff_policy")).unwrap();
-    std::fs::write(&policy, &component).unwrap();
-    let line = signing::sign("trusted.key", &secret, &component).unwrap();
-    std::fs::write(signing::signature_path(&policy), format!("{line}\n")).unwrap();
-    dir.to_path_buf()
 }

@@ -1,7 +1,7 @@
 //! `runretry replay`: a candidate against a baseline policy or a decision log's recorded
 //! decisions; the report's counts, formats, and the CI gate's exit code.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use runretry_serve::{DecisionLogConfig, ServeConfig, Server};
@@ -42,6 +42,21 @@ fn examples_jsonl(dir: &Path) -> String {
     }
     let path = dir.join("cases.jsonl");
     std::fs::write(&path, lines).unwrap();
+    path.display().to_string()
+}
+
+/// A server of the default policy logging every answer to `dir/decisions.jsonl` (returned).
+fn logging_server(dir: &Path) -> (Server, PathBuf) {
+    let log = dir.join("decisions.jsonl");
+    let server =
+        Server::start(ServeConfig { decision_log: Some(DecisionLogConfig::new(&log)), ..config(dir) }).unwrap();
+    (server, log)
+}
+
+/// The embedded default policy as a file in `dir`, for `--candidate`.
+fn default_policy_file(dir: &Path) -> String {
+    let path = dir.join("default.wasm");
+    std::fs::write(&path, runretry::DEFAULT_POLICY_WASM).unwrap();
     path.display().to_string()
 }
 
@@ -150,9 +165,7 @@ fn a_wrong_candidate_shows_its_changes_and_fails_the_gate() {
 #[test]
 fn a_decision_log_replays_against_its_recorded_decisions() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("decisions.jsonl");
-    let server =
-        Server::start(ServeConfig { decision_log: Some(DecisionLogConfig::new(&log)), ..config(dir.path()) }).unwrap();
+    let (server, log) = logging_server(dir.path());
     let client = Client::new(server.local_addr());
     for i in 0..20 {
         assert_eq!(client.post("/v1/decide", case_for(&format!("run-{i}")).as_bytes()).0, 200);
@@ -164,9 +177,8 @@ fn a_decision_log_replays_against_its_recorded_decisions() {
     assert_eq!(log_lines(&log).len(), 23);
     let log = log.display().to_string();
 
-    let default = dir.path().join("default.wasm");
-    std::fs::write(&default, runretry::DEFAULT_POLICY_WASM).unwrap();
-    let same_output = replay(&["--candidate", &default.display().to_string(), "--recorded", "--format", "json", &log]);
+    let default = default_policy_file(dir.path());
+    let same_output = replay(&["--candidate", &default, "--recorded", "--format", "json", &log]);
     let same = report(&same_output);
     assert_eq!(same["cases"], 21, "records without a case, and select-steps records, are skipped");
     let said = String::from_utf8_lossy(&same_output.stderr).to_string();
@@ -265,9 +277,7 @@ fn task_cases_replay_beside_run_cases_and_permanent_errors_avoid_tries() {
 #[test]
 fn a_decision_log_of_task_decisions_replays() {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("decisions.jsonl");
-    let server =
-        Server::start(ServeConfig { decision_log: Some(DecisionLogConfig::new(&log)), ..config(dir.path()) }).unwrap();
+    let (server, log) = logging_server(dir.path());
     let client = Client::new(server.local_addr());
     let tasks = std::fs::read_to_string(task_cases_jsonl(dir.path())).unwrap();
     let mut permanent = 0;
@@ -281,10 +291,8 @@ fn a_decision_log_of_task_decisions_replays() {
     drop(server);
     let log = log.display().to_string();
 
-    let default = dir.path().join("default.wasm");
-    std::fs::write(&default, runretry::DEFAULT_POLICY_WASM).unwrap();
-    let same =
-        report(&replay(&["--candidate", &default.display().to_string(), "--recorded", "--format", "json", &log]));
+    let default = default_policy_file(dir.path());
+    let same = report(&replay(&["--candidate", &default, "--recorded", "--format", "json", &log]));
     assert_eq!(same["cases"], tasks.lines().count(), "the unparsed request is skipped: {same}");
     assert_eq!(same["changed"], 0, "{same}");
 

@@ -244,7 +244,7 @@ pub fn replay(
             (recorded, "recorded".to_string())
         }
     };
-    let airflow = AirflowDefault::new(candidate.policy()?);
+    let airflow = AirflowDefault { beside: candidate.policy().ok(), policy: std::sync::OnceLock::new() };
     airflow.resolve(entries, &mut cand_answers);
     airflow.resolve(entries, &mut base_answers);
     let mut report = ReplayReport {
@@ -286,19 +286,17 @@ pub fn replay(
 /// What a task policy's `default` answer means: Airflow's own decision, which the embedded
 /// default task policy computes. Loaded on first use (a replay of run cases never needs it).
 struct AirflowDefault<'a> {
-    beside: &'a Policy,
+    /// The candidate: the default policy is loaded in its sandbox (none: the candidate did not
+    /// load, and every one of its answers is an error anyway).
+    beside: Option<&'a Policy>,
     policy: std::sync::OnceLock<Result<Policy, Error>>,
 }
 
-impl<'a> AirflowDefault<'a> {
-    /// The default task policy, to be loaded in the sandbox of `beside` (the candidate).
-    fn new(beside: &'a Policy) -> Self {
-        AirflowDefault { beside, policy: std::sync::OnceLock::new() }
-    }
-
+impl AirflowDefault<'_> {
     /// Replace every task answer `default` by Airflow's decision for its case. Where that
     /// cannot be had, the answer stays `default` (compared as a retry with no known delay).
     fn resolve(&self, entries: &[ReplayEntry], answers: &mut [Result<ReplayAnswer, String>]) {
+        let Some(beside) = self.beside else { return };
         for (entry, answer) in entries.iter().zip(answers) {
             let (AnyCase::Task(task), Ok(ReplayAnswer::Task(decision))) = (&entry.case, &*answer) else {
                 continue;
@@ -306,7 +304,7 @@ impl<'a> AirflowDefault<'a> {
             if decision.action != TaskAction::Default {
                 continue;
             }
-            let policy = self.policy.get_or_init(|| self.beside.sandbox().load_default());
+            let policy = self.policy.get_or_init(|| beside.sandbox().load_default());
             if let Ok(Ok(airflow)) = policy.as_ref().map(|policy| policy.decide_task(task)) {
                 *answer = Ok(ReplayAnswer::Task(airflow));
             }

@@ -66,3 +66,42 @@ pub fn venv_with(name: &str, requirements: &[&str]) -> PathBuf {
     }
     venv
 }
+
+/// `PATH` with the virtualenv's `bin` first.
+#[allow(dead_code)] // not every test binary runs the virtualenv's commands
+pub fn path_with(venv: &Path) -> String {
+    format!("{}:{}", venv.join("bin").display(), std::env::var("PATH").unwrap_or_default())
+}
+
+/// Build the `runretry` package with maturin into `venv` (with the workspace's dev profile, into
+/// the shared target dir). Two at once collide in `target/maturin`: once per test process.
+#[allow(dead_code)] // the wheels test installs the built wheels instead
+pub fn maturin_develop(venv: &Path) {
+    run(
+        "building the package with maturin",
+        Command::new(venv.join("bin/maturin"))
+            .args(["develop", "--quiet"])
+            .current_dir(crate_dir())
+            .env("VIRTUAL_ENV", venv)
+            .env("PATH", path_with(venv)),
+    );
+}
+
+/// In `dir` (made afresh): the component at `policy` copied as `name` and signed (`name.sig`) by
+/// the key of `trusted.pub`, and `other.pub`, a key that did not sign it. Returns `dir`.
+#[allow(dead_code)] // the wheels test signs nothing
+pub fn signed_copy(dir: &Path, policy: &str, name: &str) -> PathBuf {
+    use runretry::signing;
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let (secret, public) = signing::generate_key_pair().unwrap();
+    let (_, other) = signing::generate_key_pair().unwrap();
+    std::fs::write(dir.join("trusted.pub"), public).unwrap();
+    std::fs::write(dir.join("other.pub"), other).unwrap();
+    let component = std::fs::read(policy).unwrap();
+    let copy = dir.join(name);
+    std::fs::write(&copy, &component).unwrap();
+    let line = signing::sign("trusted.key", &secret, &component).unwrap();
+    std::fs::write(signing::signature_path(&copy), format!("{line}\n")).unwrap();
+    dir.to_path_buf()
+}
