@@ -51,7 +51,10 @@ pub fn runretry(args: &[&str], stdin: &str) -> Output {
         .spawn()
         .expect("run runretry");
     let mut pipe = child.stdin.take().unwrap();
-    pipe.write_all(stdin.as_bytes()).unwrap();
+    // A command refused before it reads its input (a bad argument) may have closed the pipe.
+    if let Err(error) = pipe.write_all(stdin.as_bytes()) {
+        assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe, "writing runretry's stdin: {error}");
+    }
     drop(pipe);
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
