@@ -3,6 +3,8 @@
 - :func:`runretry_sensor`: a sensor for ``Definitions`` that decides run retries with a runretry
   policy, in shadow mode (compare with Dagster's own retries) or enforce mode (own them).
 - :func:`build_case`: the runretry case of a failed run, from a ``DagsterInstance``.
+- :func:`held_connections`: one database connection per storage for a block of ``build_case``
+  calls, instead of one per storage call (PostgreSQL, MySQL); the sensor holds them per tick.
 - :func:`export_cases`: failed runs as JSON Lines cases, for ``runretry decide --batch``.
 - :func:`shadow_summary`: how often a policy in shadow mode agreed with Dagster.
 """
@@ -17,8 +19,9 @@ except ModuleNotFoundError as missing:
     ) from missing
 
 from runretry.dagster.case import build_case
+from runretry.dagster.connections import held_connections
 from runretry.dagster.export import export_cases
 from runretry.dagster.sensor import runretry_sensor
 from runretry.dagster.shadow import shadow_summary
 
-__all__ = ["build_case", "export_cases", "runretry_sensor", "shadow_summary"]
+__all__ = ["build_case", "export_cases", "held_connections", "runretry_sensor", "shadow_summary"]

@@ -12,6 +12,7 @@ from dagster import DagsterInstance, DagsterRunStatus
 from dagster._core.storage.dagster_run import RunsFilter
 
 from runretry.dagster.case import build_case
+from runretry.dagster.connections import held_connections
 
 
 def export_cases(
@@ -36,9 +37,10 @@ def export_cases(
     runs.reverse()  # get_runs is newest first; replay goes in the order Dagster saw them
     stream: Any = open(out, "w", encoding="utf-8") if isinstance(out, (str, os.PathLike)) else out
     try:
-        for run in runs:
-            case = build_case(instance, run, before_retry=before_retry)
-            stream.write(json.dumps(case, sort_keys=True) + "\n")
+        with held_connections(instance):
+            for run in runs:
+                case = build_case(instance, run, before_retry=before_retry)
+                stream.write(json.dumps(case, sort_keys=True) + "\n")
     finally:
         if stream is not out:
             stream.close()

@@ -42,6 +42,7 @@ from dagster._core.storage.dagster_run import RunsFilter
 import runretry
 from runretry.dagster import launch
 from runretry.dagster.case import HISTORY_RUNS, HISTORY_SECONDS, build_case, run_retries_config
+from runretry.dagster.connections import held_connections
 from runretry.dagster.shadow import DECISION_TAG, SHADOW_TAG, compare
 from runretry.remote import RemotePolicy
 
@@ -241,13 +242,16 @@ def runretry_sensor(
             return in_location and context.repository_def is not None and context.repository_def.has_job(run.job_name)
 
         engine = remote or _load_policy(policy_path, on_policy_error, limits, context.log)
-        failures = [(run, entry) for run, entry in _new_failures(instance, cursor) if monitored(run)]
-        if mode == "shadow":
-            for run, entry in failures:
-                cursor.waiting.setdefault(run.run_id, entry.timestamp)
-            summary = _shadow_tick(context, engine, cursor, shadow_wait_seconds, bounds)
-        else:
-            summary = _enforce_tick(context, engine, failures, bounds)
+        # The tick's instance is its own (made from the daemon's instance ref), so holding its
+        # storages' connections for the tick touches nothing else.
+        with held_connections(instance):
+            failures = [(run, entry) for run, entry in _new_failures(instance, cursor) if monitored(run)]
+            if mode == "shadow":
+                for run, entry in failures:
+                    cursor.waiting.setdefault(run.run_id, entry.timestamp)
+                summary = _shadow_tick(context, engine, cursor, shadow_wait_seconds, bounds)
+            else:
+                summary = _enforce_tick(context, engine, failures, bounds)
         context.update_cursor(cursor.dump())
         return SkipReason(summary)
 
