@@ -1,11 +1,15 @@
 //! FROM_ASSET_FAILURE (docs/dagster-semantics.md §10; `docs/dagster-asset-reexecution.md` §2): a
-//! port of Dagster 1.13.29's `RunDomain.get_keys_to_reexecute`, plus the check that building the
-//! new run's job subset does (`_subset_assets_defs`), so a selection Dagster cannot launch is
-//! refused here with Dagster's message rather than answered.
+//! port of Dagster 1.13.29's `RunDomain.get_keys_to_reexecute` and of the forms it had before
+//! (docs/dagster-versions.md §3.1–§3.5), plus the check that building the new run's job subset
+//! does (`_subset_assets_defs`), so a selection Dagster cannot launch is refused here with
+//! Dagster's message rather than answered.
 
 use std::collections::{BTreeSet, HashSet};
 
 use runretry_kit::{Run, Selection, Step, StepKey};
+
+use crate::rules::{AssetKeys, Rules};
+use crate::select::{job_plan, Relaunch};
 
 /// Raised when FROM_ASSET_FAILURE finds nothing to re-run (always, for an op job: its plan
 /// carries no asset or check keys).
@@ -18,14 +22,55 @@ pub fn asset_of_check(check: &str) -> &str {
     check.rsplit_once(':').map_or(check, |(asset, _)| asset)
 }
 
-/// What the new run re-executes: the assets and checks that did not complete, with the
-/// planned steps that own them; or Dagster's refusal.
-pub fn from_asset_failure(run: &Run) -> Result<Selection, String> {
-    let planned = planned_steps(run);
+/// Asset and check keys, sorted as the selection lists them.
+type Keys<'a> = (BTreeSet<&'a str>, BTreeSet<&'a str>);
+
+/// What the new run re-executes under `rules`: the assets and checks that did not complete,
+/// with the steps that own them; or Dagster's refusal.
+pub fn from_asset_failure(run: &Run, rules: &Rules) -> Result<Relaunch, String> {
+    let candidates = match rules.asset_keys {
+        AssetKeys::EverySnapshotStep => run.steps.iter().collect(),
+        AssetKeys::PlannedNotDone | AssetKeys::PlannedSteps => planned_steps(run),
+    };
+    let (assets, checks) = match rules.asset_keys {
+        AssetKeys::PlannedNotDone => skipped_keys(run, &candidates),
+        AssetKeys::EverySnapshotStep | AssetKeys::PlannedSteps => keys_to_reexecute(run, &candidates),
+    };
+    if assets.is_empty() && checks.is_empty() {
+        if rules.empty_selection_fails {
+            return Err(NO_ASSETS_ERROR.to_string());
+        }
+        // Before 1.11.3 the job selector reads the empty selection as none: the whole job runs
+        // (or the run's op selection). Its plan is the run's unless the run was an asset subset.
+        let whole_job = run.asset_selection.is_some();
+        let steps = if whole_job { Vec::new() } else { job_plan(run) };
+        let selection = Selection { steps, asset_selection: None, asset_check_selection: None };
+        return Ok(Relaunch { selection, whole_job });
+    }
+    if let Some(step) = run.steps.iter().find(|s| is_partly_selected(s, &assets, &checks)) {
+        return Err(cannot_subset_error(step, &assets, &checks));
+    }
+    let steps = candidates
+        .iter()
+        .filter(|s| {
+            s.assets.iter().any(|a| assets.contains(a.as_str())) || s.checks.iter().any(|c| checks.contains(c.as_str()))
+        })
+        .map(|s| s.key.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let owned = |set: BTreeSet<&str>| Some(set.into_iter().map(str::to_string).collect());
+    let selection = Selection { steps, asset_selection: owned(assets), asset_check_selection: owned(checks) };
+    Ok(Relaunch { selection, whole_job: false })
+}
+
+/// `get_keys_to_reexecute` (1.10.15 on) over `steps`: the keys that did not complete, a failed
+/// blocking check sending its asset and checks again, and each selected step's required keys.
+fn keys_to_reexecute<'a>(run: &'a Run, steps: &[&'a Step]) -> Keys<'a> {
     let log = EntityLog::of(run);
     let mut assets = BTreeSet::new();
     let mut checks = BTreeSet::new();
-    for step in &planned {
+    for step in steps {
         let needed_assets: Vec<&str> = step.assets.iter().map(String::as_str).filter(|a| !log.is_done(a)).collect();
         let needed_checks: Vec<&str> =
             step.checks.iter().map(String::as_str).filter(|c| log.check_needs_rerun(c)).collect();
@@ -43,23 +88,17 @@ pub fn from_asset_failure(run: &Run) -> Result<Selection, String> {
             }
         }
     }
-    if assets.is_empty() && checks.is_empty() {
-        return Err(NO_ASSETS_ERROR.to_string());
-    }
-    if let Some(step) = run.steps.iter().find(|s| is_partly_selected(s, &assets, &checks)) {
-        return Err(cannot_subset_error(step, &assets, &checks));
-    }
-    let steps = planned
-        .iter()
-        .filter(|s| {
-            s.assets.iter().any(|a| assets.contains(a.as_str())) || s.checks.iter().any(|c| checks.contains(c.as_str()))
-        })
-        .map(|s| s.key.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let owned = |set: BTreeSet<&str>| Some(set.into_iter().map(str::to_string).collect());
-    Ok(Selection { steps, asset_selection: owned(assets), asset_check_selection: owned(checks) })
+    (assets, checks)
+}
+
+/// `_get_skipped_entity_keys` (1.10.12–1.10.14): the planned assets not materialised and the
+/// planned checks never evaluated. A failed check, blocking or not, counts as evaluated.
+fn skipped_keys<'a>(run: &'a Run, planned: &[&'a Step]) -> Keys<'a> {
+    let materialized: HashSet<&str> = run.materialized_assets.iter().map(String::as_str).collect();
+    let evaluated: HashSet<&str> = run.check_evaluations.iter().map(|e| e.check.as_str()).collect();
+    let assets = planned.iter().flat_map(|s| &s.assets).map(String::as_str).filter(|a| !materialized.contains(a));
+    let checks = planned.iter().flat_map(|s| &s.checks).map(String::as_str).filter(|c| !evaluated.contains(c));
+    (assets.collect(), checks.collect())
 }
 
 /// The steps whose keys are planned: those in the run's `step_keys_to_execute` (none or empty:

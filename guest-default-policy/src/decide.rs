@@ -1,9 +1,11 @@
 //! The complete retry decision (docs/dagster-semantics.md §6–§8): the failure-time check, the
-//! daemon's checks, idempotence, strategy and launch, folded into one answer.
+//! daemon's checks, idempotence, strategy and launch, folded into one answer, under the rules of
+//! the case's Dagster release (`config.dagster_version`, [`Rules`]).
 
 use crate::group::{existing_automatic_retry, existing_members};
 use crate::parse::{boolean_tag, python_int};
-use crate::select::select_steps;
+use crate::rules::Rules;
+use crate::select::relaunch;
 use crate::tags::{
     new_run_tags, AUTO_RETRY_RUN_ID, BACKFILL, FAILURE_REASON, MAX_RETRIES, RETRY_ON_ASSET_OR_OP_FAILURE,
     RETRY_STRATEGY, WILL_RETRY,
@@ -21,8 +23,10 @@ pub const FAILED_TO_RETRY_EVENT: &str = "Failed to retry run";
 /// Logged on the failed run when a retry is launched.
 pub const RETRYING_EVENT: &str = "Retrying the run";
 
-/// Decide what to do about a failed run, as Dagster 1.13.29 does.
+/// Decide what to do about a failed run, as the case's Dagster release does (1.13.29 when the
+/// case names none).
 pub fn should_retry(run: &Run, failure: &Failure, config: &RunRetries) -> Decision {
+    let rules = Rules::of(config.dagster());
     let mut draft = Draft::default();
     if !config.enabled {
         return draft.none("run retries are disabled (run_retries.enabled is false)");
@@ -44,11 +48,16 @@ pub fn should_retry(run: &Run, failure: &Failure, config: &RunRetries) -> Decisi
         None if run.status != RunStatus::Failure => {
             return draft.none(format!("the run's status is {}; only FAILURE runs are retried", run.status.as_str()));
         }
-        None => {
-            let (decision, why) = failure_time_decision(run, reason.as_ref(), retry_on, config, &mut draft);
-            draft.tag(WILL_RETRY, if decision { "true" } else { "false" });
-            (decision, why)
-        }
+        None => match failure_time_decision(run, reason.as_ref(), retry_on, config, &rules, &mut draft) {
+            Ok((decision, why)) => {
+                draft.tag(WILL_RETRY, if decision { "true" } else { "false" });
+                (decision, why)
+            }
+            Err(raised) => {
+                draft.event(raised.clone());
+                return draft.none(format!("Dagster {} raises before deciding: {raised}", rules.version));
+            }
+        },
     };
     if !will_retry {
         if reason == Some(FailureReason::StepFailure) && !retry_on {
@@ -56,15 +65,15 @@ pub fn should_retry(run: &Run, failure: &Failure, config: &RunRetries) -> Decisi
         }
         return draft.none(why);
     }
-    if let Some(refusal) = backfill_refusal(run) {
+    if let Some(refusal) = backfill_refusal(run).filter(|_| rules.backfill_gate) {
         draft.event(refusal.clone());
         return draft.none(refusal);
     }
-    launch(run, why, draft)
+    launch(run, why, &rules, draft)
 }
 
 /// `retry_run`: idempotence, strategy, selection and the new run's tags.
-fn launch(run: &Run, why: String, mut draft: Draft) -> Decision {
+fn launch(run: &Run, why: String, rules: &Rules, mut draft: Draft) -> Decision {
     let Some(members) = existing_members(run) else {
         draft.event(format!(
             "Could not find run group for {}. This is most likely because the root run was deleted",
@@ -95,8 +104,8 @@ fn launch(run: &Run, why: String, mut draft: Draft) -> Decision {
         }),
     };
     draft.strategy = Some(strategy);
-    let selection = match select_steps(run, strategy) {
-        Ok(selection) => selection,
+    let relaunch = match relaunch(run, strategy, rules) {
+        Ok(relaunch) => relaunch,
         Err(error) => {
             draft.event(FAILED_TO_RETRY_EVENT.to_string());
             draft.event(error.clone());
@@ -106,11 +115,13 @@ fn launch(run: &Run, why: String, mut draft: Draft) -> Decision {
     };
     let retry_number = u32::try_from(members.len()).unwrap_or(u32::MAX);
     draft.event(RETRYING_EVENT.to_string());
+    let selection = relaunch.selection;
     Decision {
         action: Action::LaunchNew,
         retry_number: Some(retry_number),
         strategy: Some(strategy),
-        steps: Some(selection.steps),
+        // The whole job, whose plan the case does not hold: no step list to give.
+        steps: (!relaunch.whole_job).then_some(selection.steps),
         new_run_tags: new_run_tags(run, retry_number, strategy),
         failed_run_tags: draft.failed_run_tags,
         resubmit_run_id: None,
@@ -154,16 +165,18 @@ fn failure_reason(run: &Run, failure: &Failure) -> Result<Option<FailureReason>,
     }
 }
 
-/// `auto_reexecution_should_retry_run` (§6.1) for a FAILURE run: the decision and why.
+/// `auto_reexecution_should_retry_run` (§6.1) for a FAILURE run: the decision and why; `Err`
+/// holds the exception the release raises instead of deciding.
 fn failure_time_decision(
     run: &Run,
     reason: Option<&FailureReason>,
     retry_on: bool,
     config: &RunRetries,
+    rules: &Rules,
     draft: &mut Draft,
-) -> (bool, String) {
+) -> Result<(bool, String), String> {
     if reason == Some(&FailureReason::StepFailure) && !retry_on {
-        return (false, "the run failed with STEP_FAILURE and retry_on_asset_or_op_failure is false".into());
+        return Ok((false, "the run failed with STEP_FAILURE and retry_on_asset_or_op_failure is false".into()));
     }
     let max_retries = match tag(&run.tags, MAX_RETRIES) {
         None => config.max_retries,
@@ -171,26 +184,33 @@ fn failure_time_decision(
             Some(n) => n,
             None => {
                 draft.event(MAX_RETRIES_NOT_AN_INT_EVENT.to_string());
-                return (false, format!("dagster/max_retries {raw:?} is not an integer"));
+                return Ok((false, format!("dagster/max_retries {raw:?} is not an integer")));
             }
         },
     };
     if max_retries <= 0 {
-        return (false, format!("max_retries is {max_retries}, so the run is not retried"));
+        return Ok((false, format!("max_retries is {max_retries}, so the run is not retried")));
     }
     let root = run.group_root();
     let Some(members) = existing_members(run) else {
-        return (false, format!("the root run {root} of the run group no longer exists"));
+        if rules.missing_root_raises {
+            // Before 1.10.16 `get_run_group`'s error escapes (docs/dagster-versions.md §3.3).
+            return Err(format!(
+                "DagsterRunNotFoundError: Run id {root} set as root run id for run {} was not found in instance.",
+                run.run_id
+            ));
+        }
+        return Ok((false, format!("the root run {root} of the run group no longer exists")));
     };
     let size = members.len();
-    if i128::try_from(size).unwrap_or(i128::MAX) <= i128::from(max_retries) {
+    Ok(if i128::try_from(size).unwrap_or(i128::MAX) <= i128::from(max_retries) {
         (true, format!("max_retries {max_retries} allows retry {size} of run group {root}"))
     } else {
         (false, format!("run group {root} has {size} runs, which exhausts max_retries {max_retries}"))
-    }
+    })
 }
 
-/// The daemon's backfill gate (§6.2 step 6): `will_retry` stays "true" when it refuses.
+/// The daemon's backfill gate (§6.2 step 6; 1.12.19 on): `will_retry` stays "true" when it refuses.
 fn backfill_refusal(run: &Run) -> Option<String> {
     tag(&run.tags, BACKFILL)?;
     match &run.backfill {

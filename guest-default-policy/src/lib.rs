@@ -17,11 +17,13 @@ pub mod assets;
 pub mod decide;
 pub mod group;
 pub mod parse;
+pub mod rules;
 pub mod select;
 pub mod tags;
 pub mod task;
 
 pub use decide::{not_retried, should_retry};
+pub use rules::Rules;
 pub use select::select_steps;
 
 use runretry_kit::{

@@ -1,33 +1,78 @@
 //! What a re-execution runs (docs/dagster-semantics.md §9, §10, §16). FROM_FAILURE is a port of
 //! Dagster's `_derive_state_of_past_run`, keeping its tracking-dict model so mapped-step corner
 //! cases come out exactly as Dagster's do; FROM_ASSET_FAILURE is in `assets`. FROM_FAILURE and
-//! ALL_STEPS carry the failed run's asset selections over unchanged (§10, last point).
+//! ALL_STEPS carry the failed run's asset selections over (§10, last point; before 1.12.0 only
+//! the assets, `rules`).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use runretry_kit::{Run, RunStatus, Selection, Step, StepKey, StepStatus, Strategy};
 
 pub use crate::assets::NO_ASSETS_ERROR;
+use crate::rules::Rules;
 
 /// Raised for FROM_FAILURE on a run that neither failed nor was cancelled.
 pub const NOT_FAILED_ERROR: &str =
     "DagsterInvariantViolationError: Cannot reexecute from failure a run that is not failed or canceled";
 /// Raised when FROM_FAILURE finds nothing to re-run.
 pub const NOTHING_TO_RETRY_ERROR: &str = "DagsterInvalidSubsetError: No steps needed to be retried in the failed run.";
-/// What a re-execution of `run` with `strategy` runs, steps sorted; or Dagster's error.
+
+/// What a re-execution of `run` with `strategy` runs under the newest release's rules, steps
+/// sorted; or Dagster's error.
 pub fn select_steps(run: &Run, strategy: Strategy) -> Result<Selection, String> {
+    relaunch(run, strategy, &Rules::newest()).map(|relaunch| relaunch.selection)
+}
+
+/// A re-execution as one release launches it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Relaunch {
+    /// What it runs. When `whole_job` is set, `steps` is as much of it as the case shows.
+    pub selection: Selection,
+    /// The release runs the whole job, not the failed run's subset, and the case (which holds
+    /// only that subset's plan) cannot list its steps: before 1.11.3 a FROM_ASSET_FAILURE with
+    /// nothing to re-run, before 1.12.0 an ALL_STEPS of a run with a check selection.
+    pub whole_job: bool,
+}
+
+impl Relaunch {
+    fn of(selection: Selection) -> Self {
+        Relaunch { selection, whole_job: false }
+    }
+}
+
+/// What a re-execution of `run` with `strategy` runs under `rules`, or that release's error.
+pub fn relaunch(run: &Run, strategy: Strategy, rules: &Rules) -> Result<Relaunch, String> {
     match strategy {
         // ALL_STEPS: the whole plan, whatever the parent's status or step subset (§10, §16).
-        Strategy::AllSteps => Ok(Selection::of_steps(run, job_plan(run))),
-        Strategy::FromAssetFailure => crate::assets::from_asset_failure(run),
-        Strategy::FromFailure => from_failure(run).map(|steps| Selection::of_steps(run, steps)),
+        Strategy::AllSteps => {
+            let mut relaunch = Relaunch::of(carried_selections(run, job_plan(run), rules));
+            // Before 1.12.0 the job is re-resolved without the check selection, so it runs every
+            // check of its assets (or, with no assets, the whole job): beyond the run's plan.
+            relaunch.whole_job = !rules.keeps_check_selection && run.asset_check_selection.is_some();
+            Ok(relaunch)
+        }
+        Strategy::FromAssetFailure => crate::assets::from_asset_failure(run, rules),
+        Strategy::FromFailure => from_failure(run, rules).map(|steps| Relaunch::of(carried_selections(run, steps, rules))),
+    }
+}
+
+/// The failed run's asset selections, as `retry_run` passes them to the new run's job: both
+/// (1.12.0 on); before, the assets only, an empty list read as none (docs/dagster-versions.md §3.7).
+fn carried_selections(run: &Run, steps: Vec<String>, rules: &Rules) -> Selection {
+    if rules.keeps_check_selection {
+        return Selection::of_steps(run, steps);
+    }
+    Selection {
+        steps,
+        asset_selection: run.asset_selection.clone().filter(|assets| !assets.is_empty()),
+        asset_check_selection: None,
     }
 }
 
 /// The job's own plan, as Dagster builds it for ALL_STEPS: with no known state, so every mapped
 /// step is `name[?]`. A failed run that was itself a re-execution was planned with its parent's
 /// mappings and lists resolved instances `name[k]` too; they fold into `name[?]`.
-fn job_plan(run: &Run) -> Vec<String> {
+pub(crate) fn job_plan(run: &Run) -> Vec<String> {
     let keys: BTreeSet<String> = run
         .steps
         .iter()
@@ -39,14 +84,15 @@ fn job_plan(run: &Run) -> Vec<String> {
     keys.into_iter().collect()
 }
 
-fn from_failure(run: &Run) -> Result<Vec<String>, String> {
+fn from_failure(run: &Run, rules: &Rules) -> Result<Vec<String>, String> {
     if !matches!(run.status, RunStatus::Failure | RunStatus::Canceled) {
         return Err(NOT_FAILED_ERROR.to_string());
     }
     let selected = from_failure_selection(run);
     // Dagster derives the parent's own state first, then loads each ancestor (§16).
     crate::group::check_ancestors_exist(run)?;
-    if selected.is_empty() {
+    // Before 1.11.3 nothing stops an empty selection: the new run is launched with no steps.
+    if selected.is_empty() && rules.empty_selection_fails {
         return Err(NOTHING_TO_RETRY_ERROR.to_string());
     }
     Ok(selected)

@@ -243,12 +243,13 @@ impl Policy {
     fn decide_in(&self, store: &mut Store<HostState>, exports: &PolicyExports, case: &Case) -> Result<Decision, Error> {
         self.check_input(&case.run)?;
         case.failure.validate().map_err(|(path, message)| Error::bad_input(format!("{path}: {message}")))?;
+        case.validate_for_release().map_err(|(path, message)| Error::bad_input(format!("{path}: {message}")))?;
         store.data_mut().call.wall = crate::determinism::wall_clock_at(case.failure.now);
         let budget = AnswerBudget::new(&case.run, self.sandbox.config.max_output_bytes);
         let decision = exports
             .should_retry(&mut *store, &case.run, &case.failure, &case.config, budget)
             .map_err(|e| sandbox::classify(e, store, &self.sandbox.config))??;
-        validate::check_decision(&case.run, decision, self.sandbox.config.max_output_bytes)
+        validate::check_decision(&case.run, &case.config, decision, self.sandbox.config.max_output_bytes)
     }
 
     fn decide_task_in(

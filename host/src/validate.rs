@@ -3,7 +3,9 @@
 
 use std::collections::HashSet;
 
-use runretry_kit::{Action, Decision, Run, Selection, Step, StepKey, Strategy, TaskAction, TaskDecision};
+use runretry_kit::{
+    Action, DagsterVersion, Decision, Run, RunRetries, Selection, Step, StepKey, Strategy, TaskAction, TaskDecision,
+};
 
 use crate::dagster;
 use crate::error::{clip_to, is_hidden_format_char, Error};
@@ -61,10 +63,14 @@ type KeyList = Option<Vec<String>>;
 fn check_entity_selections(
     run: &Run,
     strategy: Strategy,
+    release: DagsterVersion,
     asset_selection: KeyList,
     asset_check_selection: KeyList,
 ) -> Result<(KeyList, KeyList), Error> {
-    if strategy == Strategy::FromAssetFailure {
+    // Before 1.11.3 a FROM_ASSET_FAILURE retry with nothing to re-run is the whole job, with no
+    // selection at all (docs/dagster-versions.md §3.5).
+    let whole_job = release < EMPTY_RETRIES_END && asset_selection.is_none() && asset_check_selection.is_none();
+    if strategy == Strategy::FromAssetFailure && !whole_job {
         match (&asset_selection, &asset_check_selection) {
             (None, _) | (_, None) => {
                 return Err(Error::invalid_output(
@@ -131,7 +137,14 @@ pub(crate) fn check_selection(
     }
     let steps = PlanKeys::new(run).check_steps("steps", selection.steps)?;
     let (asset_selection, asset_check_selection) =
-        check_entity_selections(run, strategy, selection.asset_selection, selection.asset_check_selection)?;
+        // `select-steps` has no config: its answers are the newest release's (§12.1).
+        check_entity_selections(
+            run,
+            strategy,
+            DagsterVersion::NEWEST,
+            selection.asset_selection,
+            selection.asset_check_selection,
+        )?;
     Ok(Selection { steps, asset_selection, asset_check_selection })
 }
 
@@ -281,10 +294,21 @@ pub(crate) fn serialized_size_within<T: serde::Serialize>(value: &T, cap: usize)
     }
 }
 
-/// Check a decision's tags, shape, size, step, asset and check keys and resubmit target;
+/// The first Dagster release that refuses a retry with nothing to re-run (1.11.3).
+const EMPTY_RETRIES_END: DagsterVersion = DagsterVersion::new(1, 11, 3);
+/// The first Dagster release whose retries never run beyond the failed run's plan (1.12.0).
+const WHOLE_JOB_RETRIES_END: DagsterVersion = DagsterVersion::new(1, 12, 0);
+
+/// Check a decision's tags, shape, size, step, asset and check keys and resubmit target, for
+/// the case's Dagster release (`config`);
 /// returns it with those lists sorted and Dagster's warning for non-compliant tag keys added to its events.
 /// `max_output_bytes` caps the decision as serialised (compact JSON), whatever it holds.
-pub(crate) fn check_decision(run: &Run, mut d: Decision, max_output_bytes: usize) -> Result<Decision, Error> {
+pub(crate) fn check_decision(
+    run: &Run,
+    config: &RunRetries,
+    mut d: Decision,
+    max_output_bytes: usize,
+) -> Result<Decision, Error> {
     let inherited = InheritedTags::new(run);
     let mut non_compliant = check_tags("new_run_tags", &d.new_run_tags, &inherited)?;
     non_compliant.extend(check_tags("failed_run_tags", &d.failed_run_tags, &inherited)?);
@@ -316,15 +340,33 @@ pub(crate) fn check_decision(run: &Run, mut d: Decision, max_output_bytes: usize
             let Some(strategy) = d.strategy else {
                 return Err(Error::invalid_output("strategy: a retry needs a strategy"));
             };
-            (d.asset_selection, d.asset_check_selection) =
-                check_entity_selections(run, strategy, d.asset_selection.take(), d.asset_check_selection.take())?;
-            let Some(steps) = d.steps.take() else {
-                return Err(Error::invalid_output("steps: a retry needs a step list"));
-            };
-            if steps.is_empty() && !run.steps.is_empty() {
-                return Err(Error::invalid_output("steps: a retry must run at least one step"));
+            let release = config.dagster();
+            (d.asset_selection, d.asset_check_selection) = check_entity_selections(
+                run,
+                strategy,
+                release,
+                d.asset_selection.take(),
+                d.asset_check_selection.take(),
+            )?;
+            match d.steps.take() {
+                // Before 1.12.0 a retry can run the whole job beyond the plan the case holds
+                // (docs/dagster-versions.md §3.5, §3.7): it has no step list to give.
+                None if strategy != Strategy::FromFailure && release < WHOLE_JOB_RETRIES_END => {}
+                None => {
+                    return Err(Error::invalid_output(format!(
+                        "steps: a retry needs a step list (under Dagster {release}, a {} retry runs steps the case \
+                         lists)",
+                        strategy.as_str()
+                    )))
+                }
+                Some(steps) if steps.is_empty() && !run.steps.is_empty() && release >= EMPTY_RETRIES_END => {
+                    return Err(Error::invalid_output(format!(
+                        "steps: a retry must run at least one step (Dagster {release} refuses an empty retry; \
+                         before {EMPTY_RETRIES_END} one was launched)"
+                    )))
+                }
+                Some(steps) => d.steps = Some(PlanKeys::new(run).check_steps("steps", steps)?),
             }
-            d.steps = Some(PlanKeys::new(run).check_steps("steps", steps)?);
         }
         Action::ResubmitExisting | Action::None => {
             if d.steps.is_some() {
@@ -391,5 +433,60 @@ fn clip_texts(reason: &mut String, events: &mut [String]) {
     }
     for event in events.iter_mut().filter(|event| event.len() > MAX_DECISION_TEXT_BYTES) {
         *event = clip_to(event, MAX_DECISION_TEXT_BYTES);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use runretry_kit::{RunStatus, StepStatus};
+
+    fn under(version: &str) -> RunRetries {
+        RunRetries { dagster_version: Some(DagsterVersion::parse(version).unwrap()), ..RunRetries::default() }
+    }
+
+    fn retry(strategy: Strategy, steps: Option<Vec<String>>) -> Decision {
+        Decision {
+            action: Action::LaunchNew,
+            retry_number: Some(1),
+            strategy: Some(strategy),
+            steps,
+            new_run_tags: Vec::new(),
+            failed_run_tags: Vec::new(),
+            resubmit_run_id: None,
+            delay_seconds: 0.0,
+            events: Vec::new(),
+            reason: String::new(),
+            asset_selection: None,
+            asset_check_selection: None,
+        }
+    }
+
+    fn checked(strategy: Strategy, steps: Option<Vec<String>>, version: &str) -> Result<Decision, String> {
+        let mut run = Run::new("r", RunStatus::Failure);
+        run.steps = vec![Step::new("a", &[], StepStatus::Failure)];
+        check_decision(&run, &under(version), retry(strategy, steps), 1 << 20).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_retry_without_steps_is_a_whole_job_retry_of_a_release_before_1_12() {
+        assert!(checked(Strategy::AllSteps, None, "1.11.16").is_ok());
+        assert!(checked(Strategy::FromAssetFailure, None, "1.10.12").is_ok());
+        // FROM_ASSET_FAILURE with no selections at all: the whole job, only before 1.11.3.
+        assert!(checked(Strategy::FromAssetFailure, None, "1.11.3").unwrap_err().contains("needs both"));
+        let newer = checked(Strategy::AllSteps, None, "1.12.0").unwrap_err();
+        assert!(newer.contains("steps: a retry needs a step list (under Dagster 1.12.0"), "{newer}");
+        // FROM_FAILURE always names its steps.
+        assert!(checked(Strategy::FromFailure, None, "1.10.12").unwrap_err().contains("needs a step list"));
+    }
+
+    #[test]
+    fn an_empty_retry_is_one_of_a_release_before_1_11_3() {
+        assert_eq!(checked(Strategy::FromFailure, Some(Vec::new()), "1.11.2").unwrap().steps, Some(Vec::new()));
+        let newer = checked(Strategy::FromFailure, Some(Vec::new()), "1.11.3").unwrap_err();
+        assert!(newer.contains("at least one step (Dagster 1.11.3 refuses"), "{newer}");
+        assert!(checked(Strategy::FromFailure, Some(Vec::new()), "1.13.29").is_err());
+        // Steps the plan lacks are refused under every release.
+        assert!(checked(Strategy::FromFailure, Some(vec!["z".into()]), "1.11.2").is_err());
     }
 }

@@ -16,8 +16,8 @@ use serde::ser::{SerializeMap, SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Backfill, BackfillStatus, Decision, Failure, FailureReason, GroupMember, MappedInstance, Run, RunRetries,
-    StepStatus, Tags,
+    Backfill, BackfillStatus, DagsterVersion, Decision, Failure, FailureReason, GroupMember, MappedInstance, Run,
+    RunRetries, StepStatus, Tags,
 };
 use crate::task::TaskCase;
 
@@ -69,7 +69,22 @@ impl Case {
     /// `Err((json_path, message))`.
     pub fn validate(&self) -> Result<(), (String, String)> {
         self.run.validate()?;
-        self.failure.validate()
+        self.failure.validate()?;
+        self.validate_for_release()
+    }
+
+    /// Check that the run holds nothing the case's Dagster release cannot have: a backfill
+    /// status `FAILING` first exists in 1.11.11 (docs/dagster-versions.md §3.6).
+    pub fn validate_for_release(&self) -> Result<(), (String, String)> {
+        let release = self.config.dagster();
+        let failing_since = DagsterVersion::new(1, 11, 11);
+        match &self.run.backfill {
+            Some(backfill) if backfill.status == BackfillStatus::Failing && release < failing_since => Err((
+                "run.backfill.status".into(),
+                format!("FAILING first exists in Dagster {failing_since}; config.dagster_version is {release}"),
+            )),
+            _ => Ok(()),
+        }
     }
 }
 

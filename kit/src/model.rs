@@ -761,7 +761,7 @@ pub struct DagsterVersion {
 
 impl DagsterVersion {
     /// The oldest release whose rules runretry implements.
-    pub const OLDEST: DagsterVersion = DagsterVersion::new(1, 13, 0);
+    pub const OLDEST: DagsterVersion = DagsterVersion::new(1, 10, 12);
     /// The newest release whose rules runretry implements (and was checked against); later
     /// patches of its minor are taken too (Dagster changes no decision within a minor).
     pub const NEWEST: DagsterVersion = DagsterVersion::new(1, 13, 29);
@@ -789,7 +789,7 @@ impl DagsterVersion {
         self >= Self::OLDEST && (self.major, self.minor) <= (Self::NEWEST.major, Self::NEWEST.minor)
     }
 
-    /// The supported range in words, for errors: `1.13.0 to 1.13.x`.
+    /// The supported range in words, for errors: `1.10.12 to 1.13.x`.
     pub fn supported_range() -> String {
         format!("{} to {}.{}.x", Self::OLDEST, Self::NEWEST.major, Self::NEWEST.minor)
     }

@@ -425,3 +425,37 @@ fn example_writes_the_policies_the_docs_use() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(stderr(&unknown).contains("the examples are asset-pattern, backoff"), "{}", stderr(&unknown));
 }
+
+/// Each Dagster release gets its own decision through the sandboxed default policy, and a case
+/// holding what its release cannot have is refused naming the field (docs/dagster-semantics.md §12.1).
+#[test]
+fn each_release_gets_its_own_decision() {
+    // Every step succeeded, then the run failed (a crash after its last step).
+    let case = serde_json::json!({
+        "config": {"enabled": true, "max_retries": 2},
+        "run": {"run_id": "r", "status": "FAILURE", "tags": {},
+                "steps": [{"key": "a", "upstream": [], "status": "SUCCESS"}]},
+        "failure": {"reason": "RUN_EXCEPTION"}
+    })
+    .to_string();
+    let decide = |version: &str| {
+        let output = runretry(&["decide", "-", "--dagster-version", version], &case);
+        assert_eq!(output.status.code(), Some(0), "{version}: {}", stderr(&output));
+        stdout_json(&output)
+    };
+    // From 1.11.3 nothing to re-run is an error; before, the retry is launched with no steps.
+    let newest = decide("1.13.29");
+    assert_eq!(newest["action"], "NONE", "{newest}");
+    assert_eq!(newest["failed_run_tags"]["dagster/will_retry"], "false", "{newest}");
+    let older = decide("1.11.2");
+    assert_eq!((older["action"].as_str(), &older["steps"]), (Some("LAUNCH_NEW"), &serde_json::json!([])), "{older}");
+
+    let mut failing: serde_json::Value = serde_json::from_str(&case).unwrap();
+    failing["run"]["tags"]["dagster/backfill"] = "bf".into();
+    failing["run"]["backfill"] = serde_json::json!({"id": "bf", "exists": true, "status": "FAILING"});
+    let output = runretry(&["decide", "-", "--dagster-version", "1.11.10"], &failing.to_string());
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("run.backfill.status: FAILING first exists in Dagster 1.11.11"), "{}", stderr(&output));
+    let output = runretry(&["decide", "-", "--dagster-version", "1.11.11"], &failing.to_string());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}

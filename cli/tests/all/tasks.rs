@@ -150,6 +150,12 @@ fn the_dagster_version_is_read_checked_and_overridden() {
     let old = runretry(&["decide", "-", "--dagster-version", "1.9.0"], &case);
     assert_eq!(old.status.code(), Some(2));
     assert!(stderr(&old).contains("Dagster 1.9.0 is not supported"), "{}", stderr(&old));
+    // The range starts where FROM_ASSET_FAILURE does (docs/dagster-versions.md §3.1).
+    let oldest = runretry(&["decide", "-", "--dagster-version", "1.10.12"], &case);
+    assert_eq!(oldest.status.code(), Some(0), "{}", stderr(&oldest));
+    let older = runretry(&["decide", "-", "--dagster-version", "1.10.11"], &case);
+    assert_eq!(older.status.code(), Some(2));
+    assert!(stderr(&older).contains("rules of Dagster 1.10.12 to 1.13.x"), "{}", stderr(&older));
     let mut with_version: serde_json::Value = serde_json::from_str(&case).unwrap();
     with_version["config"]["dagster_version"] = "1.12.a".into();
     let bad = runretry(&["decide", "-"], &with_version.to_string());

@@ -110,7 +110,7 @@ def create_retry_run(
     steps = list(decision["steps"]) if strategy == "FROM_FAILURE" else None
     known_state = (
         KnownExecutionState.build_for_reexecution(instance, parent).update_for_step_selection(steps)
-        if steps
+        if steps is not None  # an empty FROM_FAILURE retry (before Dagster 1.11.3) has a known state too
         else None
     )
     plan = location.get_execution_plan(

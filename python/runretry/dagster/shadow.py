@@ -33,8 +33,9 @@ def _own_tag(key: str) -> bool:
 def child_steps(instance: DagsterInstance | None, child: DagsterRun) -> list[str] | None:
     """The steps the daemon's retry runs, sorted: its step subset (FROM_FAILURE), else the whole
     plan of its execution-plan snapshot (ALL_STEPS, FROM_ASSET_FAILURE), which is planned without
-    known state, so mapped steps are ``name[?]``. None when neither is known."""
-    if child.step_keys_to_execute:
+    known state, so mapped steps are ``name[?]``. None when neither is known. An empty subset
+    is one (before Dagster 1.11.3 an empty FROM_FAILURE retry was launched)."""
+    if child.step_keys_to_execute is not None:
         return sorted(child.step_keys_to_execute)
     if instance is None or not child.execution_plan_snapshot_id:
         return None
@@ -59,8 +60,9 @@ def compare(decision: Mapping[str, Any], child: DagsterRun | None, instance: Dag
     if str(decision["retry_number"]) != number:
         diffs.append(f"retry_number: runretry {decision['retry_number']}, Dagster {number}")
     whole_plan = decision["strategy"] != "FROM_FAILURE"
-    if instance is not None or not whole_plan:
-        steps = sorted(decision["steps"]) if decision["steps"] is not None else None
+    # No steps in a retry: the whole job, beyond the plan the case held (before Dagster 1.12.0).
+    if decision["steps"] is not None and (instance is not None or not whole_plan):
+        steps = sorted(decision["steps"])
         theirs = child_steps(instance, child)
         if steps != theirs:
             diffs.append(f"steps: runretry {steps}, Dagster {theirs}")
