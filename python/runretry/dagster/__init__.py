@@ -1,4 +1,4 @@
-"""runretry for Dagster (tested with dagster 1.13.29).
+"""runretry for Dagster 1.10.12 to 1.13.x (tested with 1.13.29, 1.12.18, 1.11.16 and 1.10.21).
 
 - :func:`runretry_sensor`: a sensor for ``Definitions`` that decides run retries with a runretry
   policy, in shadow mode (compare with Dagster's own retries) or enforce mode (own them).
@@ -14,7 +14,7 @@ try:
 except ModuleNotFoundError as missing:
     raise ModuleNotFoundError(
         "runretry.dagster needs Dagster, which is not installed here: "
-        "pip install 'runretry[dagster]' (or dagster>=1.13,<1.14)",
+        "pip install 'runretry[dagster]' (or dagster>=1.10.12,<1.14)",
         name=missing.name,
     ) from missing
 

@@ -133,10 +133,7 @@ def build_case(
         if run.asset_check_selection is not None
         else None,
         "steps": plan_steps(instance, run, repository_def),
-        "materialized_assets": sorted(
-            asset_key_string(k)
-            for k in instance.get_asset_keys_for_run(run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
-        ),
+        "materialized_assets": sorted(asset_key_string(k) for k in materialized_assets(instance, run.run_id)),
         "check_evaluations": check_evaluations(instance, run.run_id),
         "history": history(instance, run, limit=history_runs, window_seconds=history_seconds),
     }
@@ -167,12 +164,12 @@ def history(
     # The code location is compared here, not in the query: a tag filter made the query four
     # times slower on SQLite. Runs of a job of the same name in another location are rare; twice
     # the limit leaves room for them.
-    location = run.tags.get("dagster/code_location")
+    location = run_location(run)
     records = [
         r
         for r in instance.get_run_records(filters, limit=2 * limit + 1)
         if r.dagster_run.run_id != run.run_id
-        and (location is None or r.dagster_run.tags.get("dagster/code_location", location) == location)
+        and (location is None or run_location(r.dagster_run) in (None, location))
     ][:limit]
     failures = failure_events(instance, run.job_name, [r for r in records if r.dagster_run.status == DagsterRunStatus.FAILURE])
     entries = []
@@ -194,6 +191,16 @@ def history(
             entry["failure_message"] = message
         entries.append({k: v for k, v in entry.items() if v not in (None, "")})
     return entries
+
+
+def run_location(run: DagsterRun) -> str | None:
+    """The code location ``run`` was launched from: Dagster's ``dagster/code_location`` tag (it
+    writes one on every run from 1.12.9), else the run's job origin."""
+    tagged = run.tags.get("dagster/code_location")
+    if tagged:
+        return tagged
+    origin = run.remote_job_origin
+    return origin.location_name if origin is not None else None
 
 
 def launch_origin(run: DagsterRun) -> str:
@@ -324,6 +331,16 @@ def backfill(instance: DagsterInstance, backfill_id: str | None) -> dict[str, An
     if found is None:
         return {"id": backfill_id, "exists": False, "status": None}
     return {"id": backfill_id, "exists": True, "status": found.status.value}
+
+
+def materialized_assets(instance: DagsterInstance, run_id: str) -> set[AssetKey]:
+    """The assets the run materialised: one distinct-key query from Dagster 1.13, else (older
+    releases have no such query) from the run's materialisation events."""
+    distinct = getattr(instance, "get_asset_keys_for_run", None)
+    if distinct is not None:
+        return set(distinct(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION))
+    entries = instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+    return {entry.asset_materialization.asset_key for entry in entries if entry.asset_materialization is not None}
 
 
 def check_evaluations(instance: DagsterInstance, run_id: str) -> list[dict[str, Any]]:

@@ -20,11 +20,18 @@ from dagster._core.definitions.selector import JobSubsetSelector
 from dagster._core.errors import DagsterRunAlreadyExists
 from dagster._core.execution.plan.state import KnownExecutionState
 from dagster._core.remote_representation.code_location import CodeLocation, InProcessCodeLocation
-from dagster._core.remote_origin import (
-    CodeLocationOrigin,
-    GrpcServerCodeLocationOrigin,
-    InProcessCodeLocationOrigin,
-)
+try:
+    from dagster._core.remote_origin import (
+        CodeLocationOrigin,
+        GrpcServerCodeLocationOrigin,
+        InProcessCodeLocationOrigin,
+    )
+except ImportError:  # Dagster before 1.11 keeps them beside the remote representations
+    from dagster._core.remote_representation.origin import (  # type: ignore[no-redef]
+        CodeLocationOrigin,
+        GrpcServerCodeLocationOrigin,
+        InProcessCodeLocationOrigin,
+    )
 from dagster._core.run_coordinator import QueuedRunCoordinator
 
 from runretry.dagster.case import parse_asset_key, parse_check_key

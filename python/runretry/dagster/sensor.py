@@ -36,16 +36,21 @@ from dagster import (
     SkipReason,
     sensor,
 )
+from dagster._core.event_api import EventLogCursor
 from dagster._core.events import EngineEventData
 from dagster._core.storage.dagster_run import RunsFilter
 
 import runretry
 from runretry.dagster import launch
-from runretry.dagster.case import HISTORY_RUNS, HISTORY_SECONDS, build_case, run_retries_config
+from runretry.dagster.case import HISTORY_RUNS, HISTORY_SECONDS, build_case, run_location, run_retries_config
 from runretry.dagster.connections import held_connections
 from runretry.dagster.shadow import DECISION_TAG, SHADOW_TAG, compare
 from runretry.remote import RemotePolicy
 
+#: How long after its failure event a run may still be being stored by Dagster (see
+#: `_failure_stored`); after that it is judged as it stands.
+STORING_SECONDS = 60
+FAILURE_REASON_TAG = "dagster/failure_reason"
 STATE_TAG = "runretry/state"  # pending | launched | resubmitted | none | error
 DUE_TAG = "runretry/due_at"  # epoch seconds of a delayed retry
 # The run the sensor's tags were written on. Dagster copies a run's tags to a re-execution by
@@ -165,12 +170,26 @@ def _new_failures(instance: DagsterInstance, cursor: _Cursor) -> list[tuple[Dags
         )
         for record in result.records:
             run = instance.get_run_by_id(record.run_id)
+            if run is not None and not _failure_stored(run, record.event_log_entry):
+                return out  # the cursor stays before it: the next tick starts here
             if run is not None:
                 out.append((run, record.event_log_entry))
-        if result.records:
-            cursor.after = result.cursor
+            cursor.after = EventLogCursor.from_storage_id(record.storage_id).to_string()
         if not result.has_more:
             return out
+
+
+def _failure_stored(run: DagsterRun, entry: EventLogEntry) -> bool:
+    """Whether Dagster has finished storing the failure: the event comes first, then the run's
+    status and (before 1.13.7, in a separate read and rewrite of the run) its failure reason
+    tag. Tags written in between would be lost from the run, so such a run waits a tick."""
+    if time.time() - entry.timestamp > STORING_SECONDS:
+        return True  # never blocks the failures after it for long, whatever happened to this run
+    if run.status != DagsterRunStatus.FAILURE:
+        return False
+    data = entry.dagster_event.event_specific_data if entry.dagster_event else None
+    reason = getattr(data, "failure_reason", None)
+    return reason is None or reason.value == "UNKNOWN" or FAILURE_REASON_TAG in run.tags
 
 
 def _engine_events(instance: DagsterInstance, run: DagsterRun, messages: Sequence[str]) -> None:
@@ -238,7 +257,7 @@ def runretry_sensor(
         def monitored(run: DagsterRun) -> bool:
             if job_names is not None:
                 return run.job_name in job_names
-            in_location = location_name is None or run.tags.get("dagster/code_location") == location_name
+            in_location = location_name is None or run_location(run) == location_name
             return in_location and context.repository_def is not None and context.repository_def.has_job(run.job_name)
 
         engine = remote or _load_policy(policy_path, on_policy_error, limits, context.log)
@@ -337,7 +356,10 @@ def _enforce_tick(
             done.append(outcome)
     # Retries decided earlier and due now, found from tags: they survive any restart.
     for run in instance.get_runs(RunsFilter(tags={STATE_TAG: "pending"})):
-        if _judged(run, STATE_TAG) and float(run.tags.get(DUE_TAG, "0")) <= time.time():
+        # A run whose decision is not on it (lost to a concurrent rewrite of the run) is not
+        # launched blind.
+        due = float(run.tags.get(DUE_TAG, "0")) <= time.time()
+        if _judged(run, STATE_TAG) and DECISION_TAG in run.tags and due:
             done.append(_launch(context, run, json.loads(run.tags[DECISION_TAG])))
     if not done:
         return "runretry enforce: nothing to do"

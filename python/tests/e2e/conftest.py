@@ -114,9 +114,10 @@ class Deployment:
                 repository_name=parent.remote_job_origin.repository_origin.repository_name,
                 job_name=parent.job_name, op_selection=parent.op_selection,
             ))
-            run = self.instance.create_reexecuted_run(
-                parent_run=parent, request_context=workspace, code_location=location, remote_job=remote_job,
-                strategy=strategy, extra_tags=extra_tags, use_parent_run_tags=use_parent_run_tags,
+            run = create_reexecuted_run(
+                self.instance, parent_run=parent, request_context=workspace, code_location=location,
+                remote_job=remote_job, strategy=strategy, extra_tags=extra_tags,
+                use_parent_run_tags=use_parent_run_tags,
             )
             self.instance.submit_run(run.run_id, workspace)
         return run.run_id
@@ -166,6 +167,16 @@ def engine_messages(d: Deployment, run_id: str) -> list[str]:
 
 #: Where the machine's PostgreSQL answers (trust auth; tests make their own databases).
 POSTGRES = ("127.0.0.1", 5432)
+
+
+def create_reexecuted_run(instance: DagsterInstance, **kwargs: Any) -> DagsterRun:
+    """``instance.create_reexecuted_run``, on every supported Dagster: 1.10 takes no
+    ``request_context``."""
+    import inspect
+
+    if "request_context" not in inspect.signature(instance.create_reexecuted_run).parameters:
+        kwargs.pop("request_context", None)
+    return instance.create_reexecuted_run(**kwargs)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""runretry against a live Dagster 1.13.29: Dagster's own daemon is the judge.
+"""runretry against a live Dagster 1.13.29 (and, from python/tests/older_dagster.rs, older
+releases): Dagster's own daemon is the judge.
 
 (a) shadow: for every scenario, runretry's decision equals what the daemon did.
 (b) enforce, Dagster's retries off: the run groups runretry makes match the daemon's.
@@ -29,7 +30,7 @@ from dagster._core.scheduler.instigation import TickStatus
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
-from conftest import FINISHED, Deployment, engine_messages
+from conftest import FINISHED, Deployment, create_reexecuted_run, engine_messages
 import runretry
 from runretry.dagster import launch
 from runretry.dagster.sensor import JUDGED_TAG
@@ -91,6 +92,11 @@ def log_line(d: Deployment, text: str) -> str:
 
 @pytest.mark.parametrize("storage", ["sqlite", "postgres"])
 def test_shadow_then_enforce(deployment_factory: Any, report: list[str], storage: str) -> None:
+    # The release under test (python/tests/older_dagster.rs runs this on older ones); its cases
+    # name it, so the default policy decides by its rules.
+    import dagster
+
+    assert dagster.__version__ == os.environ.get("RUNRETRY_E2E_DAGSTER_VERSION", "1.13.29")
     # (a) shadow: Dagster retries, runretry judges.
     shadow = deployment_factory("shadow", retries_enabled=True, storage=storage)
     expected_storage = {"sqlite": "SqliteRunStorage", "postgres": "PostgresRunStorage"}[storage]
@@ -262,8 +268,8 @@ def test_unsubmitted_automatic_retry_is_submitted_not_duplicated(deployment_fact
                 location_name=location.name, repository_name=run.remote_job_origin.repository_origin.repository_name,
                 job_name=run.job_name, op_selection=None,
             ))
-            retry = d.instance.create_reexecuted_run(
-                parent_run=run, request_context=workspace, code_location=location, remote_job=remote_job,
+            retry = create_reexecuted_run(
+                d.instance, parent_run=run, request_context=workspace, code_location=location, remote_job=remote_job,
                 strategy=ReexecutionStrategy.FROM_FAILURE, extra_tags={"dagster/retry_number": "1"},
                 use_parent_run_tags=True,
             )
