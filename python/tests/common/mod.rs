@@ -13,6 +13,9 @@ pub const REQUIREMENTS: &[&str] = &[
     "pytest==9.2.0",
     "maturin==1.16.0",
     "psycopg2-binary==2.9.13",
+    // The wheels' linker (maturin --zig, for the manylinux2014 tag) and their check.
+    "ziglang==0.17.1",
+    "auditwheel==6.8.2",
     "--no-deps dagster-postgres==0.29.27",
 ];
 
