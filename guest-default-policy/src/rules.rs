@@ -75,8 +75,9 @@ mod tests {
 
     #[test]
     fn each_rule_changes_at_its_release_and_not_before() {
-        // (the last release with the old rule, the first with the new)
-        let changes: [(&str, &str, fn(&Rules) -> bool); 6] = [
+        // (the last release with the old rule, the first with the new, whether rules have it)
+        type Change = (&'static str, &'static str, fn(&Rules) -> bool);
+        let changes: [Change; 6] = [
             ("1.10.14", "1.10.15", |r| r.asset_keys != AssetKeys::PlannedNotDone),
             ("1.10.20", "1.10.21", |r| r.asset_keys == AssetKeys::PlannedSteps),
             ("1.11.2", "1.11.3", |r| r.empty_selection_fails),

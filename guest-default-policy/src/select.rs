@@ -52,7 +52,9 @@ pub fn relaunch(run: &Run, strategy: Strategy, rules: &Rules) -> Result<Relaunch
             Ok(relaunch)
         }
         Strategy::FromAssetFailure => crate::assets::from_asset_failure(run, rules),
-        Strategy::FromFailure => from_failure(run, rules).map(|steps| Relaunch::of(carried_selections(run, steps, rules))),
+        Strategy::FromFailure => {
+            from_failure(run, rules).map(|steps| Relaunch::of(carried_selections(run, steps, rules)))
+        }
     }
 }
 

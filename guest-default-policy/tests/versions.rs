@@ -104,10 +104,8 @@ fn before_1_11_3_an_empty_from_asset_failure_retry_runs_the_whole_job() {
     assert_eq!((whole.asset_selection, whole.asset_check_selection), (None, None));
     assert_eq!(tag(&whole.new_run_tags, "dagster/is_asset_resume_retry"), Some("true"));
     // A run of an asset subset: the whole job's plan is not in the case.
-    let mut subset = with_strategy(
-        failed_run(vec![asset_step("x", &[], StepStatus::Success, &["x"], &[])]),
-        "FROM_ASSET_FAILURE",
-    );
+    let mut subset =
+        with_strategy(failed_run(vec![asset_step("x", &[], StepStatus::Success, &["x"], &[])]), "FROM_ASSET_FAILURE");
     subset.asset_selection = strings(&["x"]);
     subset.materialized_assets = vec!["x".into()];
     let whole = should_retry(&subset, &Failure::default(), &under("1.10.21"));
@@ -124,7 +122,10 @@ fn before_1_12_0_a_retry_carries_the_assets_but_not_the_check_selection() {
     run.asset_selection = strings(&["x", "y"]);
     run.asset_check_selection = strings(&["y:ok"]);
     let since = should_retry(&run, &Failure::default(), &under("1.12.0"));
-    assert_eq!((since.asset_selection.clone(), since.asset_check_selection.clone()), (strings(&["x", "y"]), strings(&["y:ok"])));
+    assert_eq!(
+        (since.asset_selection.clone(), since.asset_check_selection.clone()),
+        (strings(&["x", "y"]), strings(&["y:ok"]))
+    );
     let before = should_retry(&run, &Failure::default(), &under("1.11.16"));
     assert_eq!((before.asset_selection, before.asset_check_selection), (strings(&["x", "y"]), None));
     assert_eq!(before.steps, strings(&["y"]));

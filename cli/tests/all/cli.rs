@@ -455,7 +455,11 @@ fn each_release_gets_its_own_decision() {
     failing["run"]["backfill"] = serde_json::json!({"id": "bf", "exists": true, "status": "FAILING"});
     let output = runretry(&["decide", "-", "--dagster-version", "1.11.10"], &failing.to_string());
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(stderr(&output).contains("run.backfill.status: FAILING first exists in Dagster 1.11.11"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("run.backfill.status: FAILING first exists in Dagster 1.11.11"),
+        "{}",
+        stderr(&output)
+    );
     let output = runretry(&["decide", "-", "--dagster-version", "1.11.11"], &failing.to_string());
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }
